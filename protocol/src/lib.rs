@@ -1,0 +1,103 @@
+//! memcached's wire formats, as pure functions: bytes in, typed requests out; typed responses in,
+//! bytes out.
+//!
+//! This crate knows nothing of sockets, event loops or the item store. Every codec (the classic
+//! text protocol in [`text`], the binary protocol in [`binary`], and later the meta commands)
+//! parses into the same [`Request`] type and composes the same [`Response`] type, so the server
+//! executes a command once whatever protocol carried it.
+//!
+//! Parsers take the bytes read so far and answer one of three things:
+//! - `Ok((request, consumed))`: a whole request; `consumed` bytes of input belong to it and the
+//!   request borrows from them (keys and values are never copied);
+//! - `Err(ParseError::Incomplete { .. })`: more bytes are needed, an expected condition;
+//! - `Err(ParseError::...)`: a protocol error that knows exactly what memcached would answer and
+//!   what happens to the connection afterwards.
+//!
+//! Composers append to a caller-owned `Vec<u8>`, so a connection reuses one output buffer.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod binary;
+mod request;
+mod response;
+pub mod text;
+
+pub use request::{
+    ArithRequest, ConfigRequest, GetRequest, Keys, Request, StatsGroup, StoreMode, StoreRequest,
+};
+pub use response::Response;
+
+/// The longest key memcached accepts (its `KEY_MAX_LENGTH`).
+pub const KEY_MAX_LENGTH: usize = 250;
+
+/// Limits a parser enforces as soon as a request header is read, before any body is awaited.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The item size limit (`-I`), in bytes. A storage command whose item would not fit is
+    /// answered `SERVER_ERROR object too large for cache` and its data is discarded.
+    pub item_size_max: usize,
+    /// Whether CAS is enabled (`-C` turns it off); memcached counts the 8 CAS bytes against the
+    /// item size limit only when it is on.
+    pub cas_enabled: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            item_size_max: 1024 * 1024,
+            cas_enabled: true,
+        }
+    }
+}
+
+/// Why a parser could not return a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ParseError {
+    /// The input holds the start of a request but not all of it. `needed`, when known, is the
+    /// total number of bytes (from the start of the input) the request occupies, so a connection
+    /// can wait for that many before parsing again instead of re-parsing on every read.
+    Incomplete {
+        /// Total bytes the request needs, when the header has been read.
+        needed: Option<usize>,
+    },
+    /// A protocol error with memcached's reply for it.
+    Protocol(ProtocolError),
+}
+
+/// A request memcached would refuse, with what it sends back and what it does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProtocolError {
+    /// What to answer (nothing if the command asked for `noreply`).
+    pub reply: ErrorReply,
+    /// Bytes of input that belong to the bad request and are dropped now.
+    pub consumed: usize,
+    /// Bytes that follow `consumed` and must also be discarded, possibly before they have
+    /// arrived (memcached's "swallow" state after refusing a storage command's data block).
+    pub swallow: usize,
+    /// Whether the request carried `noreply`, which silences even this error in the text
+    /// protocol.
+    pub noreply: bool,
+    /// Whether the connection must be closed after the reply is sent.
+    pub close: bool,
+}
+
+/// The error replies of memcached's protocols. Each codec knows how to write each one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorReply {
+    /// Text `ERROR`: unknown command. Binary: status 0x0081 "Unknown command".
+    UnknownCommand,
+    /// Text `CLIENT_ERROR bad command line format`. Binary: status 0x0004 "Invalid arguments".
+    BadCommandLine,
+    /// Text `CLIENT_ERROR bad data chunk`: a data block not ending in `\r\n`.
+    BadDataChunk,
+    /// Text `SERVER_ERROR object too large for cache`. Binary: status 0x0003 "Too large.".
+    TooLarge,
+    /// Text `CLIENT_ERROR invalid exptime argument` (touch, gat).
+    InvalidExptime,
+    /// Text `CLIENT_ERROR invalid numeric delta argument` (incr, decr).
+    InvalidDelta,
+    /// Text `CLIENT_ERROR line too long`-style refusal where memcached simply closes; no reply.
+    Close,
+    /// Any other fixed reply line memcached sends for a malformed request, without `\r\n`.
+    Other(&'static str),
+}

@@ -1,0 +1,263 @@
+//! The request type every codec parses into.
+
+/// How a storage command treats an existing (or missing) item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreMode {
+    /// `set`: store unconditionally.
+    Set,
+    /// `add`: store only if the key holds no live item.
+    Add,
+    /// `replace`: store only if the key holds a live item.
+    Replace,
+    /// `append`: add the data after the existing item's data (flags and exptime are ignored).
+    Append,
+    /// `prepend`: add the data before the existing item's data.
+    Prepend,
+    /// `cas`: store only if the item's CAS unique still equals the one given.
+    Cas,
+}
+
+/// A storage command (`set`, `add`, `replace`, `append`, `prepend`, `cas`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreRequest<'a> {
+    /// Which storage command.
+    pub mode: StoreMode,
+    /// The key, at most [`crate::KEY_MAX_LENGTH`] bytes.
+    pub key: &'a [u8],
+    /// The opaque 32-bit client flags.
+    pub flags: u32,
+    /// The expiration time as the client sent it (memcached's rules apply: 0 never, up to 30
+    /// days relative, larger absolute unix time, negative already expired).
+    pub exptime: i64,
+    /// The data block, without its trailing `\r\n`.
+    pub value: &'a [u8],
+    /// The CAS unique to compare against (`cas` command and binary requests; 0 otherwise).
+    pub cas: u64,
+    /// Whether the client asked for no reply (`noreply`, or a quiet binary opcode).
+    pub noreply: bool,
+}
+
+/// The keys of a retrieval command, borrowed from the request line, yielded without copying.
+///
+/// A text `get a b c` carries its keys as one space-separated run; a binary GET carries exactly
+/// one key, which may itself contain spaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Keys<'a> {
+    rest: &'a [u8],
+    single: bool,
+}
+
+impl<'a> Keys<'a> {
+    /// Keys separated by one or more spaces.
+    pub fn spaced(run: &'a [u8]) -> Self {
+        Keys {
+            rest: run,
+            single: false,
+        }
+    }
+
+    /// Exactly one key, taken whole.
+    pub fn single(key: &'a [u8]) -> Self {
+        Keys {
+            rest: key,
+            single: true,
+        }
+    }
+}
+
+impl<'a> Iterator for Keys<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if self.single {
+            self.single = false;
+            let key = self.rest;
+            self.rest = &[];
+            return Some(key);
+        }
+        let start = self.rest.iter().position(|&b| b != b' ')?;
+        let rest = &self.rest[start..];
+        let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+        self.rest = &rest[end..];
+        Some(&rest[..end])
+    }
+}
+
+/// A retrieval command: `get`, `gets`, `gat`, `gats` (and binary GET/GETK/GAT and quiet forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GetRequest<'a> {
+    /// The keys to look up, in order.
+    pub keys: Keys<'a>,
+    /// Whether replies carry the CAS unique (`gets`, `gats`).
+    pub with_cas: bool,
+    /// For `gat`/`gats`: the new expiration time to set on every hit.
+    pub touch: Option<i64>,
+}
+
+/// `incr` / `decr` (and binary INCREMENT/DECREMENT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArithRequest<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// The unsigned 64-bit delta.
+    pub delta: u64,
+    /// `true` for incr, `false` for decr.
+    pub incr: bool,
+    /// Binary protocol only: create the item with this value (and expiration) when it is
+    /// missing. `None` means "do not create" (text protocol, or binary expiration 0xffffffff).
+    pub initial: Option<(u64, i64)>,
+    /// Whether the client asked for no reply.
+    pub noreply: bool,
+}
+
+/// The group named after `stats`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsGroup<'a> {
+    /// Plain `stats`.
+    General,
+    /// `stats settings`.
+    Settings,
+    /// `stats items`.
+    Items,
+    /// `stats slabs`.
+    Slabs,
+    /// `stats sizes`.
+    Sizes,
+    /// `stats conns`.
+    Conns,
+    /// `stats reset`.
+    Reset,
+    /// Any other argument(s), as sent; the server decides (memcached answers most with an error).
+    Other(&'a [u8]),
+}
+
+/// The ElastiCache auto-discovery commands (`config get|set|delete <key>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigRequest<'a> {
+    /// `config get <key>`.
+    Get {
+        /// The config key (`cluster`).
+        key: &'a [u8],
+    },
+    /// `config set <key> <flags> <bytes> [noreply]` followed by a data block.
+    Set {
+        /// The config key (`cluster`).
+        key: &'a [u8],
+        /// Flags as sent.
+        flags: u32,
+        /// The data block without its trailing `\r\n`.
+        data: &'a [u8],
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `config delete <key>`.
+    Delete {
+        /// The config key (`cluster`).
+        key: &'a [u8],
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+}
+
+/// One parsed request. Borrows keys and values from the input buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Request<'a> {
+    /// Retrieval.
+    Get(GetRequest<'a>),
+    /// Storage.
+    Store(StoreRequest<'a>),
+    /// A storage command whose item is over the size limit. memcached answers
+    /// `SERVER_ERROR object too large for cache`, discards the `swallow` bytes of data that
+    /// follow the header (the connection stays usable), and for `set` unlinks the key's old
+    /// item so no stale value survives.
+    TooLarge {
+        /// Which storage command.
+        mode: StoreMode,
+        /// The key.
+        key: &'a [u8],
+        /// Bytes of data (including the trailing `\r\n`) to discard after the header.
+        swallow: usize,
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `delete <key> [0] [noreply]`.
+    Delete {
+        /// The key.
+        key: &'a [u8],
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `incr` / `decr`.
+    Arith(ArithRequest<'a>),
+    /// `touch <key> <exptime> [noreply]`.
+    Touch {
+        /// The key.
+        key: &'a [u8],
+        /// The new expiration time.
+        exptime: i64,
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `flush_all [delay] [noreply]`.
+    FlushAll {
+        /// Seconds (or absolute time, by the exptime rules) until the flush takes effect.
+        delay: i64,
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `version`.
+    Version,
+    /// `verbosity <level> [noreply]`.
+    Verbosity {
+        /// The level.
+        level: u32,
+        /// Whether the client asked for no reply.
+        noreply: bool,
+    },
+    /// `quit`.
+    Quit,
+    /// `shutdown [graceful]`.
+    Shutdown {
+        /// `shutdown graceful` (memcached 1.6: like SIGUSR1).
+        graceful: bool,
+    },
+    /// `stats [group]`.
+    Stats(StatsGroup<'a>),
+    /// Binary NOOP: flushes quiet replies, answers an empty success.
+    Noop,
+    /// ElastiCache auto-discovery `config` commands.
+    Config(ConfigRequest<'a>),
+    /// Binary SASL_LIST_MECHS.
+    SaslListMechs,
+    /// Binary SASL_AUTH (`step == false`) or SASL_STEP (`step == true`).
+    SaslAuth {
+        /// The mechanism name (the key of the binary packet).
+        mechanism: &'a [u8],
+        /// The client's response (the value of the binary packet).
+        data: &'a [u8],
+        /// Whether this is SASL_STEP.
+        step: bool,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spaced_keys_skip_runs_of_spaces() {
+        let keys: Vec<&[u8]> = Keys::spaced(b"  a bb   ccc ").collect();
+        assert_eq!(keys, vec![&b"a"[..], b"bb", b"ccc"]);
+    }
+
+    #[test]
+    fn single_key_keeps_its_spaces() {
+        let keys: Vec<&[u8]> = Keys::single(b"a b").collect();
+        assert_eq!(keys, vec![&b"a b"[..]]);
+    }
+
+    #[test]
+    fn empty_run_has_no_keys() {
+        assert_eq!(Keys::spaced(b"   ").count(), 0);
+    }
+}

@@ -1,0 +1,1 @@
+//! Event loops, connections and buffers (being written, issue 2).
