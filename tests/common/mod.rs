@@ -26,10 +26,12 @@ pub struct Tern {
 impl Tern {
     /// Starts tern on 127.0.0.1, port 0, with `settings` adjusted by `tweak`.
     pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> Tern {
-        let mut settings = Settings::default();
-        settings.port = 0;
-        settings.listen = vec!["127.0.0.1".into()];
-        settings.threads = 2;
+        let mut settings = Settings {
+            port: 0,
+            listen: vec!["127.0.0.1".into()],
+            threads: 2,
+            ..Settings::default()
+        };
         tweak(&mut settings);
         let clock = Arc::new(Clock::manual(1_700_000_000));
         let handle = server::start(settings, clock.clone()).expect("start tern");
