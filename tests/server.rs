@@ -394,12 +394,16 @@ fn graceful_shutdown_sends_every_reply_already_promised() {
     c.send(&b"get big\r\n".repeat(n));
     let one = value_reply("big", &value);
     let mut buf = vec![0u8; one.len()];
-    c.stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     c.stream.read_exact(&mut buf).unwrap();
     assert!(buf == one);
     let stopper = std::thread::spawn(move || tern.handle.shutdown());
     for i in 1..n {
-        c.stream.read_exact(&mut buf).unwrap_or_else(|e| panic!("reply {i} lost: {e}"));
+        c.stream
+            .read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("reply {i} lost: {e}"));
         assert!(buf == one, "reply {i} differs");
     }
     assert!(c.is_closed());

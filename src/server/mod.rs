@@ -23,7 +23,7 @@ pub mod stats;
 mod worker;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -192,26 +192,16 @@ impl Shared {
         v
     }
 
-    /// The lines of `stats settings`.
+    /// The lines of `stats settings`, with memcached's names, order and formats.
     pub fn settings_stats(&self) -> Vec<(String, String)> {
-        let s = &self.settings;
-        vec![
-            ("maxbytes".into(), s.store.memory_limit.to_string()),
-            ("maxconns".into(), s.max_connections.to_string()),
-            ("tcpport".into(), s.port.to_string()),
-            (
-                "verbosity".into(),
-                self.verbosity.load(Ordering::Relaxed).to_string(),
-            ),
-            ("num_threads".into(), s.threads.to_string()),
-            ("reqs_per_event".into(), s.reqs_per_event.to_string()),
-            (
-                "cas_enabled".into(),
-                if s.store.cas_enabled { "yes" } else { "no" }.into(),
-            ),
-            ("tcp_backlog".into(), s.backlog.to_string()),
-            ("item_size_max".into(), s.store.item_size_max.to_string()),
-        ]
+        self.settings
+            .stats_settings_with(crate::config::stats::RuntimeSettings {
+                oldest: 0,
+                verbosity: self.verbosity.load(Ordering::Relaxed).min(255) as u8,
+            })
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
     }
 
     /// The lines of `stats conns` (a summary; per-connection detail is not tracked).
@@ -282,22 +272,17 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the listening sockets for `settings` (`-l` addresses, `-p` port, `-b` backlog).
+/// Binds the TCP listening sockets for `settings` (`-l` addresses, `-p` port, `-b` backlog).
+/// As in memcached, `-p 0` turns TCP off.
 pub fn bind(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
-    let mut listeners = Vec::new();
-    for host in &settings.listen {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        for addr in (host, settings.port).to_socket_addrs()? {
-            listeners.push(bind_one(addr, settings.backlog)?);
-        }
+    if settings.port == 0 {
+        return Ok(Vec::new());
     }
-    if listeners.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no address to listen on",
-        ));
-    }
-    Ok(listeners)
+    settings
+        .listen_addrs(settings.port)?
+        .into_iter()
+        .map(|addr| bind_one(addr, settings.backlog))
+        .collect()
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -402,12 +387,6 @@ pub fn start_on(
         addrs,
         threads,
     })
-}
-
-/// Binds per `settings` and starts a server.
-pub fn start(settings: Settings, clock: Arc<Clock>) -> io::Result<ServerHandle> {
-    let listeners = bind(&settings)?;
-    start_on(settings, listeners, clock)
 }
 
 /// Ticks the clock and runs store maintenance about once a second until shutdown.

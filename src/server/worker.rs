@@ -98,7 +98,8 @@ impl Worker {
                 self.serve(slot);
             }
         }
-        self.yielded.retain(|&slot| matches!(self.clients.get(slot), Some(Some(_))));
+        self.yielded
+            .retain(|&slot| matches!(self.clients.get(slot), Some(Some(_))));
         while self.clients.iter().any(Option::is_some) {
             let now = Instant::now();
             if now >= deadline {
