@@ -19,6 +19,7 @@
 
 mod conn;
 mod exec;
+pub mod socket;
 pub mod stats;
 mod worker;
 
@@ -30,13 +31,13 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::Store;
+use socket::{Listener, Socket};
 use stats::ThreadStats;
 
 /// The version tern reports (`version`, `stats`): a plain `X.Y.Z`.
@@ -272,17 +273,25 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the TCP listening sockets for `settings` (`-l` addresses, `-p` port, `-b` backlog).
-/// As in memcached, `-p 0` turns TCP off.
-pub fn bind(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
-    if settings.port == 0 {
-        return Ok(Vec::new());
+/// Binds the listening sockets for `settings`: the Unix socket when `-s` is given (which, as in
+/// memcached, turns network listening off), else TCP on the `-l` addresses and `-p` port with
+/// backlog `-b` (`-p 0` turns TCP off, as in memcached).
+pub fn bind(settings: &Settings) -> io::Result<Listeners> {
+    if let Some(path) = &settings.unix_socket {
+        return Ok(Listeners {
+            tcp: Vec::new(),
+            unix: Some(socket::bind_unix(path, settings.unix_mask)?),
+        });
     }
-    settings
+    if settings.port == 0 {
+        return Ok(Listeners::default());
+    }
+    let tcp = settings
         .listen_addrs(settings.port)?
         .into_iter()
         .map(|addr| bind_one(addr, settings.backlog))
-        .collect()
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Listeners { tcp, unix: None })
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -298,12 +307,28 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
+/// Sockets a server listens on, bound before the server starts (and before root is dropped).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// TCP listeners.
+    pub tcp: Vec<std::net::TcpListener>,
+    /// A Unix-domain listener (`-s`).
+    pub unix: Option<std::os::unix::net::UnixListener>,
+}
+
+impl From<Vec<std::net::TcpListener>> for Listeners {
+    fn from(tcp: Vec<std::net::TcpListener>) -> Self {
+        Listeners { tcp, unix: None }
+    }
+}
+
 /// Starts a server with `settings` on already-bound `listeners`, reading time from `clock`.
 pub fn start_on(
     settings: Settings,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: impl Into<Listeners>,
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
+    let listeners = listeners.into();
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
@@ -328,10 +353,14 @@ pub fn start_on(
 
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
-    for l in listeners {
+    for l in listeners.tcp {
         l.set_nonblocking(true)?;
         addrs.push(l.local_addr()?);
-        mio_listeners.push(TcpListener::from_std(l));
+        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
+    }
+    if let Some(l) = listeners.unix {
+        l.set_nonblocking(true)?;
+        mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
     }
 
     let mut threads = Vec::new();
@@ -409,8 +438,8 @@ const ACCEPTOR_WAKER: Token = Token(usize::MAX);
 /// Accepts connections and deals them out to the workers in turn.
 struct Acceptor {
     poll: Poll,
-    listeners: Vec<TcpListener>,
-    workers: Vec<(Sender<TcpStream>, Arc<Waker>)>,
+    listeners: Vec<Listener>,
+    workers: Vec<(Sender<Socket>, Arc<Waker>)>,
     next: usize,
     shared: Arc<Shared>,
 }
@@ -440,8 +469,8 @@ impl Acceptor {
 
     fn accept_all(&mut self, index: usize) {
         loop {
-            let (stream, _) = match self.listeners[index].accept() {
-                Ok(pair) => pair,
+            let stream = match self.listeners[index].accept() {
+                Ok(stream) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -459,7 +488,6 @@ impl Acceptor {
                 let _ = io::Write::write(&mut stream, TOO_MANY_CONNECTIONS);
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             shared.curr_connections.fetch_add(1, Ordering::Relaxed);
             shared.total_connections.fetch_add(1, Ordering::Relaxed);
             let (tx, waker) = &self.workers[self.next];

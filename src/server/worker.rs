@@ -5,10 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Next};
+use super::socket::Socket;
 use super::stats::ThreadStats;
 use super::Shared;
 
@@ -22,7 +22,7 @@ const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection and its socket.
 struct Client {
-    sock: TcpStream,
+    sock: Socket,
     conn: Conn,
     /// Whether the connection sits in the yield queue.
     queued: bool,
@@ -31,7 +31,7 @@ struct Client {
 /// A worker's state, owned by its thread.
 pub struct Worker {
     poll: Poll,
-    inbox: Receiver<TcpStream>,
+    inbox: Receiver<Socket>,
     shared: Arc<Shared>,
     stats: Arc<ThreadStats>,
     clients: Vec<Option<Client>>,
@@ -45,7 +45,7 @@ pub struct Worker {
 impl Worker {
     /// A worker fed new sockets through `inbox`; returns it and the waker that tells it to look.
     pub fn new(
-        inbox: Receiver<TcpStream>,
+        inbox: Receiver<Socket>,
         shared: Arc<Shared>,
         stats: Arc<ThreadStats>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
