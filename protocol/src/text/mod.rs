@@ -13,6 +13,8 @@ mod number;
 mod parse;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod tests;
 
 pub use compose::{compose, compose_request, compose_value_header};
 pub use parse::{parse, MAX_LINE_WITHOUT_NEWLINE};
