@@ -311,7 +311,7 @@ fn storage<'a>(
     }
     let value = data_block(input, line_end, vlen, noreply)?;
     let Some(value) = value else {
-        return Ok(Parsed::Incomplete(line_end + vlen + 2));
+        return Ok(Parsed::Incomplete(line_end.saturating_add(vlen + 2)));
     };
     let request = Request::Store(StoreRequest {
         mode,
@@ -322,7 +322,7 @@ fn storage<'a>(
         cas,
         noreply,
     });
-    Ok(Parsed::Done(request, line_end + vlen + 2))
+    Ok(Parsed::Done(request, line_end.saturating_add(vlen + 2)))
 }
 
 /// memcached's range for a data block's length: `0..=INT_MAX - 2` (the `\r\n` must still fit
@@ -343,7 +343,8 @@ fn data_block(
     vlen: usize,
     noreply: bool,
 ) -> Result<Option<&[u8]>, Refusal> {
-    let end = line_end + vlen + 2;
+    // `vlen + 2` fits any `usize` (vlen <= i32::MAX - 2); the sum saturates rather than wrap.
+    let end = line_end.saturating_add(vlen + 2);
     let Some(block) = input.get(line_end..end) else {
         return Ok(None);
     };
@@ -511,7 +512,7 @@ fn config<'a>(
                 });
             }
             let Some(data) = data_block(input, line_end, vlen, noreply)? else {
-                return Ok(Parsed::Incomplete(line_end + vlen + 2));
+                return Ok(Parsed::Incomplete(line_end.saturating_add(vlen + 2)));
             };
             let request = ConfigRequest::Set {
                 key,
@@ -519,7 +520,7 @@ fn config<'a>(
                 data,
                 noreply,
             };
-            Ok(Parsed::Done(Request::Config(request), line_end + vlen + 2))
+            Ok(Parsed::Done(Request::Config(request), line_end.saturating_add(vlen + 2)))
         }
         _ => unknown(),
     }
