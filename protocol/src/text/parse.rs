@@ -520,7 +520,10 @@ fn config<'a>(
                 data,
                 noreply,
             };
-            Ok(Parsed::Done(Request::Config(request), line_end.saturating_add(vlen + 2)))
+            Ok(Parsed::Done(
+                Request::Config(request),
+                line_end.saturating_add(vlen + 2),
+            ))
         }
         _ => unknown(),
     }
