@@ -80,6 +80,7 @@ impl Arena {
     }
 
     /// The number of usable pages (`-m` / page size).
+    #[cfg(test)]
     pub fn pages(&self) -> u32 {
         self.pages
     }

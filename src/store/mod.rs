@@ -33,12 +33,14 @@ use crate::clock::Clock;
 use arena::{Arena, PAGE_SIZE};
 use classes::ClassTable;
 pub use classes::{DEFAULT_CHUNK_SIZE_MIN, DEFAULT_GROWTH_FACTOR};
-use shard::{Dead, Look, Shard, Shared};
+use shard::{Dead, Look, Padded, Shard, Shared};
 
-/// Number of shards (a power of two). 16 keeps the per-class partly used pages at 16 x 64 KiB =
+/// The most shards (a power of two). 16 keeps the per-class partly used pages at 16 x 64 KiB =
 /// memcached's one 1 MiB page per class, while 8 worker threads rarely meet on one lock.
 pub const SHARDS: usize = 16;
-const SHARD_BITS: u32 = SHARDS.trailing_zeros();
+/// A shard gets at least this many pages' worth of `-m`: a tiny store has fewer shards, so
+/// that its few pages are not spread over more (shard, class) pairs than it has pages.
+const MIN_PAGES_PER_SHARD: usize = 64;
 
 /// memcached's default `hashpower` (2^16 buckets), spread over the shards.
 const DEFAULT_HASHPOWER: u8 = 16;
@@ -317,12 +319,7 @@ pub struct Store {
     config: StoreConfig,
     clock: Arc<Clock>,
     shared: Shared,
-    shards: Box<[Padded<Mutex<Shard>>]>,
 }
-
-/// Keeps each shard's lock on its own cache lines.
-#[repr(align(128))]
-struct Padded<T>(T);
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -374,29 +371,44 @@ impl Store {
             )));
         }
         let arena = Arena::new(pages as u32).map_err(|e| StoreConfigError(e.0))?;
+        let hp = config
+            .hashpower_init
+            .unwrap_or(DEFAULT_HASHPOWER)
+            .clamp(8, 32);
+        let nshards = (pages / MIN_PAGES_PER_SHARD).clamp(1, SHARDS);
+        let nshards = if nshards.is_power_of_two() {
+            nshards
+        } else {
+            nshards.next_power_of_two() / 2
+        };
+        let per_shard = (1usize << hp) / nshards;
+        let nclasses = classes.len();
+        let shards = (0..nshards)
+            .map(|i| {
+                Padded(Mutex::new(Shard::new(
+                    i as u32,
+                    slot_bits + page_bits,
+                    nclasses,
+                    per_shard,
+                )))
+            })
+            .collect();
         let shared = Shared {
             arena,
             classes,
             cas_enabled: config.cas_enabled,
             evict: config.evict,
             slot_bits,
-            shard_bits: SHARD_BITS,
+            shard_bits: nshards.trailing_zeros(),
+            shard_mask: nshards - 1,
             hasher: ahash::RandomState::new(),
             flush_at: AtomicU64::new(0),
+            shards,
         };
-        let hp = config
-            .hashpower_init
-            .unwrap_or(DEFAULT_HASHPOWER)
-            .clamp(8, 32);
-        let per_shard = (1usize << hp) / SHARDS;
-        let shards = (0..SHARDS)
-            .map(|i| Padded(Mutex::new(Shard::new(i as u32, &shared, per_shard))))
-            .collect();
         Ok(Store {
             config,
             clock,
             shared,
-            shards,
         })
     }
 
@@ -413,7 +425,7 @@ impl Store {
 
     #[inline]
     fn shard(&self, hash: u64) -> &Mutex<Shard> {
-        &self.shards[(hash as usize) & (SHARDS - 1)].0
+        &self.shared.shards[(hash as usize) & self.shared.shard_mask].0
     }
 
     /// Looks `key` up and, on a hit, runs `f` on the item.
@@ -699,7 +711,7 @@ impl Store {
             });
         if delay <= 0 {
             let now = self.clock.now();
-            for s in self.shards.iter() {
+            for s in self.shared.shards.iter() {
                 s.0.lock().sync_flush(&self.shared, now);
             }
         }
@@ -709,7 +721,7 @@ impl Store {
     /// between classes. The server calls it from its timer thread once a second.
     pub fn maintain(&self) {
         let now = self.clock.now();
-        for s in self.shards.iter() {
+        for s in self.shared.shards.iter() {
             let mut s = s.0.lock();
             s.sync_flush(&self.shared, now);
             if self.config.lru_crawler {

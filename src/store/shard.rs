@@ -17,12 +17,50 @@ pub struct Shared {
     pub evict: bool,
     pub slot_bits: u32,
     pub shard_bits: u32,
+    pub shard_mask: usize,
     pub hasher: ahash::RandomState,
     /// `(generation << 32) | time`: a flush_all that takes effect at `time`.
     pub flush_at: std::sync::atomic::AtomicU64,
+    /// The shards (each padded to its own cache lines).
+    pub shards: Box<[Padded<parking_lot::Mutex<Shard>>]>,
 }
 
+/// Keeps each shard's lock on its own cache lines.
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct Padded<T>(pub T);
+
 impl Shared {
+    /// Takes a page from another shard for shard `me`, which holds its own lock: only shards
+    /// whose lock is free right now are considered (`try_lock`, so no lock order can
+    /// deadlock), and the one holding the most pages gives up a page of its biggest class.
+    fn steal_remote(&self, me: u32) -> Option<u32> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, s) in self.shards.iter().enumerate() {
+            if i as u32 == me {
+                continue;
+            }
+            if let Some(g) = s.0.try_lock() {
+                let p = g.classes.iter().map(|c| c.pages.len()).sum::<usize>();
+                if p > 0 && best.map_or(true, |(_, bp)| p > bp) {
+                    best = Some((i, p));
+                }
+            }
+        }
+        let (i, _) = best?;
+        let mut g = self.shards[i].0.try_lock()?;
+        let from = (0..g.classes.len()).max_by_key(|&c| g.classes[c].pages.len())?;
+        if g.classes[from].pages.is_empty() {
+            return None;
+        }
+        let idx = g.classes[from]
+            .hand_page
+            .min(g.classes[from].pages.len() - 1);
+        let page = g.evacuate(self, from, idx);
+        g.counters.slabs_moved += 1;
+        Some(page)
+    }
+
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash_one(key)
@@ -194,12 +232,11 @@ pub struct Shard {
 pub type Parts<'a> = [&'a [u8]];
 
 impl Shard {
-    pub fn new(id: u32, sh: &Shared, index_slots: usize) -> Shard {
-        let handle_bits = 32 - sh.arena_free_bits();
+    pub fn new(id: u32, handle_bits: u32, classes: usize, index_slots: usize) -> Shard {
         Shard {
             id,
             index: super::index::Index::new(index_slots, handle_bits),
-            classes: (0..sh.classes.len()).map(|_| Class::default()).collect(),
+            classes: (0..classes).map(|_| Class::default()).collect(),
             seq: 0,
             flush_wm: 0,
             flush_gen: 0,
@@ -371,8 +408,12 @@ impl Shard {
                 continue;
             }
             // Nothing to evict in this class (it may have no pages at all): take a page from
-            // another class of this shard rather than fail.
+            // another class of this shard, or from another shard, rather than fail.
             if self.steal_page(sh, cls) {
+                continue;
+            }
+            if let Some(page) = sh.steal_remote(self.id) {
+                self.attach_page(sh, cls, page);
                 continue;
             }
             break;
@@ -640,6 +681,13 @@ impl Shard {
         }
         let Some(idx) = chosen else { return false };
         let page = self.evacuate(sh, from, idx);
+        self.attach_page(sh, to, page);
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Adds an empty page (just evacuated) to class `to`.
+    fn attach_page(&mut self, sh: &Shared, to: usize, page: u32) {
         sh.arena.set_page_class(page, to);
         let c = &mut self.classes[to];
         c.pages.push(page);
@@ -657,8 +705,6 @@ impl Shard {
                 c.free += 1;
             }
         }
-        self.counters.slabs_moved += 1;
-        true
     }
 
     /// Evicts everything in page `pages[idx]` of class `cls`, removes its free chunks from the
@@ -888,13 +934,5 @@ impl Shard {
                 return;
             }
         }
-    }
-}
-
-impl Shared {
-    /// Bits of a handle left over for index tags: 32 - (page bits + slot bits).
-    fn arena_free_bits(&self) -> u32 {
-        let page_bits = 32 - self.arena.pages().leading_zeros();
-        32u32.saturating_sub(page_bits + self.slot_bits)
     }
 }

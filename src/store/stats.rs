@@ -45,7 +45,7 @@ impl Store {
         let mut totals = ShardCounters::default();
         let mut hash_bytes = 0u64;
         let mut hash_slots = 0u64;
-        for s in self.shards.iter() {
+        for s in self.shared.shards.iter() {
             let s = s.0.lock();
             for (i, c) in s.classes.iter().enumerate() {
                 let sum = &mut sums[i];
