@@ -79,12 +79,6 @@ impl Arena {
         })
     }
 
-    /// The number of usable pages (`-m` / page size).
-    #[cfg(test)]
-    pub fn pages(&self) -> u32 {
-        self.pages
-    }
-
     /// Pages handed out and not given back.
     pub fn pages_in_use(&self) -> u32 {
         let fresh = self.next_fresh.load(Ordering::Relaxed).min(self.pages + 1) - 1;
