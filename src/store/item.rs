@@ -9,15 +9,16 @@
 //! (0xFFFF = chained: the real length follows), 24 has-flags, 25 has-exptime, 26 fetched,
 //! 27-28 CLOCK counter.
 //!
-//! A continuation chunk of a chained item is `[meta = 255][next u32][data ...]`; a free chunk is
+//! A continuation chunk of a chained item is `[meta = 255][next u32][head u32][data ...]` (the
+//! head lets a page move evict the whole item); a free chunk is
 //! `[meta = 0][next free u32]`. Nothing for the index or the eviction order lives in a chunk.
 
 /// Key-length byte of a free chunk.
 pub const KEY_FREE: u8 = 0;
 /// Key-length byte of a chain continuation chunk.
 pub const KEY_CONT: u8 = 255;
-/// Bytes of a continuation chunk's header (marker + next).
-pub const CONT_HEADER: usize = 8;
+/// Bytes of a continuation chunk's header (marker, next, head).
+pub const CONT_HEADER: usize = 12;
 
 const VLEN_SHIFT: u32 = 8;
 const VLEN_MASK: u32 = 0xFFFF;
