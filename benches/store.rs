@@ -18,7 +18,10 @@ fn key(buf: &mut Vec<u8>, i: u64) {
 }
 
 fn filled(memory: usize, value_len: usize) -> Store {
-    let config = StoreConfig { memory_limit: memory, ..StoreConfig::default() };
+    let config = StoreConfig {
+        memory_limit: memory,
+        ..StoreConfig::default()
+    };
     let s = Store::new(config, Arc::new(Clock::manual(1_700_000_000))).unwrap();
     let v = vec![b'v'; value_len];
     let mut k = Vec::new();
@@ -92,11 +95,19 @@ fn bench(c: &mut Criterion) {
     g.bench_function("set_1MB_value", |b| {
         let big = vec![b'b'; 1 << 20];
         let s = Store::new(
-            StoreConfig { memory_limit: 64 << 20, item_size_max: 2 << 20, ..StoreConfig::default() },
+            StoreConfig {
+                memory_limit: 64 << 20,
+                item_size_max: 2 << 20,
+                ..StoreConfig::default()
+            },
             Arc::new(Clock::manual(1_700_000_000)),
         )
         .unwrap();
-        b.iter_batched(|| (), |_| s.store(SetMode::Set, b"big", 0, 0, &big, 0), BatchSize::SmallInput)
+        b.iter_batched(
+            || (),
+            |_| s.store(SetMode::Set, b"big", 0, 0, &big, 0),
+            BatchSize::SmallInput,
+        )
     });
     g.finish();
 }

@@ -28,7 +28,11 @@ fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let sizes = if sizes.is_empty() { vec![10, 100, 1000] } else { sizes };
+    let sizes = if sizes.is_empty() {
+        vec![10, 100, 1000]
+    } else {
+        sizes
+    };
     let memcached = |len| match len {
         10 => 699_008.0,
         100 => 349_504.0,
@@ -37,7 +41,11 @@ fn main() {
     };
     for len in sizes {
         let base = rss_kb();
-        let store = Store::new(StoreConfig::default(), Arc::new(Clock::manual(1_700_000_000))).unwrap();
+        let store = Store::new(
+            StoreConfig::default(),
+            Arc::new(Clock::manual(1_700_000_000)),
+        )
+        .unwrap();
         let value = vec![b'v'; len];
         let mut key = Vec::new();
         let mut i = 0u64;

@@ -421,5 +421,5 @@ fn class_table_is_printed_like_memcached() {
     assert!(lines
         .last()
         .unwrap()
-        .contains("chunk size     32768 perslab       2"));
+        .contains("chunk size      4096 perslab      16"));
 }

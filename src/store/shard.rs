@@ -446,7 +446,9 @@ impl Shard {
         let mut tail = head;
         let mut ok = true;
         while rest > 0 {
-            let Some(h) = self.alloc_chunk(sh, big, now) else {
+            // Full chunks of the largest class, then the smallest class that holds the rest.
+            let cls = sh.classes.class_for(rest + CONT_HEADER).unwrap_or(big);
+            let Some(h) = self.alloc_chunk(sh, cls, now) else {
                 ok = false;
                 break;
             };
@@ -457,7 +459,7 @@ impl Shard {
             // SAFETY: `tail` is a chunk of the chain being built (distinct from `h`).
             item::wr32(unsafe { sh.chunk(tail) }, 4, h);
             tail = h;
-            rest = rest.saturating_sub(size - CONT_HEADER);
+            rest = rest.saturating_sub(sh.classes.size(cls) - CONT_HEADER);
         }
         self.building = 0;
         if !ok {
