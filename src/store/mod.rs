@@ -48,6 +48,9 @@ const DEFAULT_HASHPOWER: u8 = 16;
 /// Chunks each shard's crawler looks at per `maintain()` call (bounded background work).
 const CRAWL_BUDGET: usize = 16 * 1024;
 
+/// Index slots `maintain()` moves per shard per call while an index grows.
+const INDEX_MIGRATE_PER_TICK: usize = 64 * 1024;
+
 /// Pages automove may move per shard per `maintain()` call.
 const AUTOMOVE_PAGES_PER_TICK: usize = 4;
 
@@ -724,6 +727,7 @@ impl Store {
         for s in self.shared.shards.iter() {
             let mut s = s.0.lock();
             s.sync_flush(&self.shared, now);
+            s.migrate_index(&self.shared, INDEX_MIGRATE_PER_TICK);
             if self.config.lru_crawler {
                 s.crawl(&self.shared, now, CRAWL_BUDGET);
             }

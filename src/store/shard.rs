@@ -561,12 +561,7 @@ impl Shard {
                 self.counters.bytes -= ototal;
                 self.free_item(sh, old.handle, &old.header);
             }
-            None => {
-                if self.index.needs_rebuild() {
-                    self.index.rebuild(|h| Self::hash_of(sh, h));
-                }
-                self.index.insert(hash, head);
-            }
+            None => self.index.insert(hash, head, |h| Self::hash_of(sh, h)),
         }
         Some(head)
     }
@@ -897,6 +892,11 @@ impl Shard {
                 self.unlink(sh, pos, h, &hd);
             }
         }
+    }
+
+    /// Moves up to `budget` slots of a growing index (background help for `maintain()`).
+    pub fn migrate_index(&mut self, sh: &Shared, budget: usize) {
+        self.index.migrate(budget, &mut |h| Self::hash_of(sh, h));
     }
 
     /// Moves pages towards the classes that evict most (memcached's slab_automove): the class

@@ -39,12 +39,13 @@ fn add(a: &mut ClassStats, b: &ClassStats) {
 }
 
 impl Store {
-    fn sums(&self) -> (Vec<ClassSum>, ShardCounters, u64, u64) {
+    fn sums(&self) -> (Vec<ClassSum>, ShardCounters, u64, u64, bool) {
         let n = self.shared.classes.len();
         let mut sums: Vec<ClassSum> = (0..n).map(|_| ClassSum::default()).collect();
         let mut totals = ShardCounters::default();
         let mut hash_bytes = 0u64;
         let mut hash_slots = 0u64;
+        let mut expanding = false;
         for s in self.shared.shards.iter() {
             let s = s.0.lock();
             for (i, c) in s.classes.iter().enumerate() {
@@ -62,13 +63,14 @@ impl Store {
             totals.reassign_evictions += s.counters.reassign_evictions;
             hash_bytes += s.index.bytes() as u64;
             hash_slots += s.index.capacity() as u64;
+            expanding |= s.index.is_expanding();
         }
-        (sums, totals, hash_bytes, hash_slots)
+        (sums, totals, hash_bytes, hash_slots, expanding)
     }
 
     /// The store's counters.
     pub fn stats(&self) -> StoreStats {
-        let (sums, t, hash_bytes, hash_slots) = self.sums();
+        let (sums, t, hash_bytes, hash_slots, expanding) = self.sums();
         let mut all = ClassStats::default();
         for s in &sums {
             add(&mut all, &s.st);
@@ -84,7 +86,7 @@ impl Store {
             expired_unfetched: all.expired_unfetched,
             hash_bytes,
             hash_power_level: 64 - hash_slots.max(1).next_power_of_two().leading_zeros() - 1,
-            hash_is_expanding: false,
+            hash_is_expanding: expanding,
             total_malloced: u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64,
             slabs_moved: t.slabs_moved,
         }
