@@ -16,6 +16,7 @@ enum Op {
     Arith(u8, bool, u64),
     Touch(u8, i64),
     Flush,
+    FlushIn(u32),
     Advance(u32),
 }
 
@@ -47,6 +48,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0u8..6, any::<bool>(), prop_oneof![0u64..3, any::<u64>()]).prop_map(|(k, i, d)| Op::Arith(k, i, d)),
         1 => (0u8..6, prop_oneof![Just(0i64), 1i64..5]).prop_map(|(k, e)| Op::Touch(k, e)),
         1 => Just(Op::Flush),
+        1 => (1u32..6).prop_map(Op::FlushIn),
         1 => (1u32..4).prop_map(Op::Advance),
     ]
 }
@@ -96,7 +98,14 @@ proptest! {
         let s = Store::new(StoreConfig::default(), clock.clone()).unwrap();
         let mut model: HashMap<u8, Entry> = HashMap::new();
         let mut now: u64 = 100;
+        // A delayed flush_all's moment: from the first operation at or after it, everything
+        // stored before is gone.
+        let mut pending_flush: Option<u64> = None;
         for op in ops {
+            if pending_flush.is_some_and(|t| now >= t) {
+                model.clear();
+                pending_flush = None;
+            }
             model.retain(|_, e| e.expires == 0 || e.expires > now);
             match op {
                 Op::Store(mode, k, flags, exptime, value, good_cas) => {
@@ -178,6 +187,12 @@ proptest! {
                 Op::Flush => {
                     s.flush_all(0);
                     model.clear();
+                    pending_flush = None;
+                }
+                // A later flush_all replaces a pending one (its moment not reached yet).
+                Op::FlushIn(d) => {
+                    s.flush_all(i64::from(d));
+                    pending_flush = Some(now + u64::from(d));
                 }
                 Op::Advance(secs) => {
                     clock.advance(secs);
@@ -187,6 +202,9 @@ proptest! {
                     }
                 }
             }
+        }
+        if pending_flush.is_some_and(|t| now >= t) {
+            model.clear();
         }
         model.retain(|_, e| e.expires == 0 || e.expires > now);
         s.maintain();

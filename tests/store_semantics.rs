@@ -423,3 +423,9 @@ fn class_table_is_printed_like_memcached() {
         .unwrap()
         .contains("chunk size      4096 perslab      16"));
 }
+
+#[test]
+fn store_is_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Store>();
+}

@@ -705,6 +705,15 @@ impl Store {
         } else {
             self.clock.realtime(delay)
         };
+        // A flush whose moment has passed takes effect everywhere before a new one replaces
+        // it. (memcached 1.6.18 overwrites `oldest_live`, so items nobody touched since the
+        // earlier moment become visible again until the new one; tern does not resurrect.)
+        let now = self.clock.now();
+        if now >= self.shared.flush_at.load(Ordering::Acquire) as u32 {
+            for s in self.shared.shards.iter() {
+                s.0.lock().sync_flush(&self.shared, now);
+            }
+        }
         let _ = self
             .shared
             .flush_at
@@ -713,7 +722,6 @@ impl Store {
                 Some((gen << 32) | u64::from(at))
             });
         if delay <= 0 {
-            let now = self.clock.now();
             for s in self.shared.shards.iter() {
                 s.0.lock().sync_flush(&self.shared, now);
             }
