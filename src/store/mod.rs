@@ -49,7 +49,7 @@ const DEFAULT_HASHPOWER: u8 = 16;
 const CRAWL_BUDGET: usize = 16 * 1024;
 
 /// Index slots `maintain()` moves per shard per call while an index grows.
-const INDEX_MIGRATE_PER_TICK: usize = 64 * 1024;
+const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
 
 /// Pages automove may move per shard per `maintain()` call.
 const AUTOMOVE_PAGES_PER_TICK: usize = 4;

@@ -8,6 +8,9 @@ use super::classes::ClassTable;
 use super::item::{self, Header, CONT_HEADER, KEY_CONT, KEY_FREE};
 use crate::clock::RelTime;
 
+/// Most items the CLOCK hand spares (used recently) before it evicts one anyway.
+const MAX_SPARED: usize = 4096;
+
 /// What the shards share, read-only after start (plus the flush word).
 #[derive(Debug)]
 pub struct Shared {
@@ -574,6 +577,7 @@ impl Shard {
             return false;
         }
         let limit = 4 * npages * per_page + 8;
+        let mut spared = 0usize;
         for _ in 0..limit {
             let c = &mut self.classes[cls];
             if c.hand_page >= c.pages.len() {
@@ -613,7 +617,11 @@ impl Shard {
                 self.unlink(sh, pos, h, &hd);
                 return true;
             }
-            if item::clock_pass(chunk) > 0 {
+            // Bounded work per eviction: after sparing MAX_SPARED recently used items in a
+            // row, the next one goes even if used (a class that is all hot must still make
+            // room without a sweep over millions of chunks under the lock).
+            if item::clock_pass(chunk) > 0 && spared < MAX_SPARED {
+                spared += 1;
                 continue;
             }
             let st = &mut self.classes[cls].stats;
