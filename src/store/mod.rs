@@ -6,12 +6,13 @@
 //! store lock is ever held across socket I/O.
 //!
 //! Layout (docs/store.md has the details and the capacity arithmetic):
-//! - [`arena`]: one reserved mapping cut into 64 KiB pages, the global page budget (`-m`).
-//! - [`classes`]: the slab class table (`-n`, `-f`), page-snapped chunk sizes.
-//! - [`item`]: the variable-length item header (12 bytes for flags 0, no exptime, CAS on).
-//! - [`index`]: per-shard open-addressing index of packed `u32` handles, outside item memory.
-//! - [`shard`]: one shard's index, classes, free lists, CLOCK eviction, page moves, crawler.
-//! - [`stats`]: `stats items` / `stats slabs` lines.
+//! - `arena`: one reserved mapping cut into 64 KiB pages, the global page budget (`-m`).
+//! - `classes`: the slab class table (`-n`, `-f`), page-snapped chunk sizes.
+//! - `item`: the variable-length item header (12 bytes for flags 0, no exptime, CAS on).
+//! - `index`: per-shard open-addressing index of packed `u32` handles, outside item memory.
+//! - `shard`: one shard's index, classes and free lists; `shard/evict.rs` CLOCK eviction and
+//!   page moves; `shard/maintain.rs` the crawler, index growth and automove.
+//! - `stats`: `stats items` / `stats slabs` lines.
 //!
 //! Keys are spread over [`SHARDS`] shards by hash; each shard is behind its own lock and owns its
 //! part of the index and its own slab classes, so nothing global is locked on the get/set path
