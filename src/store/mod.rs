@@ -52,7 +52,9 @@ const CRAWL_BUDGET: usize = 16 * 1024;
 /// Index slots `maintain()` moves per shard per call while an index grows.
 const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
 
-/// Pages automove may move per shard per `maintain()` call.
+/// Pages automove may move per shard per `maintain()` call, at least; a shard may move 1/64 of
+/// its pages per call if that is more, so that a large store rebalances as fast (in seconds)
+/// as a small one. Each moved page evicts what it holds under that shard's lock.
 const AUTOMOVE_PAGES_PER_TICK: usize = 4;
 
 /// The largest `-I` tern accepts (memcached's limit too).
@@ -741,7 +743,8 @@ impl Store {
                 s.crawl(&self.shared, now, CRAWL_BUDGET);
             }
             if self.config.slab_automove && self.config.evict {
-                s.automove(&self.shared, AUTOMOVE_PAGES_PER_TICK);
+                let max = (s.page_count() / 64).max(AUTOMOVE_PAGES_PER_TICK);
+                s.automove(&self.shared, max);
             }
         }
     }

@@ -97,4 +97,9 @@ impl Shard {
             }
         }
     }
+
+    /// Pages this shard holds.
+    pub fn page_count(&self) -> usize {
+        self.classes.iter().map(|c| c.pages.len()).sum()
+    }
 }
