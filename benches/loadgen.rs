@@ -682,17 +682,31 @@ fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-/// Drives `conns` until every source is dry and every reply is in, or `limit` passes.
+/// One stretch of driving the connections: the prefill or the timed run.
+#[derive(Debug, Clone, Copy)]
+struct Phase {
+    /// For error messages.
+    name: &'static str,
+    /// Every reply must be in by then.
+    limit: Instant,
+    /// Whether replies are counted and timed (the prefill's are not).
+    counting: bool,
+}
+
+/// Drives `conns` until every source is dry and every reply is in, or the phase's limit passes.
 fn drive(
     poll: &mut Poll,
     events: &mut Events,
     conns: &mut [Conn],
     w: &Workload,
     stats: &mut Stats,
-    counting: bool,
-    limit: Instant,
-    phase: &'static str,
+    phase: Phase,
 ) -> Result<(), Fatal> {
+    let Phase {
+        name,
+        limit,
+        counting,
+    } = phase;
     let now = Instant::now();
     for c in conns.iter_mut() {
         c.fill(w, now);
@@ -705,7 +719,7 @@ fn drive(
             return Ok(());
         }
         if now >= limit {
-            return Err(Fatal::Timeout(phase, in_flight));
+            return Err(Fatal::Timeout(name, in_flight));
         }
         let wait = (limit - now).min(Duration::from_millis(100));
         match poll.poll(events, Some(wait)) {
@@ -715,10 +729,8 @@ fn drive(
         }
         for event in events.iter() {
             let c = &mut conns[event.token().0];
-            if event.is_readable() || event.is_read_closed() {
-                if c.read(w, stats, counting)? > 0 {
-                    c.fill(w, Instant::now());
-                }
+            if (event.is_readable() || event.is_read_closed()) && c.read(w, stats, counting)? > 0 {
+                c.fill(w, Instant::now());
             }
             c.flush(stats)?;
         }
@@ -783,9 +795,11 @@ fn run_thread(
             &mut conns,
             w,
             &mut scratch,
-            false,
-            limit,
-            "prefill",
+            Phase {
+                name: "prefill",
+                limit,
+                counting: false,
+            },
         );
         if r.is_err() {
             failed.store(true, Ordering::SeqCst);
@@ -816,9 +830,11 @@ fn run_thread(
         &mut conns,
         w,
         &mut stats,
-        true,
-        deadline + DRAIN_TIMEOUT,
-        "timed run",
+        Phase {
+            name: "timed run",
+            limit: deadline + DRAIN_TIMEOUT,
+            counting: true,
+        },
     )?;
     // Requests are only issued before the deadline; the drain after it is bounded by DRAIN_TIMEOUT.
     let elapsed = start.elapsed().min(o.duration + DRAIN_TIMEOUT);

@@ -186,7 +186,7 @@ def main():
                 "workload": name,
                 "m_ops": median([r["ops_per_sec"] for r in m]),
                 "t_ops": median([r["ops_per_sec"] for r in t]),
-                "ratio": median([b["ops_per_sec"] / a["ops_per_sec"] for a, b in zip(m, t)]),
+                "ratios": [b["ops_per_sec"] / a["ops_per_sec"] for a, b in zip(m, t)],
                 "m_p99": median([r["p99_us"] for r in m]),
                 "t_p99": median([r["p99_us"] for r in t]),
                 "m_rss": rss["memcached"],
@@ -200,11 +200,13 @@ def main():
           f"-m {args.memory}; loadgen {args.client_threads} threads x {args.conns} conns, "
           f"{args.rounds} interleaved rounds of {args.duration:g}s; medians")
     print()
-    print("| workload | memcached ops/s | tern ops/s | tern/memcached | memcached p99 | tern p99 "
-          "| memcached RSS | tern RSS |")
+    print("| workload | memcached ops/s | tern ops/s | tern/memcached (rounds' range) "
+          "| memcached p99 | tern p99 | memcached RSS | tern RSS |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['workload']} | {r['m_ops']:,.0f} | {r['t_ops']:,.0f} | {r['ratio']:.2f} "
+        ratios = r["ratios"]
+        print(f"| {r['workload']} | {r['m_ops']:,.0f} | {r['t_ops']:,.0f} "
+              f"| {median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
               f"| {r['m_p99']:.0f} us | {r['t_p99']:.0f} us "
               f"| {mib(r['m_rss'])} | {mib(r['t_rss'])} |")
     return 0
