@@ -17,3 +17,14 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize
 pub fn compose(response: &Response<'_>, out: &mut Vec<u8>) {
     let _ = (response, out);
 }
+
+/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n`; the caller appends the data and `\r\n`.
+pub fn compose_value_header(
+    key: &[u8],
+    flags: u32,
+    value_len: usize,
+    cas: Option<u64>,
+    out: &mut Vec<u8>,
+) {
+    let _ = (key, flags, value_len, cas, out);
+}

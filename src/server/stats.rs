@@ -1,0 +1,148 @@
+//! Request counters: one set per worker thread, summed when `stats` is read.
+//!
+//! Only the owning worker ever writes its counters, so a bump is a relaxed load and store (no
+//! locked read-modify-write, no cache line shared between workers); a reader on another thread
+//! sums whatever values it sees, exactly as memcached sums its per-thread stats.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! thread_counters {
+    ($($(#[$doc:meta])* $name:ident,)*) => {
+        /// Counters of one worker thread.
+        #[derive(Debug, Default)]
+        pub struct ThreadStats {
+            $($(#[$doc])* pub $name: Counter,)*
+        }
+
+        /// A snapshot of counters summed over threads.
+        #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+        pub struct StatsSnapshot {
+            $($(#[$doc])* pub $name: u64,)*
+        }
+
+        impl ThreadStats {
+            /// Adds this thread's counters into `sum`.
+            pub fn add_to(&self, sum: &mut StatsSnapshot) {
+                $(sum.$name += self.$name.get();)*
+            }
+
+            /// Zeroes every counter (`stats reset`).
+            pub fn reset(&self) {
+                $(self.$name.0.store(0, Ordering::Relaxed);)*
+            }
+        }
+    };
+}
+
+thread_counters! {
+    /// Retrieval requests (one per key).
+    cmd_get,
+    /// Storage requests.
+    cmd_set,
+    /// `flush_all` requests.
+    cmd_flush,
+    /// Touch requests (`touch`, `gat`).
+    cmd_touch,
+    /// Keys found by retrievals.
+    get_hits,
+    /// Keys not found by retrievals.
+    get_misses,
+    /// Retrievals that found an expired item.
+    get_expired,
+    /// Retrievals that found an item invalidated by `flush_all`.
+    get_flushed,
+    /// Deletes of present keys.
+    delete_hits,
+    /// Deletes of missing keys.
+    delete_misses,
+    /// incr of present keys.
+    incr_hits,
+    /// incr of missing keys.
+    incr_misses,
+    /// decr of present keys.
+    decr_hits,
+    /// decr of missing keys.
+    decr_misses,
+    /// cas that stored.
+    cas_hits,
+    /// cas of missing keys.
+    cas_misses,
+    /// cas refused for a stale CAS unique.
+    cas_badval,
+    /// Touches of present keys.
+    touch_hits,
+    /// Touches of missing keys.
+    touch_misses,
+    /// Storage refused as over the item size limit.
+    store_too_large,
+    /// Storage refused for lack of memory.
+    store_no_memory,
+    /// Authentication requests.
+    auth_cmds,
+    /// Failed authentication requests.
+    auth_errors,
+    /// Bytes read from clients.
+    bytes_read,
+    /// Bytes written to clients.
+    bytes_written,
+    /// Times a connection gave up its turn after `-R` requests.
+    conn_yields,
+    /// Connections closed for idleness.
+    idle_kicks,
+}
+
+/// A counter written by one thread and read by any.
+#[derive(Debug, Default)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`. Only the owning thread calls this.
+    #[inline]
+    pub fn add(&self, n: u64) {
+        // A plain load and store: the owner is the only writer, so no update is lost, and
+        // readers tolerate a slightly stale value.
+        self.0.store(
+            self.0.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
+    }
+
+    /// Adds one.
+    #[inline]
+    pub fn incr(&self) {
+        self.add(1);
+    }
+
+    /// The current value.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Sums the counters of every thread.
+pub fn sum<'a>(threads: impl IntoIterator<Item = &'a ThreadStats>) -> StatsSnapshot {
+    let mut total = StatsSnapshot::default();
+    for t in threads {
+        t.add_to(&mut total);
+    }
+    total
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_sum_over_threads_and_reset() {
+        let a = ThreadStats::default();
+        let b = ThreadStats::default();
+        a.cmd_get.add(3);
+        b.cmd_get.incr();
+        b.get_hits.add(2);
+        let s = sum([&a, &b]);
+        assert_eq!(s.cmd_get, 4);
+        assert_eq!(s.get_hits, 2);
+        a.reset();
+        assert_eq!(sum([&a, &b]).cmd_get, 1);
+    }
+}

@@ -1,0 +1,302 @@
+//! The classic text protocol over real TCP, byte for byte.
+//!
+//! Every scenario below was checked against Debian's memcached 1.6.18. Run
+//! `TERN_DIFF_MEMCACHED=1 cargo test --test text_protocol` to replay them against a real
+//! memcached as well (the differential run; it needs `memcached` on PATH, or set the variable to
+//! the binary's path).
+
+mod common;
+
+use common::{differential, Client, Memcached, Tern};
+
+/// One step: bytes to send, then the exact bytes expected back.
+type Step = (&'static [u8], &'static [u8]);
+
+/// A named conversation on one fresh connection to a fresh server.
+struct Scenario {
+    name: &'static str,
+    steps: &'static [Step],
+    /// Whether the server must close the connection after the last step.
+    closes: bool,
+}
+
+const fn sc(name: &'static str, steps: &'static [Step]) -> Scenario {
+    Scenario {
+        name,
+        steps,
+        closes: false,
+    }
+}
+
+const SCENARIOS: &[Scenario] = &[
+    sc(
+        "set_then_get",
+        &[
+            (b"set a 5 0 3\r\nabc\r\n", b"STORED\r\n"),
+            (b"get a\r\n", b"VALUE a 5 3\r\nabc\r\nEND\r\n"),
+        ],
+    ),
+    sc(
+        "get_many_keys_with_misses",
+        &[
+            (
+                b"set a 0 0 1\r\n1\r\nset c 0 0 1\r\n3\r\n",
+                b"STORED\r\nSTORED\r\n",
+            ),
+            (
+                b"get a b c d\r\n",
+                b"VALUE a 0 1\r\n1\r\nVALUE c 0 1\r\n3\r\nEND\r\n",
+            ),
+            (
+                b"get   a    c  \r\n",
+                b"VALUE a 0 1\r\n1\r\nVALUE c 0 1\r\n3\r\nEND\r\n",
+            ),
+        ],
+    ),
+    sc(
+        "gets_shows_cas",
+        &[
+            (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"gets a\r\n", b"VALUE a 0 1 1\r\nx\r\nEND\r\n"),
+            (b"cas a 0 0 1 2\r\ny\r\n", b"EXISTS\r\n"),
+            (b"cas a 0 0 1 1\r\ny\r\n", b"STORED\r\n"),
+            (b"cas zz 0 0 1 1\r\ny\r\n", b"NOT_FOUND\r\n"),
+            (b"gets a\r\n", b"VALUE a 0 1 2\r\ny\r\nEND\r\n"),
+        ],
+    ),
+    sc(
+        "add_replace_append_prepend",
+        &[
+            (b"add a 1 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"add a 1 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
+            (b"replace b 1 0 1\r\ny\r\n", b"NOT_STORED\r\n"),
+            (b"replace a 2 0 1\r\nz\r\n", b"STORED\r\n"),
+            (b"append a 9 0 2\r\n12\r\n", b"STORED\r\n"),
+            (b"prepend a 9 0 2\r\n00\r\n", b"STORED\r\n"),
+            (b"append nope 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+            (b"prepend nope 0 0 1\r\nx\r\n", b"NOT_STORED\r\n"),
+            (b"get a\r\n", b"VALUE a 2 5\r\n00z12\r\nEND\r\n"),
+        ],
+    ),
+    sc(
+        "delete_forms",
+        &[
+            (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"delete a 0\r\n", b"DELETED\r\n"),
+            (b"delete a\r\n", b"NOT_FOUND\r\n"),
+            (
+                b"delete a 1\r\n",
+                b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
+            ),
+            (
+                b"set a 0 0 1\r\nx\r\ndelete a noreply\r\nget a\r\n",
+                b"STORED\r\nEND\r\n",
+            ),
+        ],
+    ),
+    sc(
+        "incr_decr",
+        &[
+            (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+            (b"incr n 5\r\n", b"15\r\n"),
+            (b"decr n 100\r\n", b"0\r\n"),
+            (b"set n 0 0 2\r\n10\r\n", b"STORED\r\n"),
+            (b"decr n 1\r\n", b"9\r\n"),
+            (b"get n\r\n", b"VALUE n 0 2\r\n9 \r\nEND\r\n"),
+            (b"incr n 18446744073709551615\r\n", b"8\r\n"),
+            (b"set big 0 0 20\r\n18446744073709551615\r\n", b"STORED\r\n"),
+            (b"incr big 1\r\n", b"0\r\n"),
+            (b"incr nope 1\r\n", b"NOT_FOUND\r\n"),
+            (
+                b"incr n x\r\n",
+                b"CLIENT_ERROR invalid numeric delta argument\r\n",
+            ),
+            (
+                b"incr n -1\r\n",
+                b"CLIENT_ERROR invalid numeric delta argument\r\n",
+            ),
+            (b"set s 0 0 3\r\nabc\r\n", b"STORED\r\n"),
+            (
+                b"incr s 1\r\n",
+                b"CLIENT_ERROR cannot increment or decrement non-numeric value\r\n",
+            ),
+        ],
+    ),
+    sc(
+        "incr_grows_value",
+        &[
+            (b"set n 0 0 1\r\n9\r\n", b"STORED\r\n"),
+            (b"incr n 1\r\n", b"10\r\n"),
+            (b"get n\r\n", b"VALUE n 0 2\r\n10\r\nEND\r\n"),
+        ],
+    ),
+    sc(
+        "touch_and_gat",
+        &[
+            (b"set a 3 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"touch a 100\r\n", b"TOUCHED\r\n"),
+            (b"touch b 100\r\n", b"NOT_FOUND\r\n"),
+            (
+                b"touch a x\r\n",
+                b"CLIENT_ERROR invalid exptime argument\r\n",
+            ),
+            (b"gat 100 a b\r\n", b"VALUE a 3 1\r\nx\r\nEND\r\n"),
+            (b"gats 100 a\r\n", b"VALUE a 3 1 1\r\nx\r\nEND\r\n"),
+            (b"gat x a\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
+        ],
+    ),
+    sc(
+        "unknown_and_malformed",
+        &[
+            (b"bogus\r\n", b"ERROR\r\n"),
+            (b"\r\n", b"ERROR\r\n"),
+            (b"set a 0 0\r\n", b"ERROR\r\n"),
+            (
+                b"set a x 0 1\r\n",
+                b"CLIENT_ERROR bad command line format\r\n",
+            ),
+            (
+                b"set a 0 0 -1\r\n",
+                b"CLIENT_ERROR bad command line format\r\n",
+            ),
+            (b"get\r\n", b"ERROR\r\n"),
+            (b"version\r\n", b"VERSION 1.6.18\r\n"),
+        ],
+    ),
+    sc(
+        "bare_newline_ends_a_line",
+        &[(
+            b"set a 0 0 1\nx\r\nget a\n",
+            b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n",
+        )],
+    ),
+    sc(
+        "bad_data_chunk",
+        &[
+            (
+                b"set a 0 0 1\r\nxyz\r\n",
+                b"CLIENT_ERROR bad data chunk\r\nERROR\r\n",
+            ),
+            (b"get a\r\n", b"END\r\n"),
+        ],
+    ),
+    sc(
+        "noreply_everywhere",
+        &[
+            (b"set a 0 0 1 noreply\r\nx\r\n", b""),
+            (b"add a 0 0 1 noreply\r\nx\r\n", b""),
+            (b"replace a 0 0 1 noreply\r\ny\r\n", b""),
+            (b"append a 0 0 1 noreply\r\nz\r\n", b""),
+            (b"prepend a 0 0 1 noreply\r\nw\r\n", b""),
+            (b"cas a 0 0 1 999 noreply\r\nq\r\n", b""),
+            (b"set n 0 0 1 noreply\r\n5\r\n", b""),
+            (b"incr n 1 noreply\r\n", b""),
+            (b"decr n 1 noreply\r\n", b""),
+            (b"touch a 0 noreply\r\n", b""),
+            (b"delete zz noreply\r\n", b""),
+            (b"flush_all 0 noreply\r\n", b""),
+            (b"verbosity 1 noreply\r\n", b""),
+            (b"incr a 1 noreply\r\n", b""),
+            (b"get a n\r\n", b"END\r\n"),
+        ],
+    ),
+    sc(
+        "flush_all_forms",
+        &[
+            (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"flush_all\r\n", b"OK\r\n"),
+            (b"get a\r\n", b"END\r\n"),
+            (b"flush_all 0\r\n", b"OK\r\n"),
+            (b"flush_all noreply\r\n", b""),
+            (b"version\r\n", b"VERSION 1.6.18\r\n"),
+        ],
+    ),
+    sc(
+        "shutdown_refused_without_dash_a",
+        &[(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n")],
+    ),
+    sc(
+        "stats_errors",
+        &[
+            (b"stats foo\r\n", b"ERROR\r\n"),
+            (
+                b"stats detail\r\n",
+                b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
+            ),
+            (b"stats reset\r\n", b"RESET\r\n"),
+            (b"verbosity 1\r\n", b"OK\r\n"),
+        ],
+    ),
+    sc(
+        "zero_length_value",
+        &[
+            (b"set a 0 0 0\r\n\r\n", b"STORED\r\n"),
+            (b"get a\r\n", b"VALUE a 0 0\r\n\r\nEND\r\n"),
+        ],
+    ),
+    sc(
+        "negative_exptime_expires_at_once",
+        &[
+            (b"set a 0 -1 1\r\nx\r\n", b"STORED\r\n"),
+            (b"get a\r\n", b"END\r\n"),
+        ],
+    ),
+    sc(
+        "flags_full_32_bits",
+        &[
+            (b"set a 4294967295 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"get a\r\n", b"VALUE a 4294967295 1\r\nx\r\nEND\r\n"),
+        ],
+    ),
+    Scenario {
+        name: "quit_closes",
+        steps: &[(b"set a 0 0 1\r\nx\r\nquit\r\nget a\r\n", b"STORED\r\n")],
+        closes: true,
+    },
+];
+
+/// tern answers `version` with its own version; memcached with 1.6.18. Everything else must match.
+fn for_server(expected: &[u8], is_tern: bool) -> Vec<u8> {
+    if is_tern {
+        let ours = format!("VERSION {}\r\n", tern::server::VERSION);
+        String::from_utf8_lossy(expected)
+            .replace("VERSION 1.6.18\r\n", &ours)
+            .into_bytes()
+    } else {
+        expected.to_vec()
+    }
+}
+
+fn run(scenario: &Scenario, mut client: Client, is_tern: bool) {
+    eprintln!("scenario {}", scenario.name);
+    for (send, expect) in scenario.steps {
+        client.roundtrip(send, &for_server(expect, is_tern));
+    }
+    if scenario.closes {
+        assert!(
+            client.is_closed(),
+            "{}: connection stayed open",
+            scenario.name
+        );
+    }
+}
+
+#[test]
+fn scenarios_match_memcached_bytes() {
+    for scenario in SCENARIOS {
+        let tern = Tern::start();
+        run(scenario, tern.connect(), true);
+    }
+}
+
+#[test]
+fn scenarios_differential_against_real_memcached() {
+    if !differential() {
+        eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 to replay against a real memcached");
+        return;
+    }
+    for scenario in SCENARIOS {
+        let mc = Memcached::start(&[]);
+        run(scenario, Client::connect(mc.addr), false);
+    }
+}
