@@ -31,8 +31,10 @@ import servers  # noqa: E402
 # Targets from the item-store issue: tern / memcached.
 ITEM_TARGETS = {10: 2.0, 100: 1.5, 1000: 1.1}
 RSS_TARGET = 1.1
-# Never write more than this many keys per run: a server that never evicts must not loop forever.
-MAX_KEYS_FACTOR = 64  # keys <= MAX_KEYS_FACTOR * (memory bytes / value size)
+# Never write more than this many times the keys whose bare key+value bytes would fill -m: no
+# server holds that many, so one that has not evicted by then is not honouring -m (and must not
+# make this script loop for ever).
+MAX_KEYS_FACTOR = 4
 
 
 def fill_until_eviction(server, value_size, batch, memory_mb, use_noreply, time_limit):
@@ -40,7 +42,7 @@ def fill_until_eviction(server, value_size, batch, memory_mb, use_noreply, time_
     value = (b"abcdefghijklmnopqrstuvwxyz" * (value_size // 26 + 1))[:value_size]
     suffix = b" 0 0 %d%s\r\n" % (value_size, b" noreply" if use_noreply else b"")
     block = value + b"\r\n"
-    max_keys = MAX_KEYS_FACTOR * memory_mb * 1024 * 1024 // max(value_size, 1)
+    max_keys = MAX_KEYS_FACTOR * memory_mb * 1024 * 1024 // (value_size + len("key:1000000"))
     started = time.monotonic()
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
