@@ -135,18 +135,25 @@ def main():
 
     servers.install_signal_handlers()
     results = {}  # (name, size) -> result
+    failures = 0
     port = args.port
     try:
         for size in sizes:
             for name, binary in present:
-                with servers.Server(name, binary, port, memory_mb=args.memory) as srv:
-                    r = fill_until_eviction(srv, size, args.batch, args.memory,
-                                            not args.replies, args.time_limit)
+                port += 1
+                try:
+                    with servers.Server(name, binary, port - 1, memory_mb=args.memory) as srv:
+                        r = fill_until_eviction(srv, size, args.batch, args.memory,
+                                                not args.replies, args.time_limit)
+                except (RuntimeError, OSError) as e:
+                    # Measure everything else; the table marks this cell and the exit status is 1.
+                    print(f"capacity: {name} {size} B: FAILED: {e}", file=sys.stderr)
+                    failures += 1
+                    continue
                 results[(name, size)] = r
                 print(f"capacity: {name:9} {size:5} B values: {r['items']:>9,} items at first "
                       f"eviction ({r['written']:,} written), RSS {fmt_mb(r['rss_kb'])}, "
                       f"{r['secs']:.1f}s", file=sys.stderr)
-                port += 1
     finally:
         servers.stop_all()
 
@@ -163,7 +170,7 @@ def main():
         row = [f"{size} B"]
         for n in names:
             r = results.get((n, size))
-            row += [f"{r['items']:,}" if r else "-", fmt_mb(r["rss_kb"]) if r else "-"]
+            row += [f"{r['items']:,}" if r else "failed", fmt_mb(r["rss_kb"]) if r else "-"]
         if len(names) == 2:
             m, t = results.get(("memcached", size)), results.get(("tern", size))
             row.append(fmt_ratio(ratio(t and t["items"], m and m["items"]), ITEM_TARGETS.get(size)))
@@ -171,7 +178,7 @@ def main():
             row.append("-" if r_rss is None else
                        f"{r_rss:.2f}x ({'ok' if r_rss <= RSS_TARGET else 'above'} <= {RSS_TARGET}x)")
         print("| " + " | ".join(row) + " |")
-    return 0
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":
