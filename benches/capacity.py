@@ -92,7 +92,7 @@ def ratio(a, b):
 def fmt_ratio(r, target=None):
     if r is None:
         return "-"
-    text = f"{r:.2f}x"
+    text = f"{r:.3f}x"
     if target is not None:
         text += f" ({'ok' if r >= target else 'below'} >= {target}x)"
     return text
@@ -176,7 +176,7 @@ def main():
             row.append(fmt_ratio(ratio(t and t["items"], m and m["items"]), ITEM_TARGETS.get(size)))
             r_rss = ratio(t and t["rss_kb"], m and m["rss_kb"])
             row.append("-" if r_rss is None else
-                       f"{r_rss:.2f}x ({'ok' if r_rss <= RSS_TARGET else 'above'} <= {RSS_TARGET}x)")
+                       f"{r_rss:.3f}x ({'ok' if r_rss <= RSS_TARGET else 'above'} <= {RSS_TARGET}x)")
         print("| " + " | ".join(row) + " |")
     return 1 if failures else 0
 
