@@ -104,6 +104,8 @@ def fmt_mb(kb):
 
 
 def main():
+    # First thing: a Ctrl-C at any point must stop every server started so far.
+    servers.install_signal_handlers()
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--sizes", default="10,100,1000", help="value sizes, comma-separated")
     ap.add_argument("--memory", type=int, default=64, help="-m for every server (MB)")
@@ -133,7 +135,6 @@ def main():
         print("capacity: no server to measure", file=sys.stderr)
         return 1
 
-    servers.install_signal_handlers()
     results = {}  # (name, size) -> result
     failures = 0
     port = args.port

@@ -101,6 +101,8 @@ def median(xs):
 
 
 def main():
+    # First thing: a Ctrl-C at any point must stop every server started so far.
+    servers.install_signal_handlers()
     ap = argparse.ArgumentParser(
         description="memcached vs tern, interleaved rounds",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -140,7 +142,6 @@ def main():
         cargo(["build", "--release"])
     loadgen = build_loadgen()
 
-    servers.install_signal_handlers()
     client = ["--threads", str(args.client_threads), "--conns", str(args.conns)]
     timeout = args.duration + 180  # loadgen stops itself; this only guards against a wedged run
     rows = []
