@@ -415,6 +415,8 @@ enum Fatal {
         buffer: usize,
     },
     Timeout(&'static str, usize),
+    /// This thread stopped because another one failed (that one reports why).
+    Aborted(&'static str),
 }
 
 impl std::fmt::Display for Fatal {
@@ -439,6 +441,7 @@ impl std::fmt::Display for Fatal {
                 f,
                 "connection {conn}: {buffer} bytes of replies without one complete reply"
             ),
+            Fatal::Aborted(why) => write!(f, "stopped: {why}"),
             Fatal::Timeout(phase, n) => {
                 write!(
                     f,
@@ -780,7 +783,7 @@ fn run_thread(
     barrier.wait();
     connected?;
     if failed.load(Ordering::SeqCst) {
-        return Err(Fatal::Timeout("another thread failed to connect", 0));
+        return Err(Fatal::Aborted("another thread failed to connect"));
     }
 
     let mut scratch = Stats::default();
@@ -807,7 +810,7 @@ fn run_thread(
         barrier.wait();
         r?;
         if failed.load(Ordering::SeqCst) {
-            return Err(Fatal::Timeout("another thread failed during prefill", 0));
+            return Err(Fatal::Aborted("another thread failed during prefill"));
         }
     }
     if o.prefill_only {
@@ -888,9 +891,11 @@ fn run(o: &Options) -> Result<(), Fatal> {
                 total.merge(&r.stats);
                 elapsed = elapsed.max(r.elapsed);
             }
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
+            // Report the failure itself, not another thread's "stopped because of it".
+            Err(e) => match first_error {
+                None | Some(Fatal::Aborted(_)) => first_error = Some(e),
+                Some(_) => {}
+            },
         }
     }
     if let Some(e) = first_error {
