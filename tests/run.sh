@@ -17,4 +17,4 @@ fi
 
 # The opt-in differential replay is always on here: memcached was just made available.
 export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast

@@ -61,11 +61,11 @@ fn request_split_at_every_byte_boundary() {
 fn request_sent_one_byte_at_a_time() {
     let tern = Tern::start();
     let mut c = tern.connect();
-    let req = b"set a 0 0 3\r\nxyz\r\ngets a\r\ndelete a\r\nget a\r\n";
+    let req = b"set a 0 0 3\r\nxyz\r\nget a\r\ndelete a\r\nget a\r\n";
     for b in req.iter() {
         c.send(std::slice::from_ref(b));
     }
-    c.expect(b"STORED\r\nVALUE a 0 3 1\r\nxyz\r\nEND\r\nDELETED\r\nEND\r\n");
+    c.expect(b"STORED\r\nVALUE a 0 3\r\nxyz\r\nEND\r\nDELETED\r\nEND\r\n");
 }
 
 #[test]
