@@ -59,8 +59,8 @@
 //!   never a hang on a packet that can never be valid).
 //! - **Too large.** A SET/ADD/REPLACE/APPEND/PREPEND whose item would exceed the item size limit
 //!   answers 0x03 `Too large.` and swallows the value; the connection stays open. The item size
-//!   is memcached's: 48 bytes of item header + key + 1 + (4 if flags are non-zero) + value + 2
-//!   + (8 if CAS is enabled) must not exceed `-I`. For SET memcached also unlinks the old item
+//!   is memcached's ([`item_fits`]): the 48-byte item header, the key and a NUL, 4 bytes if
+//!   the flags are non-zero, the value and `\r\n`, and 8 bytes if CAS is enabled, at most `-I`. For SET memcached also unlinks the old item
 //!   (see [`Request::TooLarge`]).
 //! - **SASL (`-S`)**: only the binary protocol is served. Until the connection has
 //!   authenticated, every opcode but SASL_LIST_MECHS, SASL_AUTH, SASL_STEP and VERSION answers
