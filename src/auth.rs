@@ -118,10 +118,7 @@ impl PasswordDb {
                     .position(|&b| b == b':')
                     .ok_or(AuthFileError::Malformed { line: i + 1 })?;
                 let pass = &line[colon + 1..];
-                let end = pass
-                    .iter()
-                    .position(|&b| b == b'\r')
-                    .unwrap_or(pass.len());
+                let end = pass.iter().position(|&b| b == b'\r').unwrap_or(pass.len());
                 entries.push((line[..colon].to_vec(), pass[..end].to_vec()));
             }
         }
@@ -413,7 +410,10 @@ fn tokens(s: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// to a "negative" long; the result is truncated to 32 bits as memcached stores it.
 fn safe_strtoul(token: &[u8]) -> Option<u32> {
     let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = token.iter().position(|&b| !is_space(b)).unwrap_or(token.len());
+    let start = token
+        .iter()
+        .position(|&b| !is_space(b))
+        .unwrap_or(token.len());
     let mut rest = &token[start..];
     let negative = rest.first() == Some(&b'-');
     if matches!(rest.first(), Some(b'-' | b'+')) {
@@ -432,7 +432,11 @@ fn safe_strtoul(token: &[u8]) -> Option<u32> {
         Some(&b) if is_space(b) => {}
         Some(_) => return None,
     }
-    let value = if negative { value.wrapping_neg() } else { value };
+    let value = if negative {
+        value.wrapping_neg()
+    } else {
+        value
+    };
     if (value as i64) < 0 && token.contains(&b'-') {
         return None;
     }
@@ -476,9 +480,13 @@ pub fn ascii_auth(input: &[u8], db: &PasswordDb) -> AsciiAuth {
         outcome: AsciiAuthOutcome::Refused,
     };
     let mut toks = tokens(line);
-    let (Some(cmd), Some(_key), Some(_flags), Some(_exptime), Some(size)) =
-        (toks.next(), toks.next(), toks.next(), toks.next(), toks.next())
-    else {
+    let (Some(cmd), Some(_key), Some(_flags), Some(_exptime), Some(size)) = (
+        toks.next(),
+        toks.next(),
+        toks.next(),
+        toks.next(),
+        toks.next(),
+    ) else {
         return refused;
     };
     let Some(size) = (cmd == b"set").then(|| safe_strtoul(size)).flatten() else {
@@ -509,5 +517,366 @@ pub fn ascii_auth(input: &[u8], db: &PasswordDb) -> AsciiAuth {
         reply(STORED, AsciiAuthOutcome::Authenticated)
     } else {
         reply(AUTH_FAILURE, AsciiAuthOutcome::Failed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authfile() -> PasswordDb {
+        PasswordDb::from_authfile(b"alice:secret\nbob:pw:extra\r\ncarol:with space\n").unwrap()
+    }
+
+    #[test]
+    fn constant_time_eq_is_plain_equality() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secrets"));
+        assert!(!constant_time_eq(b"secrets", b"secret"));
+        assert!(!constant_time_eq(b"", b"x"));
+        assert!(!constant_time_eq(b"x", b""));
+        assert!(constant_time_eq(b"", b""));
+        // A repeated stored password must not match a longer given one.
+        assert!(!constant_time_eq(b"abab", b"ab"));
+    }
+
+    #[test]
+    fn authfile_password_is_the_rest_of_the_line() {
+        let db = authfile();
+        assert_eq!(db.len(), 3);
+        assert!(db.check(b"alice", b"secret"));
+        assert!(!db.check(b"alice", b"secre"));
+        assert!(!db.check(b"alice", b"secret2"));
+        assert!(db.check(b"bob", b"pw:extra"));
+        assert!(!db.check(b"bob", b"pw"));
+        assert!(db.check(b"carol", b"with space"));
+        assert!(!db.check(b"dave", b"secret"));
+    }
+
+    #[test]
+    fn authfile_without_colon_or_with_empty_line_is_malformed() {
+        assert_eq!(
+            PasswordDb::from_authfile(b"alice:secret\nbogus\n").unwrap_err(),
+            AuthFileError::Malformed { line: 2 }
+        );
+        assert_eq!(
+            PasswordDb::from_authfile(b"alice:secret\n\n").unwrap_err(),
+            AuthFileError::Malformed { line: 2 }
+        );
+        let db = PasswordDb::from_authfile(b"alice:secret").unwrap();
+        assert!(db.check(b"alice", b"secret"));
+        assert!(PasswordDb::from_authfile(b"").unwrap().is_empty());
+    }
+
+    #[test]
+    fn authfile_keeps_more_than_eight_entries() {
+        let file: Vec<u8> = (0..12)
+            .flat_map(|i| format!("u{i}:p{i}\n").into_bytes())
+            .collect();
+        let db = PasswordDb::from_authfile(&file).unwrap();
+        assert!(db.check(b"u11", b"p11"));
+    }
+
+    #[test]
+    fn sasl_pwdb_first_user_line_decides_and_extra_fields_are_allowed() {
+        let db = PasswordDb::from_sasl_pwdb(b"junk line\nbob:pw:extra\nalice:one\nalice:two\r\n");
+        assert!(db.check(b"bob", b"pw"));
+        assert!(db.check(b"bob", b"pw:extra"));
+        assert!(!db.check(b"bob", b"p"));
+        assert!(!db.check(b"bob", b"pw:ext"));
+        assert!(db.check(b"alice", b"one"));
+        assert!(!db.check(b"alice", b"two"));
+        let long = vec![b'x'; 252];
+        let mut file = b"u:".to_vec();
+        file.extend_from_slice(&long);
+        assert!(!PasswordDb::from_sasl_pwdb(&file).check(b"u", &long));
+    }
+
+    #[test]
+    fn debug_output_never_shows_passwords() {
+        let db = authfile();
+        assert!(!format!("{db:?}").contains("secret"));
+        let creds = parse_plain(b"\0alice\0secret").unwrap();
+        assert!(!format!("{creds:?}").contains("secret"));
+    }
+
+    #[test]
+    fn plain_message_needs_exactly_two_nuls_and_a_user() {
+        let c = parse_plain(b"az\0alice\0secret").unwrap();
+        assert_eq!(
+            (c.authzid, c.authcid, c.passwd),
+            (&b"az"[..], &b"alice"[..], &b"secret"[..])
+        );
+        assert!(parse_plain(b"alicesecret").is_none());
+        assert!(parse_plain(b"alice\0secret").is_none());
+        assert!(parse_plain(b"\0alice\0secret\0").is_none());
+        assert!(parse_plain(b"\0\0secret").is_none());
+        assert_eq!(parse_plain(b"\0alice\0").unwrap().passwd, b"");
+    }
+
+    #[test]
+    fn sasl_auth_plain_succeeds_and_counts() {
+        let db = authfile();
+        let mut s = SaslSession::new();
+        let r = s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
+        assert_eq!(r, SaslReply::Authenticated);
+        assert_eq!(
+            (r.status(), r.body(), r.counts()),
+            (Status::Success, &b"Authenticated"[..], (1, 0))
+        );
+        assert!(s.is_authenticated());
+        // authzid equal to the user is fine; any other is refused.
+        assert_eq!(
+            s.auth(&db, b"plain", b"alice\0alice\0secret", false),
+            SaslReply::Authenticated
+        );
+        assert_eq!(
+            s.auth(&db, b"PLAIN", b"bob\0alice\0secret", false),
+            SaslReply::Failed
+        );
+    }
+
+    #[test]
+    fn sasl_failure_is_auth_error_and_drops_earlier_authentication() {
+        let db = authfile();
+        let mut s = SaslSession::new();
+        s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
+        let r = s.auth(&db, b"PLAIN", b"\0alice\0wrong", false);
+        assert_eq!(
+            (r.status(), r.body(), r.counts()),
+            (Status::AuthError, &b"Auth failure."[..], (1, 1))
+        );
+        assert!(!s.is_authenticated());
+        assert_eq!(
+            s.auth(&db, b"FOO", b"\0alice\0secret", false),
+            SaslReply::Failed
+        );
+    }
+
+    #[test]
+    fn sasl_plain_without_data_continues_then_step_authenticates() {
+        let db = authfile();
+        let mut s = SaslSession::new();
+        let r = s.auth(&db, b"PLAIN", b"", false);
+        assert_eq!(
+            (r.status(), r.body(), r.counts()),
+            (Status::AuthContinue, &b""[..], (0, 0))
+        );
+        assert_eq!(
+            s.auth(&db, b"PLAIN", b"\0alice\0secret", true),
+            SaslReply::Authenticated
+        );
+    }
+
+    #[test]
+    fn sasl_step_without_auth_fails() {
+        let mut s = SaslSession::new();
+        assert_eq!(
+            s.auth(&authfile(), b"PLAIN", b"\0alice\0secret", true),
+            SaslReply::Failed
+        );
+    }
+
+    #[test]
+    fn sasl_mechanism_over_32_bytes_is_invalid_arguments() {
+        let db = authfile();
+        let mut s = SaslSession::new();
+        s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
+        let r = s.auth(&db, &[b'P'; 33], b"abc", false);
+        assert_eq!(
+            (r.status(), r.body(), r.counts()),
+            (Status::InvalidArguments, &b"Invalid arguments"[..], (0, 0))
+        );
+        assert!(s.is_authenticated());
+    }
+
+    #[test]
+    fn list_mechs_answers_plain_and_drops_authentication() {
+        let db = authfile();
+        let mut s = SaslSession::new();
+        s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
+        assert_eq!(s.list_mechs(), b"PLAIN");
+        assert!(!s.is_authenticated());
+    }
+
+    #[test]
+    fn sasl_gate_lets_only_sasl_and_version_through() {
+        use tern_protocol::binary::Header;
+        let header = |opcode| Header {
+            magic: 0x80,
+            opcode,
+            key_len: 0,
+            extras_len: 0,
+            data_type: 0,
+            vbucket_or_status: 0,
+            body_len: 0,
+            opaque: 0,
+            cas: 0,
+        };
+        let s = SaslSession::new();
+        for op in [0x20, 0x21, 0x22, 0x0b] {
+            assert!(binary_command_allowed(true, &s, &header(op)));
+        }
+        for op in [0x00, 0x0a, 0x10, 0x09, 0x30, 0x07] {
+            assert!(!binary_command_allowed(true, &s, &header(op)));
+            assert!(binary_command_allowed(false, &s, &header(op)));
+        }
+    }
+
+    fn reply(consumed: usize, reply: &'static [u8], outcome: AsciiAuthOutcome) -> AsciiAuth {
+        AsciiAuth::Reply {
+            consumed,
+            reply,
+            outcome,
+        }
+    }
+
+    // Each expectation below was read from memcached 1.6.18 -Y over a socket.
+    #[test]
+    fn ascii_auth_set_with_user_pass_authenticates() {
+        let db = authfile();
+        let input = b"set k 0 0 12\r\nalice secret\r\nget k\r\n";
+        assert_eq!(
+            ascii_auth(input, &db),
+            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        // Extra tokens, noreply, a bare LF and leading spaces make no difference.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 18\r\nalice secret extra\r\n", &db),
+            reply(34, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12 noreply\r\nalice secret\r\n", &db),
+            reply(36, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\nalice secret\r\n", &db),
+            reply(27, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"  set   k 0 0 12\r\nalice secret\r\n", &db),
+            reply(32, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 14\r\n  alice secret\r\n", &db),
+            reply(30, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_wrong_password_fails() {
+        let db = authfile();
+        assert_eq!(
+            ascii_auth(b"set k 0 0 11\r\nalice wrong\r\n", &db),
+            reply(
+                27,
+                b"CLIENT_ERROR authentication failure\r\n",
+                AsciiAuthOutcome::Failed
+            )
+        );
+        // A -Y password is the whole rest of the line.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 6\r\nbob pw\r\n", &db),
+            reply(
+                21,
+                b"CLIENT_ERROR authentication failure\r\n",
+                AsciiAuthOutcome::Failed
+            )
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\r\nbob pw:extra\r\n", &db),
+            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_anything_but_a_set_is_unauthenticated() {
+        let db = authfile();
+        let refused = |n| {
+            reply(
+                n,
+                b"CLIENT_ERROR unauthenticated\r\n",
+                AsciiAuthOutcome::Refused,
+            )
+        };
+        assert_eq!(ascii_auth(b"get foo\r\n", &db), refused(9));
+        assert_eq!(ascii_auth(b"stats\r\n", &db), refused(7));
+        assert_eq!(ascii_auth(b"set k 0 0\r\n", &db), refused(11));
+        assert_eq!(
+            ascii_auth(b"add k 0 0 12\r\nalice secret\r\n", &db),
+            refused(14)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 -1\r\nalice secret\r\n", &db),
+            refused(14)
+        );
+        assert_eq!(ascii_auth(b"\r\nget foo\r\n", &db), refused(2));
+    }
+
+    #[test]
+    fn ascii_auth_bad_data_blocks() {
+        let db = authfile();
+        assert_eq!(
+            ascii_auth(b"set k 0 0 3\r\nabcde\r\n", &db),
+            reply(
+                18,
+                b"CLIENT_ERROR bad command line termination\r\n",
+                AsciiAuthOutcome::Refused
+            )
+        );
+        let bad_format = |n| {
+            reply(
+                n,
+                b"CLIENT_ERROR bad authentication token format\r\n",
+                AsciiAuthOutcome::Refused,
+            )
+        };
+        assert_eq!(ascii_auth(b"set k 0 0 5\r\nalice\r\n", &db), bad_format(20));
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\r\nalice\tsecret\r\n", &db),
+            bad_format(28)
+        );
+        // The size is truncated to 32 bits, as memcached's safe_strtoul stores it.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 4294967298\r\nab\r\n", &db),
+            bad_format(26)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_waits_for_line_and_data() {
+        let db = authfile();
+        let input = b"set k 0 0 12\r\nalice secret\r\n";
+        for cut in 0..input.len() {
+            assert_eq!(
+                ascii_auth(&input[..cut], &db),
+                AsciiAuth::NeedMore,
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_auth_closes_on_runaway_input() {
+        let db = authfile();
+        assert_eq!(ascii_auth(&[b'x'; 2049], &db), AsciiAuth::Close);
+        assert_eq!(ascii_auth(&[b'x'; 2048], &db), AsciiAuth::NeedMore);
+        // A data block memcached's 16 KiB read buffer cannot hold.
+        assert_eq!(ascii_auth(b"set k 0 0 16383\r\n", &db), AsciiAuth::Close);
+        assert_eq!(ascii_auth(b"set k 0 0 16382\r\n", &db), AsciiAuth::NeedMore);
+    }
+
+    #[test]
+    fn strtoul_matches_memcached() {
+        assert_eq!(safe_strtoul(b"12\r"), Some(12));
+        assert_eq!(safe_strtoul(b"+7"), Some(7));
+        assert_eq!(safe_strtoul(b"\t7"), Some(7));
+        assert_eq!(safe_strtoul(b"-0"), Some(0));
+        assert_eq!(safe_strtoul(b"-1"), None);
+        assert_eq!(safe_strtoul(b"7x"), None);
+        assert_eq!(safe_strtoul(b""), None);
+        assert_eq!(safe_strtoul(b"18446744073709551616"), None);
+        assert_eq!(safe_strtoul(b"4294967296"), Some(0));
     }
 }
