@@ -97,7 +97,10 @@ fn run(settings: Settings) -> Result<(), Failure> {
         }
     }
     for addr in server.local_addrs() {
-        log::info!("listening on {addr}");
+        log::info!("listening on {addr} (tcp)");
+    }
+    for addr in server.udp_addrs() {
+        log::info!("listening on {addr} (udp)");
     }
     log::info!("tern {} ready: {summary}", tern::server::VERSION);
     if let Some(path) = &pid_file {
