@@ -5,11 +5,13 @@
 //! - [`server`]: event loops, connections and buffers; executes requests against the store.
 //! - [`config`]: command-line flags and the conf file, validated into [`config::Settings`].
 //! - [`clock`]: the seconds clock every TTL is measured against.
+//! - [`cluster`]: the ElastiCache auto-discovery config (`config get cluster`).
 //!
 //! The wire formats live in the `tern-protocol` crate.
 #![deny(unsafe_op_in_unsafe_fn)]
 
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod server;
 pub mod store;
