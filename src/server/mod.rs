@@ -35,6 +35,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::store::Store;
 use stats::ThreadStats;
@@ -55,6 +56,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Parser limits derived from the settings.
     pub limits: Limits,
+    /// The ElastiCache auto-discovery config this node serves.
+    pub cluster: Cluster,
     threads: Vec<Arc<ThreadStats>>,
     curr_connections: AtomicU64,
     total_connections: AtomicU64,
@@ -189,6 +192,8 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        // tern's own: the auto-discovery config version served (0 after `config delete`).
+        put("cluster_config_version", self.cluster.version().to_string());
         v
     }
 
@@ -323,12 +328,27 @@ pub fn start_on(
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
     let thread_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
+    let mut addrs = Vec::new();
+    let mut mio_listeners = Vec::new();
+    for l in listeners {
+        l.set_nonblocking(true)?;
+        addrs.push(l.local_addr()?);
+        mio_listeners.push(TcpListener::from_std(l));
+    }
+    // The node describes itself by the first address it listens on (see `cluster::local`).
+    let cluster = Cluster::for_node(
+        addrs.first().copied().ok_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no listener to serve on")
+        })?,
+        settings.cluster_config.clone(),
+    );
     let limits = Limits {
         item_size_max: settings.store.item_size_max,
         cas_enabled: settings.store.cas_enabled,
     };
     let shared = Arc::new(Shared {
         limits,
+        cluster,
         store: Arc::new(store),
         clock,
         threads: thread_stats.clone(),
@@ -340,14 +360,6 @@ pub fn start_on(
         wakers: OnceLock::new(),
         settings,
     });
-
-    let mut addrs = Vec::new();
-    let mut mio_listeners = Vec::new();
-    for l in listeners {
-        l.set_nonblocking(true)?;
-        addrs.push(l.local_addr()?);
-        mio_listeners.push(TcpListener::from_std(l));
-    }
 
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
