@@ -1,0 +1,274 @@
+//! Writing the text protocol: the server's replies and, for clients, requests.
+
+use crate::{ConfigRequest, ErrorReply, Request, Response, StatsGroup, StoreMode};
+
+const CRLF: &[u8] = b"\r\n";
+
+fn put_u64(out: &mut Vec<u8>, n: u64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+fn put_i64(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// The reply line for an error, without `\r\n`; `None` for [`ErrorReply::Close`], which
+/// answers nothing.
+pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
+    Some(match error {
+        ErrorReply::UnknownCommand => "ERROR",
+        ErrorReply::BadCommandLine => "CLIENT_ERROR bad command line format",
+        ErrorReply::BadDataChunk => "CLIENT_ERROR bad data chunk",
+        ErrorReply::TooLarge => "SERVER_ERROR object too large for cache",
+        ErrorReply::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
+        ErrorReply::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
+        ErrorReply::Close => return None,
+        ErrorReply::Other(line) => line,
+    })
+}
+
+/// Appends the text form of `response` to `out`, byte for byte as memcached 1.6.18 writes it.
+///
+/// [`ErrorReply::Close`] writes nothing: the connection is closed without a reply.
+pub fn compose(response: &Response<'_>, out: &mut Vec<u8>) {
+    let line: &[u8] = match *response {
+        Response::Value {
+            key,
+            flags,
+            cas,
+            data,
+        } => {
+            compose_value_header(key, flags, data.len(), cas, out);
+            out.extend_from_slice(data);
+            CRLF
+        }
+        Response::End => b"END\r\n",
+        Response::Stored => b"STORED\r\n",
+        Response::NotStored => b"NOT_STORED\r\n",
+        Response::Exists => b"EXISTS\r\n",
+        Response::NotFound => b"NOT_FOUND\r\n",
+        Response::Deleted => b"DELETED\r\n",
+        Response::Touched => b"TOUCHED\r\n",
+        Response::Ok => b"OK\r\n",
+        Response::Number { value, .. } => {
+            put_u64(out, value);
+            CRLF
+        }
+        Response::Version(version) => {
+            out.extend_from_slice(b"VERSION ");
+            out.extend_from_slice(version.as_bytes());
+            CRLF
+        }
+        Response::Stat { name, value } => {
+            out.extend_from_slice(b"STAT ");
+            out.extend_from_slice(name.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(value.as_bytes());
+            CRLF
+        }
+        Response::Reset => b"RESET\r\n",
+        Response::Error(error) => match error_line(error) {
+            Some(line) => {
+                out.extend_from_slice(line.as_bytes());
+                CRLF
+            }
+            None => b"",
+        },
+        Response::OutOfMemory => b"SERVER_ERROR out of memory storing object\r\n",
+    };
+    out.extend_from_slice(line);
+}
+
+/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n`, so a server can append the value itself
+/// (possibly in pieces) and then `\r\n`.
+pub fn compose_value_header(
+    key: &[u8],
+    flags: u32,
+    value_len: usize,
+    cas: Option<u64>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(b"VALUE ");
+    out.extend_from_slice(key);
+    out.push(b' ');
+    put_u64(out, u64::from(flags));
+    out.push(b' ');
+    put_u64(out, value_len as u64);
+    if let Some(cas) = cas {
+        out.push(b' ');
+        put_u64(out, cas);
+    }
+    out.extend_from_slice(CRLF);
+}
+
+fn store_command(mode: StoreMode) -> &'static [u8] {
+    match mode {
+        StoreMode::Set => b"set",
+        StoreMode::Add => b"add",
+        StoreMode::Replace => b"replace",
+        StoreMode::Append => b"append",
+        StoreMode::Prepend => b"prepend",
+        StoreMode::Cas => b"cas",
+    }
+}
+
+fn put_noreply(out: &mut Vec<u8>, noreply: bool) {
+    if noreply {
+        out.extend_from_slice(b" noreply");
+    }
+}
+
+/// Appends the text form of `request`, as a client sends it; [`crate::text::parse`] reads it
+/// back as the same request.
+///
+/// Requests the text protocol cannot carry are written as near as it allows: a
+/// [`Request::TooLarge`] as its header alone (`set <key> 0 0 <n>`, the data is not known), the
+/// binary-only `initial` of an incr/decr is dropped, [`Request::Noop`] as the meta no-op `mn`,
+/// and the binary SASL requests as nothing at all. A key containing a space (possible only in
+/// the binary protocol) cannot round-trip.
+pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
+    match *request {
+        Request::Get(get) => {
+            out.extend_from_slice(match (get.with_cas, get.touch.is_some()) {
+                (false, false) => b"get".as_slice(),
+                (true, false) => b"gets",
+                (false, true) => b"gat",
+                (true, true) => b"gats",
+            });
+            if let Some(exptime) = get.touch {
+                out.push(b' ');
+                put_i64(out, exptime);
+            }
+            for key in get.keys {
+                out.push(b' ');
+                out.extend_from_slice(key);
+            }
+        }
+        Request::Store(store) => {
+            out.extend_from_slice(store_command(store.mode));
+            out.push(b' ');
+            out.extend_from_slice(store.key);
+            out.push(b' ');
+            put_u64(out, u64::from(store.flags));
+            out.push(b' ');
+            put_i64(out, store.exptime);
+            out.push(b' ');
+            put_u64(out, store.value.len() as u64);
+            if store.mode == StoreMode::Cas {
+                out.push(b' ');
+                put_u64(out, store.cas);
+            }
+            put_noreply(out, store.noreply);
+            out.extend_from_slice(CRLF);
+            out.extend_from_slice(store.value);
+        }
+        Request::TooLarge {
+            mode,
+            key,
+            swallow,
+            noreply,
+        } => {
+            out.extend_from_slice(store_command(mode));
+            out.push(b' ');
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" 0 0 ");
+            put_u64(out, swallow.saturating_sub(2) as u64);
+            if mode == StoreMode::Cas {
+                out.extend_from_slice(b" 0");
+            }
+            put_noreply(out, noreply);
+        }
+        Request::Delete { key, noreply } => {
+            out.extend_from_slice(b"delete ");
+            out.extend_from_slice(key);
+            put_noreply(out, noreply);
+        }
+        Request::Arith(arith) => {
+            out.extend_from_slice(if arith.incr { b"incr " } else { b"decr " });
+            out.extend_from_slice(arith.key);
+            out.push(b' ');
+            put_u64(out, arith.delta);
+            put_noreply(out, arith.noreply);
+        }
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            out.extend_from_slice(b"touch ");
+            out.extend_from_slice(key);
+            out.push(b' ');
+            put_i64(out, exptime);
+            put_noreply(out, noreply);
+        }
+        Request::FlushAll { delay, noreply } => {
+            out.extend_from_slice(b"flush_all");
+            if delay != 0 {
+                out.push(b' ');
+                put_i64(out, delay);
+            }
+            put_noreply(out, noreply);
+        }
+        Request::Version => out.extend_from_slice(b"version"),
+        Request::Verbosity { level, noreply } => {
+            out.extend_from_slice(b"verbosity ");
+            put_u64(out, u64::from(level));
+            put_noreply(out, noreply);
+        }
+        Request::Quit => out.extend_from_slice(b"quit"),
+        Request::Shutdown { graceful } => {
+            out.extend_from_slice(if graceful {
+                b"shutdown graceful".as_slice()
+            } else {
+                b"shutdown"
+            });
+        }
+        Request::Stats(group) => {
+            out.extend_from_slice(b"stats");
+            let arg: &[u8] = match group {
+                StatsGroup::General => b"",
+                StatsGroup::Settings => b"settings",
+                StatsGroup::Items => b"items",
+                StatsGroup::Slabs => b"slabs",
+                StatsGroup::Sizes => b"sizes",
+                StatsGroup::Conns => b"conns",
+                StatsGroup::Reset => b"reset",
+                StatsGroup::Other(args) => args,
+            };
+            if !arg.is_empty() {
+                out.push(b' ');
+                out.extend_from_slice(arg);
+            }
+        }
+        Request::Noop => out.extend_from_slice(b"mn"),
+        Request::Config(config) => match config {
+            ConfigRequest::Get { key } => {
+                out.extend_from_slice(b"config get ");
+                out.extend_from_slice(key);
+            }
+            ConfigRequest::Set {
+                key,
+                flags,
+                data,
+                noreply,
+            } => {
+                out.extend_from_slice(b"config set ");
+                out.extend_from_slice(key);
+                out.push(b' ');
+                put_u64(out, u64::from(flags));
+                out.push(b' ');
+                put_u64(out, data.len() as u64);
+                put_noreply(out, noreply);
+                out.extend_from_slice(CRLF);
+                out.extend_from_slice(data);
+            }
+            ConfigRequest::Delete { key, noreply } => {
+                out.extend_from_slice(b"config delete ");
+                out.extend_from_slice(key);
+                put_noreply(out, noreply);
+            }
+        },
+        Request::SaslListMechs | Request::SaslAuth { .. } => return,
+    }
+    out.extend_from_slice(CRLF);
+}
