@@ -6,6 +6,7 @@
 //! - [`config`]: command-line flags and the conf file, validated into [`config::Settings`].
 //! - [`clock`]: the seconds clock every TTL is measured against.
 //! - [`cluster`]: the ElastiCache auto-discovery config (`config get cluster`).
+//! - [`daemon`]: process-level start-up steps (limits, `-u`, `-d`, `-k`, pid file).
 //!
 //! The wire formats live in the `tern-protocol` crate.
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -13,5 +14,6 @@
 pub mod clock;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod server;
 pub mod store;

@@ -381,3 +381,31 @@ fn shutdown_with_dash_a_stops_the_server() {
     assert!(c.is_closed());
     tern.handle.wait();
 }
+
+#[test]
+fn graceful_shutdown_sends_every_reply_already_promised() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let value = vec![b'z'; 100 * 1024];
+    c.roundtrip(&set_cmd("big", &value), b"STORED\r\n");
+    // 200 pipelined gets: 20 MB of replies, far more than the socket buffers hold, so most are
+    // still to be composed or sent when the shutdown begins.
+    let n = 200;
+    c.send(&b"get big\r\n".repeat(n));
+    let one = value_reply("big", &value);
+    let mut buf = vec![0u8; one.len()];
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    c.stream.read_exact(&mut buf).unwrap();
+    assert!(buf == one);
+    let stopper = std::thread::spawn(move || tern.handle.shutdown());
+    for i in 1..n {
+        c.stream
+            .read_exact(&mut buf)
+            .unwrap_or_else(|e| panic!("reply {i} lost: {e}"));
+        assert!(buf == one, "reply {i} differs");
+    }
+    assert!(c.is_closed());
+    stopper.join().unwrap();
+}

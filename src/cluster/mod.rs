@@ -316,42 +316,6 @@ fn read_file(path: &Path) -> Result<ClusterConfig, ReloadError> {
         .map_err(|e| ReloadError::Refused(path.to_path_buf(), SetError::Invalid(e)))
 }
 
-/// Re-reads the cluster config file whenever the process gets SIGHUP.
-///
-/// [`SighupWatch::block`] must run before any other thread is started, so every thread
-/// inherits a mask with SIGHUP blocked and the signal waits for [`SighupWatch::spawn`]'s thread
-/// (which takes it with `sigwait`) instead of killing the process or interrupting a worker.
-#[derive(Debug)]
-pub struct SighupWatch {
-    set: nix::sys::signal::SigSet,
-}
-
-impl SighupWatch {
-    /// Blocks SIGHUP in the calling thread (and so in every thread it starts afterwards).
-    pub fn block() -> nix::Result<SighupWatch> {
-        let mut set = nix::sys::signal::SigSet::empty();
-        set.add(nix::sys::signal::Signal::SIGHUP);
-        set.thread_block()?;
-        Ok(SighupWatch { set })
-    }
-
-    /// Starts a thread that calls `on_sighup` for every SIGHUP.
-    pub fn spawn(self, on_sighup: impl Fn() + Send + 'static) -> io::Result<()> {
-        std::thread::Builder::new()
-            .name("tern-sighup".into())
-            .spawn(move || loop {
-                match self.set.wait() {
-                    Ok(_) => on_sighup(),
-                    Err(e) => {
-                        log::error!("waiting for SIGHUP failed: {e}");
-                        return;
-                    }
-                }
-            })?;
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,9 +1,31 @@
-//! The daemon's settings: memcached's command-line flags (and, later, its conf file), validated
-//! in one place into a [`Settings`] the rest of tern reads.
+//! The daemon's settings: memcached's command-line flags and Debian's conf file, validated in
+//! one place into a [`Settings`] the rest of tern reads.
+//!
+//! - [`cli`]: the flags, as clap splits them (values still strings).
+//! - [`conffile`]: Debian's `/etc/memcached.conf` format (`--config-file`).
+//! - [`extended`]: the `-o key=value,...` options.
+//! - [`listen`]: `-l` entries.
+//! - [`validate`]: every check, with memcached 1.6.18's wording, into [`Settings`].
+//! - [`stats`]: `stats settings`, in memcached's names, order and formats.
+//!
+//! [`Settings::from_args`] is the one entry point; [`settings_or_exit`] wraps it for `main`.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
 use crate::store::StoreConfig;
+
+pub mod cli;
+pub mod conffile;
+pub mod error;
+pub mod extended;
+pub mod listen;
+pub mod stats;
+pub mod validate;
+
+pub use error::ConfigError;
+pub use extended::{NO_OP_EXTENDED, UNSUPPORTED_EXTENDED};
+pub use validate::UNSUPPORTED_FLAGS;
 
 /// memcached's default TCP port.
 pub const DEFAULT_PORT: u16 = 11211;
@@ -21,6 +43,30 @@ pub const DEFAULT_BACKLOG: i32 = 1024;
 pub const DEFAULT_MEMORY_MB: usize = 64;
 /// memcached's default item size limit (`-I`).
 pub const DEFAULT_ITEM_SIZE_MAX: usize = 1024 * 1024;
+/// memcached's default Unix socket permission mask (`-a`): owner only, as a cache has no
+/// authentication of its own.
+pub const DEFAULT_UNIX_MASK: u32 = 0o700;
+/// memcached's default UDP port (`-U`): off, because UDP replies can be used to amplify
+/// reflection attacks.
+pub const DEFAULT_UDP_PORT: u16 = 0;
+/// memcached's default slab chunk growth factor (`-f`), reported by `stats settings` when the
+/// store is left to its default.
+pub const DEFAULT_GROWTH_FACTOR: f64 = 1.25;
+/// memcached's default smallest chunk (`-n`), reported by `stats settings` when the store is
+/// left to its default.
+pub const DEFAULT_CHUNK_SIZE: usize = 48;
+/// memcached's slab page size: chunks are cut from 1 MB pages.
+pub const SLAB_PAGE_SIZE: usize = 1024 * 1024;
+/// memcached's largest slab chunk (half a page); larger items are chained from such chunks.
+/// `-I` must be a multiple of it.
+pub const SLAB_CHUNK_MAX: usize = SLAB_PAGE_SIZE / 2;
+/// memcached's smallest `-I`.
+pub const ITEM_SIZE_MAX_LOWER_LIMIT: usize = 1024;
+/// memcached's largest `-I`: one gigabyte.
+pub const ITEM_SIZE_MAX_UPPER_LIMIT: usize = 1024 * 1024 * 1024;
+/// Above this many worker threads memcached warns (and so does tern): more threads than cores
+/// only adds contention.
+pub const THREADS_WARNING_ABOVE: usize = 64;
 
 /// Which protocols a listener accepts (`-B`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +106,43 @@ pub struct Settings {
     pub cluster_config: Option<PathBuf>,
     /// The item store's settings (`-m`, `-I`, `-n`, `-f`, `-M`, `-C`).
     pub store: StoreConfig,
+    /// UDP port (`-U`); 0 is off.
+    pub udp_port: u16,
+    /// Unix socket to listen on instead of TCP and UDP (`-s`).
+    pub unix_socket: Option<PathBuf>,
+    /// Permission mask of the Unix socket, as for chmod (`-a`, octal).
+    pub unix_mask: u32,
+    /// Fork into the background (`-d`, command line only; see [`conffile`]).
+    pub daemonize: bool,
+    /// Raise the core file size limit (`-r`).
+    pub enable_coredumps: bool,
+    /// The user to become when started as root (`-u`).
+    pub user: Option<String>,
+    /// Where to write the process id (`-P`).
+    pub pid_file: Option<PathBuf>,
+    /// Lock all memory with mlockall (`-k`).
+    pub lock_memory: bool,
+    /// Whether `flush_all` is allowed (`-F` turns it off).
+    pub flush_enabled: bool,
+    /// Whether `stats cachedump` and `lru_crawler metadump` are allowed (`-X` turns them off).
+    pub dump_enabled: bool,
+    /// Whether `watch` is allowed (`-W` turns it off).
+    pub watch_enabled: bool,
+    /// Whether slab pages may move between classes at all (`-o no_slab_reassign` turns it off).
+    pub slab_reassign: bool,
+    /// Worker threads serving each UDP socket: 1 with several listen addresses, else all
+    /// (memcached's rule; reported by `stats settings`).
+    pub num_threads_per_udp: usize,
+    /// The conf file's `logfile`: where a daemonized tern sends its output.
+    pub logfile: Option<PathBuf>,
+    /// `MEMCACHED_PORT_FILENAME`: after binding, write the bound ports there (test harnesses).
+    pub port_filename: Option<PathBuf>,
+    /// The `--config-file` that was read.
+    pub config_file: Option<PathBuf>,
+    /// Warnings found while reading the settings, to be logged at start-up.
+    pub warnings: Vec<String>,
+    /// Things done differently from what was written, with why, to be logged at start-up.
+    pub notices: Vec<String>,
 }
 
 impl Default for Settings {
@@ -83,6 +166,88 @@ impl Default for Settings {
                 item_size_max: DEFAULT_ITEM_SIZE_MAX,
                 ..StoreConfig::default()
             },
+            udp_port: DEFAULT_UDP_PORT,
+            unix_socket: None,
+            unix_mask: DEFAULT_UNIX_MASK,
+            daemonize: false,
+            enable_coredumps: false,
+            user: None,
+            pid_file: None,
+            lock_memory: false,
+            flush_enabled: true,
+            dump_enabled: true,
+            watch_enabled: true,
+            slab_reassign: true,
+            num_threads_per_udp: 0,
+            logfile: None,
+            port_filename: None,
+            config_file: None,
+            warnings: Vec::new(),
+            notices: Vec::new(),
+        }
+        .with_udp_threads()
+    }
+}
+
+impl Settings {
+    /// Reads the settings from a command line (program name first, as from
+    /// `std::env::args_os()`), the `--config-file` it names, and the environment.
+    ///
+    /// `-h`, `-V` and `-i` come back as [`ConfigError::Info`] holding the text to print.
+    pub fn from_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Settings, ConfigError> {
+        Settings::from_args_env(args, std::env::vars_os())
+    }
+
+    /// [`Settings::from_args`] with the environment given (for tests).
+    pub fn from_args_env<I, E>(args: I, env: E) -> Result<Settings, ConfigError>
+    where
+        I: IntoIterator<Item = OsString>,
+        E: IntoIterator<Item = (OsString, OsString)>,
+    {
+        validate::from_args_env(args, validate::Environment::from_vars(env))
+    }
+
+    /// Every address to bind TCP (or UDP, with `port` = [`Settings::udp_port`]) listeners on:
+    /// each `-l` entry with its own port or `port`. Host names are resolved here.
+    pub fn listen_addrs(&self, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
+        let mut out = Vec::new();
+        for entry in &self.listen {
+            let spec = listen::parse_entry(entry).map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
+            })?;
+            for addr in spec.socket_addrs(port)? {
+                if !out.contains(&addr) {
+                    out.push(addr);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// memcached's rule for `num_threads_per_udp`, applied to the current listen list.
+    pub(crate) fn with_udp_threads(mut self) -> Settings {
+        self.num_threads_per_udp = if self.listen.len() > 1 {
+            1
+        } else {
+            self.threads
+        };
+        self
+    }
+}
+
+/// For `main`: the settings from the process's command line and environment, or the process
+/// ends as memcached would end it: `-h`/`-V`/`-i` text on stdout and status 0, or the error on
+/// stderr and memcached's status for it (1 or 64).
+pub fn settings_or_exit() -> Settings {
+    match Settings::from_args(std::env::args_os()) {
+        Ok(settings) => settings,
+        Err(e) if e.is_info() => {
+            print!("{e}");
+            std::process::exit(0);
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(e.exit_code());
         }
     }
 }

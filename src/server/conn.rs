@@ -93,6 +93,12 @@ impl Conn {
         }
     }
 
+    /// Stops reading: requests already read are still answered, then the connection closes
+    /// once every reply is sent (graceful shutdown).
+    pub fn stop_reading(&mut self) {
+        self.eof = true;
+    }
+
     /// Reads, executes and writes until the socket would block, the budget is spent, or the
     /// connection must close.
     pub fn drive<S: Stream + ?Sized>(

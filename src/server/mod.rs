@@ -19,18 +19,18 @@
 
 mod conn;
 mod exec;
+pub mod socket;
 pub mod stats;
 mod worker;
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
-use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
@@ -38,6 +38,7 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::store::Store;
+use socket::{Listener, Socket};
 use stats::ThreadStats;
 
 /// The version tern reports (`version`, `stats`): a plain `X.Y.Z`.
@@ -197,26 +198,16 @@ impl Shared {
         v
     }
 
-    /// The lines of `stats settings`.
+    /// The lines of `stats settings`, with memcached's names, order and formats.
     pub fn settings_stats(&self) -> Vec<(String, String)> {
-        let s = &self.settings;
-        vec![
-            ("maxbytes".into(), s.store.memory_limit.to_string()),
-            ("maxconns".into(), s.max_connections.to_string()),
-            ("tcpport".into(), s.port.to_string()),
-            (
-                "verbosity".into(),
-                self.verbosity.load(Ordering::Relaxed).to_string(),
-            ),
-            ("num_threads".into(), s.threads.to_string()),
-            ("reqs_per_event".into(), s.reqs_per_event.to_string()),
-            (
-                "cas_enabled".into(),
-                if s.store.cas_enabled { "yes" } else { "no" }.into(),
-            ),
-            ("tcp_backlog".into(), s.backlog.to_string()),
-            ("item_size_max".into(), s.store.item_size_max.to_string()),
-        ]
+        self.settings
+            .stats_settings_with(crate::config::stats::RuntimeSettings {
+                oldest: 0,
+                verbosity: self.verbosity.load(Ordering::Relaxed).min(255) as u8,
+            })
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
     }
 
     /// The lines of `stats conns` (a summary; per-connection detail is not tracked).
@@ -287,22 +278,25 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Binds the listening sockets for `settings` (`-l` addresses, `-p` port, `-b` backlog).
-pub fn bind(settings: &Settings) -> io::Result<Vec<std::net::TcpListener>> {
-    let mut listeners = Vec::new();
-    for host in &settings.listen {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        for addr in (host, settings.port).to_socket_addrs()? {
-            listeners.push(bind_one(addr, settings.backlog)?);
-        }
+/// Binds the listening sockets for `settings`: the Unix socket when `-s` is given (which, as in
+/// memcached, turns network listening off), else TCP on the `-l` addresses and `-p` port with
+/// backlog `-b` (`-p 0` turns TCP off, as in memcached).
+pub fn bind(settings: &Settings) -> io::Result<Listeners> {
+    if let Some(path) = &settings.unix_socket {
+        return Ok(Listeners {
+            tcp: Vec::new(),
+            unix: Some(socket::bind_unix(path, settings.unix_mask)?),
+        });
     }
-    if listeners.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no address to listen on",
-        ));
+    if settings.port == 0 {
+        return Ok(Listeners::default());
     }
-    Ok(listeners)
+    let tcp = settings
+        .listen_addrs(settings.port)?
+        .into_iter()
+        .map(|addr| bind_one(addr, settings.backlog))
+        .collect::<io::Result<Vec<_>>>()?;
+    Ok(Listeners { tcp, unix: None })
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -318,30 +312,51 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
     Ok(socket.into())
 }
 
+/// Sockets a server listens on, bound before the server starts (and before root is dropped).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// TCP listeners.
+    pub tcp: Vec<std::net::TcpListener>,
+    /// A Unix-domain listener (`-s`).
+    pub unix: Option<std::os::unix::net::UnixListener>,
+}
+
+impl From<Vec<std::net::TcpListener>> for Listeners {
+    fn from(tcp: Vec<std::net::TcpListener>) -> Self {
+        Listeners { tcp, unix: None }
+    }
+}
+
 /// Starts a server with `settings` on already-bound `listeners`, reading time from `clock`.
 pub fn start_on(
     settings: Settings,
-    listeners: Vec<std::net::TcpListener>,
+    listeners: impl Into<Listeners>,
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
+    let listeners = listeners.into();
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
     let thread_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
-    for l in listeners {
+    for l in listeners.tcp {
         l.set_nonblocking(true)?;
         addrs.push(l.local_addr()?);
-        mio_listeners.push(TcpListener::from_std(l));
+        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
     }
-    // The node describes itself by the first address it listens on (see `cluster::local`).
-    let cluster = Cluster::for_node(
-        addrs.first().copied().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no listener to serve on")
-        })?,
-        settings.cluster_config.clone(),
-    );
+    if let Some(l) = listeners.unix {
+        l.set_nonblocking(true)?;
+        mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
+    }
+    // The node describes itself by the first TCP address it listens on (see
+    // `cluster::local`); a node on a Unix socket alone is reachable by no cluster client, and
+    // describes itself as loopback on its `-p` port.
+    let self_addr = addrs
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, settings.port.max(1))));
+    let cluster = Cluster::for_node(self_addr, settings.cluster_config.clone());
     let limits = Limits {
         item_size_max: settings.store.item_size_max,
         cas_enabled: settings.store.cas_enabled,
@@ -416,12 +431,6 @@ pub fn start_on(
     })
 }
 
-/// Binds per `settings` and starts a server.
-pub fn start(settings: Settings, clock: Arc<Clock>) -> io::Result<ServerHandle> {
-    let listeners = bind(&settings)?;
-    start_on(settings, listeners, clock)
-}
-
 /// Ticks the clock and runs store maintenance about once a second until shutdown.
 fn timer(shared: &Shared) {
     const STEP: Duration = Duration::from_millis(50);
@@ -442,8 +451,8 @@ const ACCEPTOR_WAKER: Token = Token(usize::MAX);
 /// Accepts connections and deals them out to the workers in turn.
 struct Acceptor {
     poll: Poll,
-    listeners: Vec<TcpListener>,
-    workers: Vec<(Sender<TcpStream>, Arc<Waker>)>,
+    listeners: Vec<Listener>,
+    workers: Vec<(Sender<Socket>, Arc<Waker>)>,
     next: usize,
     shared: Arc<Shared>,
 }
@@ -473,8 +482,8 @@ impl Acceptor {
 
     fn accept_all(&mut self, index: usize) {
         loop {
-            let (stream, _) = match self.listeners[index].accept() {
-                Ok(pair) => pair,
+            let stream = match self.listeners[index].accept() {
+                Ok(stream) => stream,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
@@ -492,7 +501,6 @@ impl Acceptor {
                 let _ = io::Write::write(&mut stream, TOO_MANY_CONNECTIONS);
                 continue;
             }
-            let _ = stream.set_nodelay(true);
             shared.curr_connections.fetch_add(1, Ordering::Relaxed);
             shared.total_connections.fetch_add(1, Ordering::Relaxed);
             let (tx, waker) = &self.workers[self.next];

@@ -2,12 +2,13 @@
 
 use std::io;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
-use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Next};
+use super::socket::Socket;
 use super::stats::ThreadStats;
 use super::Shared;
 
@@ -15,10 +16,13 @@ use super::Shared;
 pub const WAKER: Token = Token(usize::MAX);
 /// Readiness events taken per `poll` call.
 const EVENTS_PER_POLL: usize = 1024;
+/// On shutdown, how long a worker keeps sending replies already promised to clients that are
+/// slow to read them.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A connection and its socket.
 struct Client {
-    sock: TcpStream,
+    sock: Socket,
     conn: Conn,
     /// Whether the connection sits in the yield queue.
     queued: bool,
@@ -27,19 +31,21 @@ struct Client {
 /// A worker's state, owned by its thread.
 pub struct Worker {
     poll: Poll,
-    inbox: Receiver<TcpStream>,
+    inbox: Receiver<Socket>,
     shared: Arc<Shared>,
     stats: Arc<ThreadStats>,
     clients: Vec<Option<Client>>,
     free: Vec<usize>,
     /// Connections that used their budget with work left, served after the others.
     yielded: Vec<usize>,
+    /// The yield queue being served (swapped with `yielded`, so neither is reallocated).
+    serving: Vec<usize>,
 }
 
 impl Worker {
     /// A worker fed new sockets through `inbox`; returns it and the waker that tells it to look.
     pub fn new(
-        inbox: Receiver<TcpStream>,
+        inbox: Receiver<Socket>,
         shared: Arc<Shared>,
         stats: Arc<ThreadStats>,
     ) -> io::Result<(Worker, Arc<Waker>)> {
@@ -54,6 +60,7 @@ impl Worker {
                 clients: Vec::new(),
                 free: Vec::new(),
                 yielded: Vec::new(),
+                serving: Vec::new(),
             },
             waker,
         ))
@@ -62,34 +69,81 @@ impl Worker {
     /// Runs until the server shuts down.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
-        let mut again = Vec::new();
         while !self.shared.is_shutting_down() {
             let timeout = if self.yielded.is_empty() {
                 None
             } else {
-                Some(std::time::Duration::ZERO)
+                Some(Duration::ZERO)
             };
-            match self.poll.poll(&mut events, timeout) {
+            self.turn(&mut events, timeout)?;
+        }
+        self.drain(&mut events)?;
+        self.close_all();
+        Ok(())
+    }
+
+    /// Graceful stop: read nothing more, answer what was read, send every reply, then return
+    /// (or give up on clients that do not read within `DRAIN_TIMEOUT`).
+    fn drain(&mut self, events: &mut Events) -> io::Result<()> {
+        let deadline = Instant::now() + DRAIN_TIMEOUT;
+        // Sockets handed over but not yet adopted are closed unserved: they sent nothing yet.
+        while let Ok(sock) = self.inbox.try_recv() {
+            drop(sock);
+            self.shared.connection_closed();
+        }
+        for slot in 0..self.clients.len() {
+            if let Some(client) = self.clients[slot].as_mut() {
+                client.conn.stop_reading();
+                client.queued = false;
+                self.serve(slot);
+            }
+        }
+        self.yielded
+            .retain(|&slot| matches!(self.clients.get(slot), Some(Some(_))));
+        while self.clients.iter().any(Option::is_some) {
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            let timeout = if self.yielded.is_empty() {
+                deadline - now
+            } else {
+                Duration::ZERO
+            };
+            self.turn(events, Some(timeout))?;
+        }
+        Ok(())
+    }
+
+    /// One poll and the work it brings, then one more turn for each connection that yielded.
+    fn turn(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
+        {
+            match self.poll.poll(events, timeout) {
                 Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             }
             for event in events.iter() {
                 match event.token() {
-                    WAKER => self.adopt_new(),
+                    WAKER => {
+                        if !self.shared.is_shutting_down() {
+                            self.adopt_new();
+                        }
+                    }
                     Token(slot) => self.serve(slot),
                 }
             }
             // Give each connection that yielded one more turn, after everyone polled above.
-            std::mem::swap(&mut again, &mut self.yielded);
-            for slot in again.drain(..) {
+            std::mem::swap(&mut self.serving, &mut self.yielded);
+            for i in 0..self.serving.len() {
+                let slot = self.serving[i];
                 if let Some(Some(client)) = self.clients.get_mut(slot) {
                     client.queued = false;
                 }
                 self.serve(slot);
             }
+            self.serving.clear();
         }
-        self.close_all();
         Ok(())
     }
 

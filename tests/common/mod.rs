@@ -34,7 +34,8 @@ impl Tern {
         };
         tweak(&mut settings);
         let clock = Arc::new(Clock::manual(1_700_000_000));
-        let handle = server::start(settings, clock.clone()).expect("start tern");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let handle = server::start_on(settings, vec![listener], clock.clone()).expect("start tern");
         Tern { handle, clock }
     }
 
