@@ -157,7 +157,7 @@ def test_twemproxy_ketama_set_get_delete(nodes):
             f.write(
                 "tern:\n"
                 f"  listen: 127.0.0.1:{port}\n"
-                "  hash: fnv1a_64\n"
+                "  hash: md5\n"
                 "  distribution: ketama\n"
                 "  timeout: 2000\n"
                 "  auto_eject_hosts: false\n"
@@ -185,7 +185,7 @@ def test_twemproxy_ketama_set_get_delete(nodes):
             for k in some:
                 assert c.get(k) == value(k)
             counts = [curr_items(n) for n in nodes]
-            assert sum(counts) == len(some) and all(counts), counts
+            assert sum(counts) == len(some) and all(counts), (counts, [n.port for n in nodes])
             for k in some[:100]:
                 assert c.delete(k, noreply=False)
             assert all(c.get(k) is None for k in some[:100])
