@@ -167,7 +167,14 @@ impl Cluster {
         };
         if let Some(path) = &cluster.file {
             match read_file(path) {
-                Ok(config) => cluster.replace(config),
+                Ok(config) => {
+                    log::info!(
+                        "cluster config version {} from {}",
+                        config.version(),
+                        path.display()
+                    );
+                    cluster.replace(config);
+                }
                 Err(e) => log::warn!("{e}; serving the node's own description"),
             }
         }

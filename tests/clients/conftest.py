@@ -42,10 +42,11 @@ def wait_listening(port, proc, what):
 class Node:
     """One tern process on 127.0.0.1."""
 
-    def __init__(self):
+    def __init__(self, *extra):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [TERN_BIN, "-p", str(self.port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "64"],
+            [TERN_BIN, "-p", str(self.port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "64",
+             *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

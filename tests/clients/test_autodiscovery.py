@@ -10,15 +10,17 @@
 
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 
 import pytest
 from elasticache_auto_discovery import discover
 from pymemcache.client.base import Client
 from pymemcache.client.hash import HashClient
 
-from conftest import free_port, request, tern_cluster, wait_listening
+from conftest import Node, free_port, request, tern_cluster, wait_listening
 
 KEYS = 3000
 FAIR_SHARE = 0.20
@@ -195,3 +197,41 @@ def test_twemproxy_ketama_set_get_delete(nodes):
         finally:
             proxy.terminate()
             proxy.wait(timeout=5)
+
+
+def test_cluster_config_file_is_reread_on_sighup():
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "cluster.conf")
+        with open(path, "w") as f:
+            f.write("5\nf|127.0.0.1|1\n")
+        node = Node("-o", f"cluster_config={path}")
+        try:
+            def served():
+                return request(node.addr, b"config get cluster\r\n", until=b"END\r\n")
+
+            def hup_and_expect(expected):
+                node.proc.send_signal(signal.SIGHUP)
+                deadline = time.monotonic() + 5
+                while served() != expected and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                assert served() == expected
+                assert node.proc.poll() is None, "SIGHUP must not stop tern"
+
+            def reply(data):
+                return b"CONFIG cluster 0 %d\r\n%s\r\nEND\r\n" % (len(data), data)
+
+            v5 = reply(b"5\nf|127.0.0.1|1\n")
+            assert served() == v5
+            with open(path, "w") as f:
+                f.write("6\nf|127.0.0.1|1 g|127.0.0.1|2\n")
+            v6 = reply(b"6\nf|127.0.0.1|1 g|127.0.0.1|2\n")
+            hup_and_expect(v6)
+            # Older, then bad: logged and ignored.
+            with open(path, "w") as f:
+                f.write("4\nold|127.0.0.1|1\n")
+            hup_and_expect(v6)
+            with open(path, "w") as f:
+                f.write("not a config")
+            hup_and_expect(v6)
+        finally:
+            node.stop()
