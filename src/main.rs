@@ -79,6 +79,7 @@ fn run(settings: Settings) -> Result<(), Failure> {
         }
     }
     let pid_file = settings.pid_file.clone();
+    let verbosity = settings.verbosity;
     let summary = format!(
         "memory {} MB, item size limit {} bytes, {} threads, {} connections max",
         settings.store.memory_limit / (1024 * 1024),
@@ -89,8 +90,17 @@ fn run(settings: Settings) -> Result<(), Failure> {
     let clock = Arc::new(tern::clock::Clock::system());
     let server = tern::server::start_on(settings, listeners, clock)
         .map_err(|e| (71, format!("failed to start: {e}")))?;
+    if verbosity >= 2 {
+        // memcached prints its slab class table at -vv.
+        for line in server.shared().store.class_table() {
+            eprintln!("{line}");
+        }
+    }
     for addr in server.local_addrs() {
-        log::info!("listening on {addr}");
+        log::info!("listening on {addr} (tcp)");
+    }
+    for addr in server.udp_addrs() {
+        log::info!("listening on {addr} (udp)");
     }
     log::info!("tern {} ready: {summary}", tern::server::VERSION);
     if let Some(path) = &pid_file {

@@ -17,7 +17,7 @@ fi
 
 # The opt-in differential replay is always on here: memcached was just made available.
 export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
-cargo test --workspace --all-targets
+cargo test --workspace --all-targets --no-fail-fast
 
 # ---- Client libraries against three tern nodes (issue 5: auto-discovery and clustering) ----
 # elasticache-auto-discovery, pymemcache's HashClient, pylibmc (libmemcached, ketama) and

@@ -10,6 +10,11 @@ mod common;
 use common::{differential, Client, Memcached, Tern};
 
 /// One step: bytes to send, then the exact bytes expected back.
+///
+/// CAS uniques are the one thing two correct servers may number differently, so they are
+/// matched, not spelled: `{cas}` in an expected reply captures a new CAS (which must differ
+/// from the last one captured), `{same}` must equal the last one captured, and `{cas}` in a
+/// request sends the last one captured.
 type Step = (&'static [u8], &'static [u8]);
 
 /// A named conversation on one fresh connection to a fresh server.
@@ -57,11 +62,20 @@ const SCENARIOS: &[Scenario] = &[
         "gets_shows_cas",
         &[
             (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
-            (b"gets a\r\n", b"VALUE a 0 1 1\r\nx\r\nEND\r\n"),
-            (b"cas a 0 0 1 2\r\ny\r\n", b"EXISTS\r\n"),
-            (b"cas a 0 0 1 1\r\ny\r\n", b"STORED\r\n"),
+            (b"gets a\r\n", b"VALUE a 0 1 {cas}\r\nx\r\nEND\r\n"),
+            (b"cas a 0 0 1 987654321\r\ny\r\n", b"EXISTS\r\n"),
+            (b"cas a 0 0 1 {cas}\r\ny\r\n", b"STORED\r\n"),
+            (b"cas a 0 0 1 {cas}\r\nz\r\n", b"EXISTS\r\n"),
             (b"cas zz 0 0 1 1\r\ny\r\n", b"NOT_FOUND\r\n"),
-            (b"gets a\r\n", b"VALUE a 0 1 2\r\ny\r\nEND\r\n"),
+            (b"gets a\r\n", b"VALUE a 0 1 {cas}\r\ny\r\nEND\r\n"),
+            (
+                b"touch a 10\r\ngets a\r\n",
+                b"TOUCHED\r\nVALUE a 0 1 {same}\r\ny\r\nEND\r\n",
+            ),
+            (
+                b"append a 0 0 1\r\n!\r\ngets a\r\n",
+                b"STORED\r\nVALUE a 0 2 {cas}\r\ny!\r\nEND\r\n",
+            ),
         ],
     ),
     sc(
@@ -141,7 +155,7 @@ const SCENARIOS: &[Scenario] = &[
                 b"CLIENT_ERROR invalid exptime argument\r\n",
             ),
             (b"gat 100 a b\r\n", b"VALUE a 3 1\r\nx\r\nEND\r\n"),
-            (b"gats 100 a\r\n", b"VALUE a 3 1 1\r\nx\r\nEND\r\n"),
+            (b"gats 100 a\r\n", b"VALUE a 3 1 {cas}\r\nx\r\nEND\r\n"),
             (b"gat x a\r\n", b"CLIENT_ERROR invalid exptime argument\r\n"),
         ],
     ),
@@ -267,10 +281,67 @@ fn for_server(expected: &[u8], is_tern: bool) -> Vec<u8> {
     }
 }
 
+/// Matches `reply` against `pattern`, handling the CAS placeholders; returns the new capture.
+fn matches(pattern: &str, reply: &str, last: Option<u64>) -> Result<Option<u64>, String> {
+    let mut captured = last;
+    let (mut p, mut r) = (pattern, reply);
+    loop {
+        let next = [p.find("{cas}"), p.find("{same}")]
+            .into_iter()
+            .flatten()
+            .min();
+        let Some(at) = next else {
+            return if p == r {
+                Ok(captured)
+            } else {
+                Err(format!("expected {pattern:?}, got {reply:?}"))
+            };
+        };
+        if !r.starts_with(&p[..at]) {
+            return Err(format!("expected {pattern:?}, got {reply:?}"));
+        }
+        r = &r[at..];
+        let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+        let value: u64 = r[..digits]
+            .parse()
+            .map_err(|_| format!("no CAS where {pattern:?} wants one, got {reply:?}"))?;
+        if p[at..].starts_with("{same}") {
+            if Some(value) != captured {
+                return Err(format!(
+                    "CAS changed to {value}, was {captured:?}: {reply:?}"
+                ));
+            }
+            p = &p[at + "{same}".len()..];
+        } else {
+            if Some(value) == captured {
+                return Err(format!("CAS {value} did not change: {reply:?}"));
+            }
+            captured = Some(value);
+            p = &p[at + "{cas}".len()..];
+        }
+        r = &r[digits..];
+    }
+}
+
 fn run(scenario: &Scenario, mut client: Client, is_tern: bool) {
     eprintln!("scenario {}", scenario.name);
+    let mut cas: Option<u64> = None;
     for (send, expect) in scenario.steps {
-        client.roundtrip(send, &for_server(expect, is_tern));
+        let expect = for_server(expect, is_tern);
+        let send = String::from_utf8_lossy(send)
+            .replace("{cas}", &cas.unwrap_or(0).to_string())
+            .into_bytes();
+        let pattern = String::from_utf8(expect).unwrap();
+        if !pattern.contains('{') {
+            client.roundtrip(&send, pattern.as_bytes());
+            continue;
+        }
+        client.send(&send);
+        let reply = String::from_utf8_lossy(&client.read_available()).into_owned();
+        match matches(&pattern, &reply, cas) {
+            Ok(c) => cas = c,
+            Err(e) => panic!("{}: {e}", scenario.name),
+        }
     }
     if scenario.closes {
         assert!(

@@ -155,6 +155,8 @@ impl Conn {
     /// Executes buffered requests until input runs out, the budget is spent or the output is
     /// full.
     fn process(&mut self, shared: &Shared, stats: &ThreadStats, budget: &mut usize) -> Processed {
+        // Names the connection in -vv logs, as memcached names it by its descriptor.
+        let id = self as *const Conn as usize;
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rpos);
@@ -189,7 +191,16 @@ impl Conn {
                 Ok((request, consumed)) => {
                     *budget -= 1;
                     self.need = 0;
+                    let mark = cx.out.len();
+                    if log::log_enabled!(log::Level::Debug) {
+                        log::debug!("<{id:x} {request:?}");
+                    }
                     let after = exec::execute(request, &mut cx);
+                    if log::log_enabled!(log::Level::Debug) {
+                        let reply = &cx.out[mark..];
+                        let shown = &reply[..reply.len().min(200)];
+                        log::debug!(">{id:x} {}", String::from_utf8_lossy(shown).trim_end());
+                    }
                     self.rpos += consumed;
                     match after {
                         After::Continue => {}
@@ -206,8 +217,17 @@ impl Conn {
                 Err(ParseError::Protocol(err)) => {
                     *budget -= 1;
                     self.need = 0;
-                    if !err.noreply && err.reply != ErrorReply::Close {
-                        text::compose(&Response::Error(err.reply), cx.out);
+                    let reply = match err.reply {
+                        // memcached refuses any shutdown form when -A is off.
+                        ErrorReply::Other(text::INVALID_SHUTDOWN_MODE)
+                            if !shared.settings.allow_shutdown =>
+                        {
+                            ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)
+                        }
+                        other => other,
+                    };
+                    if !err.noreply && reply != ErrorReply::Close {
+                        text::compose(&Response::Error(reply), cx.out);
                     }
                     self.rpos += err.consumed;
                     self.swallow = err.swallow;

@@ -101,6 +101,14 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             cx.reply(response, noreply);
         }
         Request::FlushAll { delay, noreply } => {
+            if !cx.shared.settings.flush_enabled {
+                // -F: memcached refuses every flush_all.
+                cx.reply(
+                    Response::Error(ErrorReply::Other(text::FLUSH_ALL_NOT_ALLOWED)),
+                    noreply,
+                );
+                return After::Continue;
+            }
             cx.stats.cmd_flush.incr();
             cx.shared.store.flush_all(delay);
             cx.reply(Response::Ok, noreply);
@@ -114,7 +122,7 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
         Request::Shutdown { graceful: _ } => {
             if !cx.shared.settings.allow_shutdown {
                 cx.reply(
-                    Response::Error(ErrorReply::Other("ERROR: shutdown not enabled")),
+                    Response::Error(ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)),
                     false,
                 );
             } else {
@@ -249,9 +257,7 @@ fn arithmetic(req: &ArithRequest<'_>, cx: &mut Ctx<'_>) {
             misses.incr();
             Response::NotFound
         }
-        ArithOutcome::NonNumeric => Response::Error(ErrorReply::Other(
-            "CLIENT_ERROR cannot increment or decrement non-numeric value",
-        )),
+        ArithOutcome::NonNumeric => Response::Error(ErrorReply::Other(text::NON_NUMERIC_VALUE)),
         ArithOutcome::OutOfMemory => {
             cx.stats.store_no_memory.incr();
             Response::OutOfMemory

@@ -21,6 +21,7 @@ mod conn;
 mod exec;
 pub mod socket;
 pub mod stats;
+pub mod udp;
 mod worker;
 
 use std::io;
@@ -232,6 +233,7 @@ fn rusage() -> (String, String) {
 pub struct ServerHandle {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
+    udp_addrs: Vec<SocketAddr>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -239,6 +241,11 @@ impl ServerHandle {
     /// The addresses the server listens on (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The UDP addresses the server serves (`-U`).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
     }
 
     /// The first listening address.
@@ -284,19 +291,37 @@ impl Drop for ServerHandle {
 pub fn bind(settings: &Settings) -> io::Result<Listeners> {
     if let Some(path) = &settings.unix_socket {
         return Ok(Listeners {
-            tcp: Vec::new(),
             unix: Some(socket::bind_unix(path, settings.unix_mask)?),
+            ..Listeners::default()
         });
     }
-    if settings.port == 0 {
-        return Ok(Listeners::default());
+    let mut listeners = Listeners::default();
+    if settings.port != 0 {
+        listeners.tcp = settings
+            .listen_addrs(settings.port)?
+            .into_iter()
+            .map(|addr| bind_one(addr, settings.backlog))
+            .collect::<io::Result<Vec<_>>>()?;
     }
-    let tcp = settings
-        .listen_addrs(settings.port)?
-        .into_iter()
-        .map(|addr| bind_one(addr, settings.backlog))
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(Listeners { tcp, unix: None })
+    if settings.udp_port != 0 {
+        listeners.udp = settings
+            .listen_addrs(settings.udp_port)?
+            .into_iter()
+            .map(bind_udp)
+            .collect::<io::Result<Vec<_>>>()?;
+    }
+    Ok(listeners)
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -319,11 +344,16 @@ pub struct Listeners {
     pub tcp: Vec<std::net::TcpListener>,
     /// A Unix-domain listener (`-s`).
     pub unix: Option<std::os::unix::net::UnixListener>,
+    /// UDP sockets (`-U`).
+    pub udp: Vec<std::net::UdpSocket>,
 }
 
 impl From<Vec<std::net::TcpListener>> for Listeners {
     fn from(tcp: Vec<std::net::TcpListener>) -> Self {
-        Listeners { tcp, unix: None }
+        Listeners {
+            tcp,
+            ..Listeners::default()
+        }
     }
 }
 
@@ -337,7 +367,11 @@ pub fn start_on(
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
-    let thread_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
+    // One set of counters per worker, then one per UDP socket's thread.
+    let worker_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
+    let udp_stats: Vec<Arc<ThreadStats>> = listeners.udp.iter().map(|_| Arc::default()).collect();
+    let thread_stats: Vec<Arc<ThreadStats>> =
+        worker_stats.iter().chain(&udp_stats).cloned().collect();
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
     for l in listeners.tcp {
@@ -366,7 +400,7 @@ pub fn start_on(
         cluster,
         store: Arc::new(store),
         clock,
-        threads: thread_stats.clone(),
+        threads: thread_stats,
         curr_connections: AtomicU64::new(0),
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
@@ -379,7 +413,21 @@ pub fn start_on(
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
     let mut inboxes = Vec::new();
-    for (i, stats) in thread_stats.into_iter().enumerate() {
+    let mut udp_addrs = Vec::new();
+    for (i, (udp, stats)) in listeners.udp.into_iter().zip(udp_stats).enumerate() {
+        udp_addrs.push(udp.local_addr()?);
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("tern-udp-{i}"))
+                .spawn(move || {
+                    if let Err(e) = udp::serve(udp, &shared, &stats) {
+                        log::error!("udp listener {i} stopped: {e}");
+                    }
+                })?,
+        );
+    }
+    for (i, stats) in worker_stats.into_iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (w, waker) = worker::Worker::new(rx, shared.clone(), stats)?;
         inboxes.push((tx, waker.clone()));
@@ -427,6 +475,7 @@ pub fn start_on(
     Ok(ServerHandle {
         shared,
         addrs,
+        udp_addrs,
         threads,
     })
 }

@@ -19,6 +19,8 @@ const EVENTS_PER_POLL: usize = 1024;
 /// On shutdown, how long a worker keeps sending replies already promised to clients that are
 /// slow to read them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// With `-o idle_timeout`, how often a quiet worker wakes to look for idle connections.
+const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
 /// A connection and its socket.
 struct Client {
@@ -26,6 +28,8 @@ struct Client {
     conn: Conn,
     /// Whether the connection sits in the yield queue.
     queued: bool,
+    /// When the client last did anything (clock seconds), for `-o idle_timeout`.
+    last_active: u32,
 }
 
 /// A worker's state, owned by its thread.
@@ -40,6 +44,8 @@ pub struct Worker {
     yielded: Vec<usize>,
     /// The yield queue being served (swapped with `yielded`, so neither is reallocated).
     serving: Vec<usize>,
+    /// When idle connections were last looked for (clock seconds).
+    last_sweep: u32,
 }
 
 impl Worker {
@@ -61,6 +67,7 @@ impl Worker {
                 free: Vec::new(),
                 yielded: Vec::new(),
                 serving: Vec::new(),
+                last_sweep: 0,
             },
             waker,
         ))
@@ -69,17 +76,42 @@ impl Worker {
     /// Runs until the server shuts down.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        let idle_timeout = self.shared.settings.idle_timeout;
         while !self.shared.is_shutting_down() {
-            let timeout = if self.yielded.is_empty() {
-                None
-            } else {
+            let timeout = if !self.yielded.is_empty() {
                 Some(Duration::ZERO)
+            } else if idle_timeout > 0 {
+                Some(IDLE_SWEEP)
+            } else {
+                None
             };
             self.turn(&mut events, timeout)?;
+            if idle_timeout > 0 {
+                self.kick_idle(idle_timeout);
+            }
         }
         self.drain(&mut events)?;
         self.close_all();
         Ok(())
+    }
+
+    /// Closes connections that did nothing for more than `idle_timeout` seconds
+    /// (`-o idle_timeout`, counted in `idle_kicks`), looking at most once a second.
+    fn kick_idle(&mut self, idle_timeout: u32) {
+        let now = self.shared.clock.now();
+        if now == self.last_sweep {
+            return;
+        }
+        self.last_sweep = now;
+        for slot in 0..self.clients.len() {
+            let idle = matches!(&self.clients[slot],
+                Some(c) if now.saturating_sub(c.last_active) > idle_timeout);
+            if idle {
+                log::debug!("closing connection idle for over {idle_timeout} s");
+                self.stats.idle_kicks.incr();
+                self.close(slot);
+            }
+        }
     }
 
     /// Graceful stop: read nothing more, answer what was read, send every reply, then return
@@ -167,6 +199,7 @@ impl Worker {
                 sock,
                 conn: Conn::new(),
                 queued: false,
+                last_active: self.shared.clock.now(),
             });
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
@@ -181,6 +214,7 @@ impl Worker {
         if client.queued {
             return; // Its turn comes from the yield queue.
         }
+        client.last_active = self.shared.clock.now();
         match client
             .conn
             .drive(&mut client.sock, &self.shared, &self.stats)

@@ -5,16 +5,62 @@
 //! pinned, and copies what it needs into its own output buffer before the closure returns, so no
 //! store lock is ever held across socket I/O.
 //!
-//! PLACEHOLDER: this module currently holds a simple `Mutex<HashMap>` store with the real API, so
-//! the server can be written against it; the slab allocator, LRU and index of issue 3 replace the
-//! internals behind the same API.
+//! Layout (docs/store.md has the details and the capacity arithmetic):
+//! - `arena`: one reserved mapping cut into 64 KiB pages, the global page budget (`-m`).
+//! - `classes`: the slab class table (`-n`, `-f`), page-snapped chunk sizes.
+//! - `item`: the variable-length item header (12 bytes for flags 0, no exptime, CAS on).
+//! - `index`: per-shard open-addressing index of packed `u32` handles, outside item memory.
+//! - `shard`: one shard's index, classes and free lists; `shard/evict.rs` CLOCK eviction and
+//!   page moves; `shard/maintain.rs` the crawler, index growth and automove.
+//! - `stats`: `stats items` / `stats slabs` lines.
+//!
+//! Keys are spread over [`SHARDS`] shards by hash; each shard is behind its own lock and owns its
+//! part of the index and its own slab classes, so nothing global is locked on the get/set path
+//! (pages are taken from the shared budget once per 64 KiB).
 
-use std::collections::HashMap;
+mod arena;
+mod classes;
+mod index;
+mod item;
+mod shard;
+mod stats;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::clock::{Clock, RelTime};
+use crate::clock::Clock;
+use arena::{Arena, PAGE_SIZE};
+use classes::ClassTable;
+pub use classes::{DEFAULT_CHUNK_SIZE_MIN, DEFAULT_GROWTH_FACTOR};
+use shard::{Dead, Look, Padded, Shard, Shared};
+
+/// The most shards (a power of two). 16 keeps the per-class partly used pages at 16 x 64 KiB =
+/// memcached's one 1 MiB page per class, while 8 worker threads rarely meet on one lock.
+pub const SHARDS: usize = 16;
+/// A shard gets at least this many pages' worth of `-m`: a tiny store has fewer shards, so
+/// that its few pages are not spread over more (shard, class) pairs than it has pages.
+const MIN_PAGES_PER_SHARD: usize = 64;
+
+/// memcached's default `hashpower` (2^16 buckets), spread over the shards.
+const DEFAULT_HASHPOWER: u8 = 16;
+
+/// Chunks each shard's crawler looks at per `maintain()` call (bounded background work).
+const CRAWL_BUDGET: usize = 16 * 1024;
+
+/// Index slots `maintain()` moves per shard per call while an index grows.
+const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
+
+/// Pages automove may move per shard per `maintain()` call, at least; a shard may move 1/64 of
+/// its pages per call if that is more, so that a large store rebalances as fast (in seconds)
+/// as a small one. Each moved page evicts what it holds under that shard's lock.
+const AUTOMOVE_PAGES_PER_TICK: usize = 4;
+
+/// The largest `-I` tern accepts (memcached's limit too).
+pub const ITEM_SIZE_MAX_LIMIT: usize = 1024 * 1024 * 1024;
+/// The smallest `-I` (memcached's limit too).
+pub const ITEM_SIZE_MAX_MIN: usize = 1024;
 
 /// How a storage command treats an existing (or missing) item. Mirrors the protocol's modes; the
 /// store keeps its own type so it does not depend on any wire format.
@@ -85,13 +131,39 @@ impl std::fmt::Display for StoreConfigError {
 
 impl std::error::Error for StoreConfigError {}
 
+impl StoreConfig {
+    /// memcached's rules for `-I` against `-m` (for the config module to call): `-I` from 1 KB
+    /// to 1 GB and not above half of `-m`.
+    pub fn check_item_size_max(&self) -> Result<(), StoreConfigError> {
+        if self.item_size_max < ITEM_SIZE_MAX_MIN {
+            return Err(StoreConfigError(
+                "Item max size cannot be less than 1024 bytes.".into(),
+            ));
+        }
+        if self.item_size_max > ITEM_SIZE_MAX_LIMIT {
+            return Err(StoreConfigError(
+                "Cannot set item size limit higher than 1 gigabyte.".into(),
+            ));
+        }
+        if self.item_size_max > self.memory_limit / 2 {
+            return Err(StoreConfigError(
+                "Cannot set item size limit higher than 1/2 of memory max.".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A live item, visible only inside a store closure.
 #[derive(Debug)]
 pub struct ItemView<'a> {
     key: &'a [u8],
     flags: u32,
     cas: u64,
-    value: &'a [u8],
+    value_len: usize,
+    first: &'a [u8],
+    next: u32,
+    shared: &'a Shared,
 }
 
 impl<'a> ItemView<'a> {
@@ -112,12 +184,46 @@ impl<'a> ItemView<'a> {
 
     /// The value's length in bytes.
     pub fn value_len(&self) -> usize {
-        self.value.len()
+        self.value_len
     }
 
-    /// The value, as one or more contiguous pieces in order (a large item may be chained).
+    /// The value, as one or more contiguous pieces in order (a large item is chained).
     pub fn value_chunks(&self) -> impl Iterator<Item = &'a [u8]> + 'a {
-        std::iter::once(self.value)
+        ValueChunks {
+            first: Some(self.first),
+            next: self.next,
+            rest: self.value_len - self.first.len(),
+            shared: self.shared,
+        }
+    }
+}
+
+/// The pieces of a value, following a chain.
+struct ValueChunks<'a> {
+    first: Option<&'a [u8]>,
+    next: u32,
+    rest: usize,
+    shared: &'a Shared,
+}
+
+impl<'a> Iterator for ValueChunks<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        if let Some(f) = self.first.take() {
+            return Some(f);
+        }
+        if self.rest == 0 || self.next == 0 {
+            return None;
+        }
+        // SAFETY: an ItemView only exists inside a store closure, while the lock of the shard
+        // owning the item is held and nothing writes to it; continuation chunks belong to the
+        // same shard. The slice is only read.
+        let c: &'a [u8] = unsafe { self.shared.chunk_ref(self.next) };
+        let n = (c.len() - item::CONT_HEADER).min(self.rest);
+        self.rest -= n;
+        self.next = item::link(c);
+        Some(&c[item::CONT_HEADER..item::CONT_HEADER + n])
     }
 }
 
@@ -214,39 +320,101 @@ pub struct StoreStats {
     pub slabs_moved: u64,
 }
 
-#[derive(Debug, Clone)]
-struct Entry {
-    flags: u32,
-    exptime: RelTime,
-    cas: u64,
-    stored_at_cas: u64,
-    value: Vec<u8>,
-}
-
-#[derive(Debug, Default)]
-struct Inner {
-    map: HashMap<Vec<u8>, Entry>,
-    next_cas: u64,
-    oldest_cas: u64,
-    pending_flush: Option<RelTime>,
-    total_items: u64,
-}
-
-/// The item store (placeholder implementation; see the module docs).
-#[derive(Debug)]
+/// The item store: sharded index, slab classes and eviction over one page budget.
 pub struct Store {
     config: StoreConfig,
     clock: Arc<Clock>,
-    inner: Mutex<Inner>,
+    shared: Shared,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Store {
-    /// Builds a store with `config`, reading time from `clock`.
+    /// Builds a store with `config`, reading time from `clock`. Item memory is reserved, not
+    /// touched: resident memory grows as items are stored.
     pub fn new(config: StoreConfig, clock: Arc<Clock>) -> Result<Store, StoreConfigError> {
+        let factor = config.growth_factor.unwrap_or(DEFAULT_GROWTH_FACTOR);
+        if !(factor > 1.0 && factor.is_finite()) {
+            return Err(StoreConfigError(format!(
+                "Factor must be greater than 1 (got {factor})"
+            )));
+        }
+        let n = config.chunk_size_min.unwrap_or(DEFAULT_CHUNK_SIZE_MIN);
+        if n == 0 || n > PAGE_SIZE / 4 {
+            return Err(StoreConfigError(format!(
+                "Chunk size must be between 1 and {} (got {n})",
+                PAGE_SIZE / 4
+            )));
+        }
+        if config.item_size_max < ITEM_SIZE_MAX_MIN || config.item_size_max > ITEM_SIZE_MAX_LIMIT {
+            return Err(StoreConfigError(format!(
+                "item size max {} out of range",
+                config.item_size_max
+            )));
+        }
+        let pages = config.memory_limit / PAGE_SIZE;
+        if pages == 0 || pages > u32::MAX as usize / 2 {
+            return Err(StoreConfigError(format!(
+                "memory limit {} out of range",
+                config.memory_limit
+            )));
+        }
+        let classes = ClassTable::new(item::min_header(config.cas_enabled), n, factor);
+        let max_per_page = classes.per_page(0);
+        let slot_bits = (usize::BITS - (max_per_page - 1).leading_zeros()).max(1);
+        let page_bits = u32::BITS - (pages as u32).leading_zeros();
+        if slot_bits + page_bits > 32 {
+            return Err(StoreConfigError(format!(
+                "memory limit {} too large for chunks of {} bytes (at most 2^32 chunks)",
+                config.memory_limit,
+                classes.size(0)
+            )));
+        }
+        let arena = Arena::new(pages as u32).map_err(|e| StoreConfigError(e.0))?;
+        let hp = config
+            .hashpower_init
+            .unwrap_or(DEFAULT_HASHPOWER)
+            .clamp(8, 32);
+        let nshards = (pages / MIN_PAGES_PER_SHARD).clamp(1, SHARDS);
+        let nshards = if nshards.is_power_of_two() {
+            nshards
+        } else {
+            nshards.next_power_of_two() / 2
+        };
+        let per_shard = (1usize << hp) / nshards;
+        let nclasses = classes.len();
+        let shards = (0..nshards)
+            .map(|i| {
+                Padded(Mutex::new(Shard::new(
+                    i as u32,
+                    slot_bits + page_bits,
+                    nclasses,
+                    per_shard,
+                )))
+            })
+            .collect();
+        let shared = Shared {
+            arena,
+            classes,
+            cas_enabled: config.cas_enabled,
+            evict: config.evict,
+            slot_bits,
+            shard_bits: nshards.trailing_zeros(),
+            shard_mask: nshards - 1,
+            hasher: ahash::RandomState::new(),
+            flush_at: AtomicU64::new(0),
+            shards,
+        };
         Ok(Store {
             config,
             clock,
-            inner: Mutex::new(Inner::default()),
+            shared,
         })
     }
 
@@ -255,40 +423,20 @@ impl Store {
         &self.config
     }
 
-    fn live<'m>(inner: &'m mut Inner, key: &[u8], now: RelTime) -> Lookup<&'m mut Entry> {
-        if let Some(at) = inner.pending_flush {
-            if now >= at {
-                inner.oldest_cas = inner.next_cas + 1;
-                inner.pending_flush = None;
-            }
-        }
-        let oldest = inner.oldest_cas;
-        let state = match inner.map.get(key) {
-            None => return Lookup::Miss,
-            Some(e) if e.stored_at_cas < oldest => Lookup::Flushed,
-            Some(e) if e.exptime != 0 && e.exptime <= now => Lookup::Expired,
-            Some(_) => Lookup::Hit(()),
-        };
-        match state {
-            Lookup::Hit(()) => Lookup::Hit(inner.map.get_mut(key).expect("present")),
-            other => {
-                inner.map.remove(key);
-                match other {
-                    Lookup::Flushed => Lookup::Flushed,
-                    _ => Lookup::Expired,
-                }
-            }
-        }
+    /// The slab class table as memcached prints it with `-vv`, one line per class:
+    /// `slab class   1: chunk size        32 perslab    2048`.
+    pub fn class_table(&self) -> Vec<String> {
+        self.shared.classes.vv_lines()
     }
 
-    fn next_cas(inner: &mut Inner) -> u64 {
-        inner.next_cas += 1;
-        inner.next_cas
+    #[inline]
+    fn shard(&self, hash: u64) -> &Mutex<Shard> {
+        &self.shared.shards[(hash as usize) & self.shared.shard_mask].0
     }
 
     /// Looks `key` up and, on a hit, runs `f` on the item.
     pub fn get<R>(&self, key: &[u8], f: impl FnOnce(&ItemView<'_>) -> R) -> Lookup<R> {
-        self.get_and_touch_inner(key, None, f)
+        self.get_inner(key, None, f)
     }
 
     /// Looks `key` up and, on a hit, sets its exptime (memcached's exptime rules) and runs `f`.
@@ -298,34 +446,61 @@ impl Store {
         exptime: i64,
         f: impl FnOnce(&ItemView<'_>) -> R,
     ) -> Lookup<R> {
-        self.get_and_touch_inner(key, Some(exptime), f)
+        self.get_inner(key, Some(exptime), f)
     }
 
-    fn get_and_touch_inner<R>(
+    fn get_inner<R>(
         &self,
         key: &[u8],
         exptime: Option<i64>,
         f: impl FnOnce(&ItemView<'_>) -> R,
     ) -> Lookup<R> {
+        let sh = &self.shared;
+        let hash = sh.hash(key);
         let now = self.clock.now();
-        let mut inner = self.inner.lock();
-        let cas_enabled = self.config.cas_enabled;
-        match Self::live(&mut inner, key, now) {
-            Lookup::Hit(e) => {
-                if let Some(exptime) = exptime {
-                    e.exptime = self.clock.realtime(exptime);
-                }
-                Lookup::Hit(f(&ItemView {
-                    key,
-                    flags: e.flags,
-                    cas: if cas_enabled { e.cas } else { 0 },
-                    value: &e.value,
-                }))
+        let mut s = self.shard(hash).lock();
+        s.sync_flush(sh, now);
+        let mut found = match s.lookup(sh, key, hash, now) {
+            Look::Live(found) => found,
+            Look::Dead(Dead::Expired) => return Lookup::Expired,
+            Look::Dead(Dead::Flushed) => return Lookup::Flushed,
+            Look::Miss => return Lookup::Miss,
+        };
+        let cls = sh.class_of(found.handle);
+        if let Some(e) = exptime {
+            let e = self.clock.realtime(e);
+            // Out of memory while giving a never-expiring item an exptime field: keep the
+            // item as it is (memcached's touch cannot fail that way).
+            if let Some(f2) = s.set_exptime(sh, key, hash, found, e, now) {
+                found = f2;
             }
-            Lookup::Miss => Lookup::Miss,
-            Lookup::Expired => Lookup::Expired,
-            Lookup::Flushed => Lookup::Flushed,
+            s.classes[cls].stats.touch_hits += 1;
+        } else {
+            s.classes[cls].stats.get_hits += 1;
         }
+        // SAFETY: the live item's head chunk, under the shard lock; no other reference.
+        item::mark_read(unsafe { sh.chunk(found.handle) });
+        // SAFETY: as above; from here on the chunk is only read, while the lock is held.
+        let chunk: &[u8] = unsafe { sh.chunk_ref(found.handle) };
+        let h = &found.header;
+        let voff = h.key_off + h.key_len;
+        let first = if h.chained {
+            &chunk[voff..voff + (chunk.len() - voff).min(h.value_len)]
+        } else {
+            &chunk[voff..voff + h.value_len]
+        };
+        let view = ItemView {
+            key: &chunk[h.key_off..voff],
+            flags: h.flags,
+            cas: sh.cas_of(h.seq, s.id),
+            value_len: h.value_len,
+            first,
+            next: h.next,
+            shared: sh,
+        };
+        let r = f(&view);
+        drop(s);
+        Lookup::Hit(r)
     }
 
     /// Sets the exptime of `key`.
@@ -343,60 +518,93 @@ impl Store {
         value: &[u8],
         cas: u64,
     ) -> StoreOutcome {
-        if key.len() + value.len() + 48 > self.config.item_size_max {
+        let sh = &self.shared;
+        if key.is_empty() || key.len() > tern_protocol::KEY_MAX_LENGTH {
+            return StoreOutcome::NotStored;
+        }
+        let exptime = self.clock.realtime(exptime);
+        if item::header_len(sh.cas_enabled, flags, exptime, false) + key.len() + value.len()
+            > self.config.item_size_max
+        {
             return StoreOutcome::TooLarge;
         }
+        let hash = sh.hash(key);
         let now = self.clock.now();
-        let exptime = self.clock.realtime(exptime);
-        let mut inner = self.inner.lock();
-        let existing = match Self::live(&mut inner, key, now) {
-            Lookup::Hit(e) => Some(e.clone()),
+        let mut s = self.shard(hash).lock();
+        s.sync_flush(sh, now);
+        let old = match s.lookup(sh, key, hash, now) {
+            Look::Live(f) => Some(f),
             _ => None,
         };
-        let new_value = match (mode, &existing) {
+        let seq_flags_exp = match (mode, old) {
             (SetMode::Add, Some(_)) => return StoreOutcome::NotStored,
             (SetMode::Replace | SetMode::Append | SetMode::Prepend, None) => {
                 return StoreOutcome::NotStored
             }
             (SetMode::Cas, None) => return StoreOutcome::NotFound,
-            (SetMode::Cas, Some(e)) if e.cas != cas => return StoreOutcome::Exists,
-            (SetMode::Append, Some(e)) => [&e.value[..], value].concat(),
-            (SetMode::Prepend, Some(e)) => [value, &e.value[..]].concat(),
-            _ => value.to_vec(),
-        };
-        let (flags, exptime) = match (mode, &existing) {
-            (SetMode::Append | SetMode::Prepend, Some(e)) => (e.flags, e.exptime),
+            (SetMode::Cas, Some(f)) => {
+                let cls = sh.class_of(f.handle);
+                // With -C memcached answers EXISTS to every cas (observed on 1.6.18).
+                if !sh.cas_enabled || sh.cas_of(f.header.seq, s.id) != cas {
+                    s.classes[cls].stats.cas_badval += 1;
+                    return StoreOutcome::Exists;
+                }
+                s.classes[cls].stats.cas_hits += 1;
+                (flags, exptime)
+            }
+            (SetMode::Append | SetMode::Prepend, Some(f)) => (f.header.flags, f.header.exptime),
             _ => (flags, exptime),
         };
-        let cas = Self::next_cas(&mut inner);
-        inner.total_items += 1;
-        inner.map.insert(
-            key.to_vec(),
-            Entry {
-                flags,
-                exptime,
-                cas,
-                stored_at_cas: cas,
-                value: new_value,
-            },
-        );
-        StoreOutcome::Stored
+        let (flags, exptime) = seq_flags_exp;
+        let seq = s.next_seq();
+        let stored = match (mode, old) {
+            (SetMode::Append | SetMode::Prepend, Some(f)) => {
+                let old_parts = s.value_parts(sh, &f);
+                let total = old_parts.iter().map(|p| p.len()).sum::<usize>() + value.len();
+                if item::header_len(sh.cas_enabled, flags, exptime, false) + key.len() + total
+                    > self.config.item_size_max
+                {
+                    return StoreOutcome::TooLarge;
+                }
+                let mut parts: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
+                if mode == SetMode::Prepend {
+                    parts.push(value);
+                    parts.extend_from_slice(&old_parts);
+                } else {
+                    parts.extend_from_slice(&old_parts);
+                    parts.push(value);
+                }
+                s.write_new(sh, key, hash, flags, exptime, seq, &parts, old, now)
+            }
+            _ => s.write_new(sh, key, hash, flags, exptime, seq, &[value], old, now),
+        };
+        if stored.is_some() {
+            return StoreOutcome::Stored;
+        }
+        // memcached drops the old value when a set fails for memory, so no stale data stays.
+        if let (SetMode::Set, Some(f)) = (mode, old) {
+            s.unlink(sh, f.pos, f.handle, &f.header);
+        }
+        StoreOutcome::OutOfMemory
     }
 
     /// Removes `key`.
     pub fn delete(&self, key: &[u8]) -> Lookup<()> {
+        let sh = &self.shared;
+        let hash = sh.hash(key);
         let now = self.clock.now();
-        let mut inner = self.inner.lock();
-        match Self::live(&mut inner, key, now) {
-            Lookup::Hit(_) => {
-                inner.map.remove(key);
+        let mut s = self.shard(hash).lock();
+        s.sync_flush(sh, now);
+        match s.lookup(sh, key, hash, now) {
+            Look::Live(f) => {
+                let cls = sh.class_of(f.handle);
+                s.classes[cls].stats.delete_hits += 1;
+                s.unlink(sh, f.pos, f.handle, &f.header);
                 Lookup::Hit(())
             }
-            other => match other {
-                Lookup::Expired => Lookup::Expired,
-                Lookup::Flushed => Lookup::Flushed,
-                _ => Lookup::Miss,
-            },
+            Look::Dead(Dead::Expired) => Lookup::Expired,
+            Look::Dead(Dead::Flushed) => Lookup::Flushed,
+            Look::Miss => Lookup::Miss,
         }
     }
 
@@ -408,15 +616,25 @@ impl Store {
         delta: u64,
         initial: Option<(u64, i64)>,
     ) -> ArithOutcome {
+        let sh = &self.shared;
+        let hash = sh.hash(key);
         let now = self.clock.now();
-        let mut inner = self.inner.lock();
-        let cas = Self::next_cas(&mut inner);
-        match Self::live(&mut inner, key, now) {
-            Lookup::Hit(e) => {
-                let Some(old) = std::str::from_utf8(&e.value)
-                    .ok()
-                    .and_then(|s| s.trim_end_matches(' ').parse::<u64>().ok())
-                else {
+        let mut s = self.shard(hash).lock();
+        s.sync_flush(sh, now);
+        let mut buf = itoa::Buffer::new();
+        match s.lookup(sh, key, hash, now) {
+            Look::Live(f) => {
+                let h = f.header;
+                if h.chained || h.value_len == 0 {
+                    return ArithOutcome::NonNumeric;
+                }
+                let voff = h.key_off + h.key_len;
+                // SAFETY: the live item's head chunk, under the shard lock, only read here.
+                let old = {
+                    let chunk = unsafe { sh.chunk_ref(f.handle) };
+                    item::parse_u64(&chunk[voff..voff + h.value_len])
+                };
+                let Some(old) = old else {
                     return ArithOutcome::NonNumeric;
                 };
                 let value = if incr {
@@ -424,78 +642,110 @@ impl Store {
                 } else {
                     old.saturating_sub(delta)
                 };
-                let mut text = value.to_string().into_bytes();
-                if text.len() < e.value.len() {
-                    text.resize(e.value.len(), b' ');
+                let digits = buf.format(value).as_bytes();
+                let cls = sh.class_of(f.handle);
+                if incr {
+                    s.classes[cls].stats.incr_hits += 1;
+                } else {
+                    s.classes[cls].stats.decr_hits += 1;
                 }
-                e.value = text;
-                e.cas = cas;
-                ArithOutcome::Updated { value, cas }
+                let seq = s.next_seq();
+                if digits.len() <= h.value_len {
+                    // In place, padded with spaces like memcached ("10" decr 1 -> "9 ").
+                    // SAFETY: the live item's head chunk, under the lock; no other reference.
+                    let chunk = unsafe { sh.chunk(f.handle) };
+                    let v = &mut chunk[voff..voff + h.value_len];
+                    v[..digits.len()].copy_from_slice(digits);
+                    v[digits.len()..].fill(b' ');
+                    item::set_seq(chunk, sh.cas_enabled, seq);
+                    return ArithOutcome::Updated {
+                        value,
+                        cas: sh.cas_of(seq, s.id),
+                    };
+                }
+                match s.write_new(
+                    sh,
+                    key,
+                    hash,
+                    h.flags,
+                    h.exptime,
+                    seq,
+                    &[digits],
+                    Some(f),
+                    now,
+                ) {
+                    Some(_) => ArithOutcome::Updated {
+                        value,
+                        cas: sh.cas_of(seq, s.id),
+                    },
+                    None => ArithOutcome::OutOfMemory,
+                }
             }
             _ => match initial {
                 None => ArithOutcome::NotFound,
                 Some((value, exptime)) => {
                     let exptime = self.clock.realtime(exptime);
-                    inner.total_items += 1;
-                    inner.map.insert(
-                        key.to_vec(),
-                        Entry {
-                            flags: 0,
-                            exptime,
-                            cas,
-                            stored_at_cas: cas,
-                            value: value.to_string().into_bytes(),
+                    let seq = s.next_seq();
+                    let digits = buf.format(value).as_bytes();
+                    match s.write_new(sh, key, hash, 0, exptime, seq, &[digits], None, now) {
+                        Some(_) => ArithOutcome::Created {
+                            value,
+                            cas: sh.cas_of(seq, s.id),
                         },
-                    );
-                    ArithOutcome::Created { value, cas }
+                        None => ArithOutcome::OutOfMemory,
+                    }
                 }
             },
         }
     }
 
     /// Invalidates every item stored before the moment `delay` names (memcached's exptime rules;
-    /// 0 or negative means now).
+    /// 0 or negative means now). Cheap: it moves a watermark; each shard applies it on its next
+    /// use and the crawler reclaims the memory.
     pub fn flush_all(&self, delay: i64) {
-        let mut inner = self.inner.lock();
-        if delay <= 0 {
-            inner.oldest_cas = inner.next_cas + 1;
-            inner.pending_flush = None;
+        let at = if delay <= 0 {
+            0
         } else {
-            inner.pending_flush = Some(self.clock.realtime(delay));
+            self.clock.realtime(delay)
+        };
+        // A flush whose moment has passed takes effect everywhere before a new one replaces
+        // it. (memcached 1.6.18 overwrites `oldest_live`, so items nobody touched since the
+        // earlier moment become visible again until the new one; tern does not resurrect.)
+        let now = self.clock.now();
+        if now >= self.shared.flush_at.load(Ordering::Acquire) as u32 {
+            for s in self.shared.shards.iter() {
+                s.0.lock().sync_flush(&self.shared, now);
+            }
         }
-    }
-
-    /// The store's counters.
-    pub fn stats(&self) -> StoreStats {
-        let inner = self.inner.lock();
-        StoreStats {
-            curr_items: inner.map.len() as u64,
-            total_items: inner.total_items,
-            bytes: inner
-                .map
-                .iter()
-                .map(|(k, e)| (k.len() + e.value.len() + 48) as u64)
-                .sum(),
-            ..StoreStats::default()
+        let _ = self
+            .shared
+            .flush_at
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |v| {
+                let gen = (v >> 32).wrapping_add(1) & 0xFFFF_FFFF;
+                Some((gen << 32) | u64::from(at))
+            });
+        if delay <= 0 {
+            for s in self.shared.shards.iter() {
+                s.0.lock().sync_flush(&self.shared, now);
+            }
         }
-    }
-
-    /// `stats items` lines, as (name, value) pairs (`items:<class>:<field>`).
-    pub fn stats_items(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    /// `stats slabs` lines, as (name, value) pairs (`<class>:<field>` and totals).
-    pub fn stats_slabs(&self) -> Vec<(String, String)> {
-        Vec::new()
-    }
-
-    /// `stats sizes` lines, as (name, value) pairs.
-    pub fn stats_sizes(&self) -> Vec<(String, String)> {
-        Vec::new()
     }
 
     /// Runs background maintenance for about one tick: reclaims expired items, moves pages
     /// between classes. The server calls it from its timer thread once a second.
-    pub fn maintain(&self) {}
+    pub fn maintain(&self) {
+        let now = self.clock.now();
+        for s in self.shared.shards.iter() {
+            let mut s = s.0.lock();
+            s.sync_flush(&self.shared, now);
+            s.migrate_index(&self.shared, INDEX_MIGRATE_PER_TICK);
+            if self.config.lru_crawler {
+                s.crawl(&self.shared, now, CRAWL_BUDGET);
+            }
+            if self.config.slab_automove && self.config.evict {
+                let max = (s.page_count() / 64).max(AUTOMOVE_PAGES_PER_TICK);
+                s.automove(&self.shared, max);
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //! The reply strings memcached sends that have no [`crate::ErrorReply`] variant of their own are
 //! constants here, so a server can recognise and reuse them.
 
+mod commands;
 mod compose;
 mod number;
 mod parse;
@@ -15,6 +16,7 @@ mod parse;
 mod proptests;
 #[cfg(test)]
 mod tests;
+mod tokens;
 
 pub use compose::{compose, compose_request, compose_value_header};
 pub use parse::{parse, MAX_LINE_WITHOUT_NEWLINE};

@@ -13,15 +13,14 @@
 //!   looked for in the last token, then the key and numbers are checked (`CLIENT_ERROR ...`,
 //!   silenced by `noreply`).
 
+use super::commands::{arith, config, delete, flush_all, shutdown, stats_group, touch, verbosity};
+use super::item_fits;
 use super::number::{strtol32, strtoul32, strtoull};
-use super::{item_fits, DELETE_USAGE, INVALID_SHUTDOWN_MODE};
+use super::tokens::Tokens;
 use crate::{
-    ArithRequest, ConfigRequest, ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError,
-    Request, StatsGroup, StoreMode, StoreRequest, KEY_MAX_LENGTH,
+    ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError, Request, StoreMode,
+    StoreRequest, KEY_MAX_LENGTH,
 };
-
-/// memcached's `MAX_TOKENS`: 23 real tokens plus its terminal token.
-const MAX_TOKENS: usize = 24;
 
 /// How many bytes without a `\n` memcached buffers before it decides the client is sending
 /// junk and closes the connection (unless the line is a multi-get, which may be that long).
@@ -30,91 +29,17 @@ pub const MAX_LINE_WITHOUT_NEWLINE: usize = 2048;
 /// How many leading spaces a multi-get line without `\n` may carry before memcached closes.
 const MAX_LEADING_SPACES: usize = 100;
 
-/// The tokens of one command line, borrowed from it, without allocating.
-struct Tokens<'a> {
-    line: &'a [u8],
-    /// `(start, end)` of each token in `line`.
-    spans: [(usize, usize); MAX_TOKENS - 1],
-    /// How many tokens were split off (memcached's `ntokens` minus its terminal token).
-    len: usize,
-    /// The unsplit remainder after the 23rd token, empty when there is none.
-    rest: &'a [u8],
-}
-
-impl<'a> Tokens<'a> {
-    /// memcached's `tokenize_command` with `MAX_TOKENS`.
-    fn split(line: &'a [u8]) -> Self {
-        let mut tokens = Tokens {
-            line,
-            spans: [(0, 0); MAX_TOKENS - 1],
-            len: 0,
-            rest: &[],
-        };
-        let mut start = 0;
-        for (i, &b) in line.iter().enumerate() {
-            if b != b' ' {
-                continue;
-            }
-            if start != i {
-                tokens.spans[tokens.len] = (start, i);
-                tokens.len += 1;
-                if tokens.len == MAX_TOKENS - 1 {
-                    tokens.rest = &line[i + 1..];
-                    return tokens;
-                }
-            }
-            start = i + 1;
-        }
-        if start != line.len() {
-            tokens.spans[tokens.len] = (start, line.len());
-            tokens.len += 1;
-        }
-        tokens
-    }
-
-    /// The `i`th token; empty past the last one.
-    fn get(&self, i: usize) -> &'a [u8] {
-        if i < self.len {
-            let (start, end) = self.spans[i];
-            &self.line[start..end]
-        } else {
-            &[]
-        }
-    }
-
-    /// The last token (memcached's `tokens[ntokens - 2]`).
-    fn last(&self) -> &'a [u8] {
-        self.get(self.len.wrapping_sub(1))
-    }
-
-    /// memcached's `set_noreply_maybe`: whether the last token is exactly `noreply`.
-    fn noreply(&self) -> bool {
-        self.last() == b"noreply"
-    }
-
-    /// Everything from the start of token `i` to the end of the line, without trailing
-    /// spaces; empty when there is no token `i`.
-    fn run_from(&self, i: usize) -> &'a [u8] {
-        if i >= self.len {
-            return &self.line[self.line.len()..];
-        }
-        let run = &self.line[self.spans[i].0..];
-        let end = run.iter().rposition(|&b| b != b' ').map_or(0, |p| p + 1);
-        &run[..end]
-    }
-}
-
 /// What a parse step found wrong, before it is placed at its position in the input.
-struct Refusal {
-    reply: ErrorReply,
-    noreply: bool,
+pub(super) struct Refusal {
+    pub(super) reply: ErrorReply,
+    pub(super) noreply: bool,
     /// Bytes after the command line that are dropped with it (a refused data block).
-    data: usize,
+    pub(super) data: usize,
     /// Bytes after those to discard as they arrive.
-    swallow: usize,
+    pub(super) swallow: usize,
 }
 
-fn refuse(reply: ErrorReply, noreply: bool) -> Refusal {
+pub(super) fn refuse(reply: ErrorReply, noreply: bool) -> Refusal {
     Refusal {
         reply,
         noreply,
@@ -181,7 +106,7 @@ fn incomplete_line(input: &[u8]) -> ParseError {
 }
 
 /// A command line's outcome when it is not refused outright.
-enum Parsed<'a> {
+pub(super) enum Parsed<'a> {
     Done(Request<'a>, usize),
     /// A storage header whose data block has not fully arrived: total bytes needed.
     Incomplete(usize),
@@ -311,7 +236,7 @@ fn storage<'a>(
     }
     let value = data_block(input, line_end, vlen, noreply)?;
     let Some(value) = value else {
-        return Ok(Parsed::Incomplete(line_end + vlen + 2));
+        return Ok(Parsed::Incomplete(line_end.saturating_add(vlen + 2)));
     };
     let request = Request::Store(StoreRequest {
         mode,
@@ -322,12 +247,12 @@ fn storage<'a>(
         cas,
         noreply,
     });
-    Ok(Parsed::Done(request, line_end + vlen + 2))
+    Ok(Parsed::Done(request, line_end.saturating_add(vlen + 2)))
 }
 
 /// memcached's range for a data block's length: `0..=INT_MAX - 2` (the `\r\n` must still fit
 /// an `int`).
-fn byte_count(vlen: i32) -> Option<usize> {
+pub(super) fn byte_count(vlen: i32) -> Option<usize> {
     usize::try_from(vlen)
         .ok()
         .filter(|&n| n <= (i32::MAX - 2) as usize)
@@ -337,13 +262,14 @@ fn byte_count(vlen: i32) -> Option<usize> {
 /// arrived, then the data, or `CLIENT_ERROR bad data chunk` when the two bytes after the data
 /// are not `\r\n` (memcached has read and dropped all `vlen + 2` bytes by then; whatever follows
 /// is parsed as the next command).
-fn data_block(
+pub(super) fn data_block(
     input: &[u8],
     line_end: usize,
     vlen: usize,
     noreply: bool,
 ) -> Result<Option<&[u8]>, Refusal> {
-    let end = line_end + vlen + 2;
+    // `vlen + 2` fits any `usize` (vlen <= i32::MAX - 2); the sum saturates rather than wrap.
+    let end = line_end.saturating_add(vlen + 2);
     let Some(block) = input.get(line_end..end) else {
         return Ok(None);
     };
@@ -354,173 +280,4 @@ fn data_block(
         });
     }
     Ok(Some(&block[..vlen]))
-}
-
-/// `delete <key> [0] [noreply]`.
-fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    if !(2..=4).contains(&t.len) {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let mut noreply = false;
-    if t.len > 2 {
-        let hold_is_zero = t.get(2) == b"0";
-        noreply = t.noreply();
-        let valid =
-            (t.len == 3 && (hold_is_zero || noreply)) || (t.len == 4 && hold_is_zero && noreply);
-        if !valid {
-            return Err(refuse(ErrorReply::Other(DELETE_USAGE), noreply));
-        }
-    }
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        return Err(refuse(ErrorReply::BadCommandLine, noreply));
-    }
-    Ok(Request::Delete { key, noreply })
-}
-
-/// `incr|decr <key> <delta> [noreply]`.
-fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refusal> {
-    if t.len != 3 && t.len != 4 {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let noreply = t.noreply();
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        return Err(refuse(ErrorReply::BadCommandLine, noreply));
-    }
-    let delta = strtoull(t.get(2)).ok_or(refuse(ErrorReply::InvalidDelta, noreply))?;
-    Ok(Request::Arith(ArithRequest {
-        key,
-        delta,
-        incr,
-        initial: None,
-        noreply,
-    }))
-}
-
-/// `touch <key> <exptime> [noreply]`.
-fn touch<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    if t.len != 3 && t.len != 4 {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let noreply = t.noreply();
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        return Err(refuse(ErrorReply::BadCommandLine, noreply));
-    }
-    let exptime = strtol32(t.get(2)).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?;
-    Ok(Request::Touch {
-        key,
-        exptime: i64::from(exptime),
-        noreply,
-    })
-}
-
-/// `flush_all [delay] [noreply]`. With two arguments the second is ignored unless it is
-/// `noreply` (memcached: `flush_all 10 20` is `flush_all 10`).
-fn flush_all<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    if !(1..=3).contains(&t.len) {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let noreply = t.noreply();
-    let bare = if noreply { 2 } else { 1 };
-    let delay = if t.len == bare {
-        0
-    } else {
-        strtol32(t.get(1)).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?
-    };
-    Ok(Request::FlushAll {
-        delay: i64::from(delay),
-        noreply,
-    })
-}
-
-/// `verbosity <level> [noreply]`; a second argument that is not `noreply` is ignored.
-fn verbosity<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    if t.len != 2 && t.len != 3 {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let noreply = t.noreply();
-    let level = strtoul32(t.get(1)).ok_or(refuse(ErrorReply::BadCommandLine, noreply))?;
-    Ok(Request::Verbosity { level, noreply })
-}
-
-/// `shutdown [graceful]`. Anything else is `CLIENT_ERROR invalid shutdown mode`, which a server
-/// without `-A` must replace by `ERROR: shutdown not enabled` (memcached checks that first).
-fn shutdown<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    match (t.len, t.get(1)) {
-        (1, _) => Ok(Request::Shutdown { graceful: false }),
-        (2, b"graceful") => Ok(Request::Shutdown { graceful: true }),
-        _ => Err(refuse(ErrorReply::Other(INVALID_SHUTDOWN_MODE), false)),
-    }
-}
-
-/// `stats [group ...]`: memcached looks only at the first argument for the groups it knows and
-/// ignores the rest (`stats reset foo` resets).
-fn stats_group<'a>(t: &Tokens<'a>) -> StatsGroup<'a> {
-    match t.get(1) {
-        _ if t.len == 1 => StatsGroup::General,
-        b"settings" => StatsGroup::Settings,
-        b"items" => StatsGroup::Items,
-        b"slabs" => StatsGroup::Slabs,
-        b"sizes" => StatsGroup::Sizes,
-        b"conns" => StatsGroup::Conns,
-        b"reset" => StatsGroup::Reset,
-        _ => StatsGroup::Other(t.run_from(1)),
-    }
-}
-
-/// ElastiCache's `config get|set|delete`. Not in memcached; malformed forms follow memcached's
-/// conventions for its own commands (wrong shape `ERROR`, bad key or number `CLIENT_ERROR bad
-/// command line format`, data not ending in `\r\n` `CLIENT_ERROR bad data chunk`).
-fn config<'a>(
-    t: &Tokens<'a>,
-    input: &'a [u8],
-    line_end: usize,
-    limits: &Limits,
-) -> Result<Parsed<'a>, Refusal> {
-    let unknown = || Err(refuse(ErrorReply::UnknownCommand, false));
-    let done = |request| Ok(Parsed::Done(Request::Config(request), line_end));
-    let key = t.get(2);
-    match t.get(1) {
-        b"get" if t.len == 3 => {
-            if key.len() > KEY_MAX_LENGTH {
-                return Err(refuse(ErrorReply::BadCommandLine, false));
-            }
-            done(ConfigRequest::Get { key })
-        }
-        b"delete" if t.len == 3 || t.len == 4 => {
-            let noreply = t.noreply();
-            if key.len() > KEY_MAX_LENGTH || (t.len == 4 && !noreply) {
-                return Err(refuse(ErrorReply::BadCommandLine, noreply));
-            }
-            done(ConfigRequest::Delete { key, noreply })
-        }
-        b"set" if t.len == 5 || t.len == 6 => {
-            let noreply = t.noreply();
-            let bad = || refuse(ErrorReply::BadCommandLine, noreply);
-            if key.len() > KEY_MAX_LENGTH {
-                return Err(bad());
-            }
-            let flags = strtoul32(t.get(3)).ok_or_else(bad)?;
-            let vlen = strtol32(t.get(4)).and_then(byte_count).ok_or_else(bad)?;
-            if !item_fits(limits, key.len(), flags, vlen) {
-                return Err(Refusal {
-                    swallow: vlen + 2,
-                    ..refuse(ErrorReply::TooLarge, noreply)
-                });
-            }
-            let Some(data) = data_block(input, line_end, vlen, noreply)? else {
-                return Ok(Parsed::Incomplete(line_end + vlen + 2));
-            };
-            let request = ConfigRequest::Set {
-                key,
-                flags,
-                data,
-                noreply,
-            };
-            Ok(Parsed::Done(Request::Config(request), line_end + vlen + 2))
-        }
-        _ => unknown(),
-    }
 }

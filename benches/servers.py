@@ -1,0 +1,192 @@
+"""Starting, watching and stopping the servers the benchmark scripts compare.
+
+Shared by benches/sidebyside.py and benches/capacity.py; Python standard library only.
+
+A server is any binary that takes memcached's flags (`-p PORT -l 127.0.0.1 -t N -m MB`): tern, or
+memcached itself (which is how the harnesses are validated before tern exists: memcached against
+itself must give ratios of about 1.0).
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+MEMCACHED_BIN = os.environ.get("MEMCACHED_BIN", "/usr/bin/memcached")
+
+
+def repo_root():
+    """The repository root (this file lives in <root>/benches/)."""
+    return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def target_dir():
+    """Where cargo puts build outputs: $CARGO_TARGET_DIR, else <root>/target."""
+    return os.environ.get("CARGO_TARGET_DIR") or os.path.join(repo_root(), "target")
+
+
+def default_tern_bin():
+    """tern's release binary: $TERN_BIN, else <target>/release/tern."""
+    return os.environ.get("TERN_BIN") or os.path.join(target_dir(), "release", "tern")
+
+
+def is_memcached(binary):
+    """Whether `binary` is memcached itself (it needs `-u` when started as root)."""
+    return "memcached" in os.path.basename(binary)
+
+
+def port_is_open(port, host="127.0.0.1"):
+    """Whether something accepts TCP connections on host:port."""
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Server:
+    """One server process on loopback, started fresh and always stopped (use as a context manager)."""
+
+    def __init__(self, name, binary, port, threads=None, memory_mb=64, extra_args=()):
+        self.name = name
+        self.binary = binary
+        self.port = port
+        self.args = [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(memory_mb)]
+        if threads is not None:
+            self.args += ["-t", str(threads)]
+        if is_memcached(binary) and os.geteuid() == 0:
+            # memcached refuses to run as root without -u.
+            self.args += ["-u", "root"]
+        self.args += list(extra_args)
+        self.proc = None
+        self.log_path = None
+        self._log = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+    def start(self, timeout=10.0):
+        """Starts the process and waits until it accepts connections; raises on failure."""
+        if not (os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)):
+            raise RuntimeError(f"{self.name}: {self.binary} is not an executable file")
+        if port_is_open(self.port):
+            raise RuntimeError(
+                f"{self.name}: something already listens on 127.0.0.1:{self.port}; "
+                "refusing to benchmark an unknown server (pick other ports)"
+            )
+        fd, self.log_path = tempfile.mkstemp(prefix=f"tern-bench-{self.name}-", suffix=".log")
+        self._log = os.fdopen(fd, "w")
+        self.proc = subprocess.Popen(
+            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+        )
+        _started.append(self)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name}: exited with status {self.proc.returncode} at start-up "
+                    f"({' '.join(self.args)}); log:\n{self.log_tail()}"
+                )
+            if port_is_open(self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"{self.name}: not accepting connections on 127.0.0.1:{self.port} after {timeout}s "
+            f"({' '.join(self.args)}); log:\n{self.log_tail()}"
+        )
+
+    def alive(self):
+        """Whether the process is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def rss_kb(self):
+        """Resident memory (VmRSS) in kB, from /proc; None when unknown."""
+        if not self.alive():
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+    def log_tail(self, lines=20):
+        """The last lines the server printed."""
+        if not self.log_path:
+            return ""
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self):
+        """Stops the process (SIGTERM, then SIGKILL after 3 s) and removes its log."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self in _started:
+            _started.remove(self)
+        if self._log:
+            self._log.close()
+            self._log = None
+        if self.log_path and os.path.exists(self.log_path):
+            os.unlink(self.log_path)
+
+
+# Every server started and not yet stopped, so a signal can stop them all.
+_started = []
+
+
+def stop_all():
+    """Stops every server this process started."""
+    for server in list(_started):
+        server.stop()
+
+
+def _on_signal(signum, _frame):
+    stop_all()
+    sys.exit(128 + signum)
+
+
+def install_signal_handlers():
+    """Stops every started server on SIGINT/SIGTERM/SIGHUP before exiting."""
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+
+def stats(sock_file, sock):
+    """Sends `stats` on a connected socket and returns the reply as a dict of strings."""
+    sock.sendall(b"stats\r\n")
+    result = {}
+    while True:
+        line = sock_file.readline()
+        if not line:
+            raise RuntimeError("server closed the connection during stats")
+        line = line.rstrip(b"\r\n")
+        if line == b"END":
+            return result
+        parts = line.split(b" ", 2)
+        if len(parts) != 3 or parts[0] != b"STAT":
+            raise RuntimeError(f"unexpected line in stats reply: {line!r}")
+        result[parts[1].decode()] = parts[2].decode()
+
+
+def have(binary):
+    """Whether `binary` exists and is executable (a path, or a name on $PATH)."""
+    return os.access(binary, os.X_OK) or shutil.which(binary) is not None

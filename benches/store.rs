@@ -1,0 +1,116 @@
+//! Store micro-benchmarks: get, set, delete and set-with-eviction on the store alone.
+//!
+//! `cargo bench --bench store` (criterion; each reports elements per second).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use tern::clock::Clock;
+use tern::store::{SetMode, Store, StoreConfig};
+
+const KEYS: u64 = 100_000;
+
+fn key(buf: &mut Vec<u8>, i: u64) {
+    buf.clear();
+    buf.extend_from_slice(b"key:");
+    buf.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
+}
+
+fn filled(memory: usize, value_len: usize) -> Store {
+    let config = StoreConfig {
+        memory_limit: memory,
+        ..StoreConfig::default()
+    };
+    let s = Store::new(config, Arc::new(Clock::manual(1_700_000_000))).unwrap();
+    let v = vec![b'v'; value_len];
+    let mut k = Vec::new();
+    for i in 0..KEYS {
+        key(&mut k, i);
+        s.store(SetMode::Set, &k, 0, 0, &v, 0);
+    }
+    s
+}
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("store");
+    g.throughput(Throughput::Elements(1));
+    g.measurement_time(Duration::from_secs(3));
+    g.warm_up_time(Duration::from_secs(1));
+
+    let s = filled(64 << 20, 100);
+    let mut k = Vec::new();
+    let mut out = Vec::with_capacity(256);
+    let mut i = 0u64;
+    g.bench_function("get_hit_100B", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            key(&mut k, i);
+            s.get(&k, |v| {
+                out.clear();
+                for c in v.value_chunks() {
+                    out.extend_from_slice(c);
+                }
+            })
+        })
+    });
+    g.bench_function("get_miss", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            key(&mut k, i + KEYS);
+            s.get(&k, |_| ())
+        })
+    });
+    let v = vec![b'w'; 100];
+    g.bench_function("set_overwrite_100B", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            key(&mut k, i);
+            s.store(SetMode::Set, &k, 0, 0, &v, 0)
+        })
+    });
+    g.bench_function("delete_then_set_100B", |b| {
+        b.iter(|| {
+            i = (i + 7919) % KEYS;
+            key(&mut k, i);
+            s.delete(&k);
+            s.store(SetMode::Set, &k, 0, 0, &v, 0)
+        })
+    });
+    g.bench_function("incr", |b| {
+        s.store(SetMode::Set, b"counter", 0, 0, b"0", 0);
+        b.iter(|| s.arith(b"counter", true, 1, None))
+    });
+
+    // A 4 MB store written with ever-new keys: every set evicts.
+    let small = filled(4 << 20, 100);
+    let mut n = KEYS;
+    g.bench_function("set_with_eviction_100B", |b| {
+        b.iter(|| {
+            n += 1;
+            key(&mut k, n);
+            small.store(SetMode::Set, &k, 0, 0, &v, 0)
+        })
+    });
+    g.bench_function("set_1MB_value", |b| {
+        let big = vec![b'b'; 1 << 20];
+        let s = Store::new(
+            StoreConfig {
+                memory_limit: 64 << 20,
+                item_size_max: 2 << 20,
+                ..StoreConfig::default()
+            },
+            Arc::new(Clock::manual(1_700_000_000)),
+        )
+        .unwrap();
+        b.iter_batched(
+            || (),
+            |_| s.store(SetMode::Set, b"big", 0, 0, &big, 0),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

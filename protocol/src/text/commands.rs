@@ -1,0 +1,180 @@
+//! The commands other than retrieval and storage: one small function each, mirroring the
+//! matching `process_*_command` of memcached 1.6.18.
+
+use super::number::{strtol32, strtoul32, strtoull};
+use super::parse::{byte_count, data_block, refuse, Parsed, Refusal};
+use super::tokens::Tokens;
+use super::{item_fits, DELETE_USAGE, INVALID_SHUTDOWN_MODE};
+use crate::{ArithRequest, ConfigRequest, ErrorReply, Limits, Request, StatsGroup, KEY_MAX_LENGTH};
+
+/// `delete <key> [0] [noreply]`.
+pub(super) fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    if !(2..=4).contains(&t.len) {
+        return Err(refuse(ErrorReply::UnknownCommand, false));
+    }
+    let mut noreply = false;
+    if t.len > 2 {
+        let hold_is_zero = t.get(2) == b"0";
+        noreply = t.noreply();
+        let valid =
+            (t.len == 3 && (hold_is_zero || noreply)) || (t.len == 4 && hold_is_zero && noreply);
+        if !valid {
+            return Err(refuse(ErrorReply::Other(DELETE_USAGE), noreply));
+        }
+    }
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Err(refuse(ErrorReply::BadCommandLine, noreply));
+    }
+    Ok(Request::Delete { key, noreply })
+}
+
+/// `incr|decr <key> <delta> [noreply]`.
+pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refusal> {
+    if t.len != 3 && t.len != 4 {
+        return Err(refuse(ErrorReply::UnknownCommand, false));
+    }
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Err(refuse(ErrorReply::BadCommandLine, noreply));
+    }
+    let delta = strtoull(t.get(2)).ok_or(refuse(ErrorReply::InvalidDelta, noreply))?;
+    Ok(Request::Arith(ArithRequest {
+        key,
+        delta,
+        incr,
+        initial: None,
+        noreply,
+    }))
+}
+
+/// `touch <key> <exptime> [noreply]`.
+pub(super) fn touch<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    if t.len != 3 && t.len != 4 {
+        return Err(refuse(ErrorReply::UnknownCommand, false));
+    }
+    let noreply = t.noreply();
+    let key = t.get(1);
+    if key.len() > KEY_MAX_LENGTH {
+        return Err(refuse(ErrorReply::BadCommandLine, noreply));
+    }
+    let exptime = strtol32(t.get(2)).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?;
+    Ok(Request::Touch {
+        key,
+        exptime: i64::from(exptime),
+        noreply,
+    })
+}
+
+/// `flush_all [delay] [noreply]`. With two arguments the second is ignored unless it is
+/// `noreply` (memcached: `flush_all 10 20` is `flush_all 10`).
+pub(super) fn flush_all<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    if !(1..=3).contains(&t.len) {
+        return Err(refuse(ErrorReply::UnknownCommand, false));
+    }
+    let noreply = t.noreply();
+    let bare = if noreply { 2 } else { 1 };
+    let delay = if t.len == bare {
+        0
+    } else {
+        strtol32(t.get(1)).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?
+    };
+    Ok(Request::FlushAll {
+        delay: i64::from(delay),
+        noreply,
+    })
+}
+
+/// `verbosity <level> [noreply]`; a second argument that is not `noreply` is ignored.
+pub(super) fn verbosity<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    if t.len != 2 && t.len != 3 {
+        return Err(refuse(ErrorReply::UnknownCommand, false));
+    }
+    let noreply = t.noreply();
+    let level = strtoul32(t.get(1)).ok_or(refuse(ErrorReply::BadCommandLine, noreply))?;
+    Ok(Request::Verbosity { level, noreply })
+}
+
+/// `shutdown [graceful]`. Anything else is `CLIENT_ERROR invalid shutdown mode`, which a server
+/// without `-A` must replace by `ERROR: shutdown not enabled` (memcached checks that first).
+pub(super) fn shutdown<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    match (t.len, t.get(1)) {
+        (1, _) => Ok(Request::Shutdown { graceful: false }),
+        (2, b"graceful") => Ok(Request::Shutdown { graceful: true }),
+        _ => Err(refuse(ErrorReply::Other(INVALID_SHUTDOWN_MODE), false)),
+    }
+}
+
+/// `stats [group ...]`: memcached looks only at the first argument for the groups it knows and
+/// ignores the rest (`stats reset foo` resets).
+pub(super) fn stats_group<'a>(t: &Tokens<'a>) -> StatsGroup<'a> {
+    match t.get(1) {
+        _ if t.len == 1 => StatsGroup::General,
+        b"settings" => StatsGroup::Settings,
+        b"items" => StatsGroup::Items,
+        b"slabs" => StatsGroup::Slabs,
+        b"sizes" => StatsGroup::Sizes,
+        b"conns" => StatsGroup::Conns,
+        b"reset" => StatsGroup::Reset,
+        _ => StatsGroup::Other(t.run_from(1)),
+    }
+}
+
+/// ElastiCache's `config get|set|delete`. Not in memcached; malformed forms follow memcached's
+/// conventions for its own commands (wrong shape `ERROR`, bad key or number `CLIENT_ERROR bad
+/// command line format`, data not ending in `\r\n` `CLIENT_ERROR bad data chunk`).
+pub(super) fn config<'a>(
+    t: &Tokens<'a>,
+    input: &'a [u8],
+    line_end: usize,
+    limits: &Limits,
+) -> Result<Parsed<'a>, Refusal> {
+    let unknown = || Err(refuse(ErrorReply::UnknownCommand, false));
+    let done = |request| Ok(Parsed::Done(Request::Config(request), line_end));
+    let key = t.get(2);
+    match t.get(1) {
+        b"get" if t.len == 3 => {
+            if key.len() > KEY_MAX_LENGTH {
+                return Err(refuse(ErrorReply::BadCommandLine, false));
+            }
+            done(ConfigRequest::Get { key })
+        }
+        b"delete" if t.len == 3 || t.len == 4 => {
+            let noreply = t.noreply();
+            if key.len() > KEY_MAX_LENGTH || (t.len == 4 && !noreply) {
+                return Err(refuse(ErrorReply::BadCommandLine, noreply));
+            }
+            done(ConfigRequest::Delete { key, noreply })
+        }
+        b"set" if t.len == 5 || t.len == 6 => {
+            let noreply = t.noreply();
+            let bad = || refuse(ErrorReply::BadCommandLine, noreply);
+            if key.len() > KEY_MAX_LENGTH {
+                return Err(bad());
+            }
+            let flags = strtoul32(t.get(3)).ok_or_else(bad)?;
+            let vlen = strtol32(t.get(4)).and_then(byte_count).ok_or_else(bad)?;
+            if !item_fits(limits, key.len(), flags, vlen) {
+                return Err(Refusal {
+                    swallow: vlen + 2,
+                    ..refuse(ErrorReply::TooLarge, noreply)
+                });
+            }
+            let Some(data) = data_block(input, line_end, vlen, noreply)? else {
+                return Ok(Parsed::Incomplete(line_end.saturating_add(vlen + 2)));
+            };
+            let request = ConfigRequest::Set {
+                key,
+                flags,
+                data,
+                noreply,
+            };
+            Ok(Parsed::Done(
+                Request::Config(request),
+                line_end.saturating_add(vlen + 2),
+            ))
+        }
+        _ => unknown(),
+    }
+}

@@ -1,0 +1,220 @@
+//! Making room in a shard: the CLOCK hand of a class, and moving whole pages between classes
+//! (the emergency move when a class has nothing to evict, and automove's moves).
+
+use super::{Dead, Shard, Shared, MAX_SPARED};
+use crate::clock::RelTime;
+use crate::store::item::{self, KEY_CONT, KEY_FREE};
+
+impl Shard {
+    /// Runs the CLOCK hand of class `cls` until one item is evicted or reclaimed.
+    pub(super) fn evict_one(&mut self, sh: &Shared, cls: usize, now: RelTime) -> bool {
+        let per_page = sh.classes.per_page(cls);
+        let npages = self.classes[cls].pages.len();
+        if npages == 0 {
+            return false;
+        }
+        let limit = 4 * npages * per_page + 8;
+        let mut spared = 0usize;
+        for _ in 0..limit {
+            let c = &mut self.classes[cls];
+            if c.hand_page >= c.pages.len() {
+                c.hand_page = 0;
+                c.hand_slot = 0;
+            }
+            let page = c.pages[c.hand_page];
+            let slot = c.hand_slot;
+            c.hand_slot += 1;
+            if c.hand_slot == per_page {
+                c.hand_slot = 0;
+                c.hand_page += 1;
+            }
+            if page == c.carve_page && slot >= c.carve_next as usize {
+                continue;
+            }
+            let h = sh.handle(page, slot);
+            if h == self.pin {
+                continue;
+            }
+            // SAFETY: a chunk of this shard's page, read under its lock (continuations of the
+            // pinned item may be referenced for reading elsewhere: only read here).
+            let kind = item::kind(unsafe { sh.chunk_ref(h) });
+            if kind == KEY_FREE || kind == KEY_CONT {
+                continue;
+            }
+            // SAFETY: an unpinned head chunk of this shard; no other reference is alive.
+            let chunk = unsafe { sh.chunk(h) };
+            let hd = item::parse(chunk, sh.cas_enabled);
+            if let Some(dead) = self.liveness(sh, &hd, now) {
+                let st = &mut self.classes[cls].stats;
+                st.reclaimed += 1;
+                if dead == Dead::Expired && !hd.fetched() {
+                    st.expired_unfetched += 1;
+                }
+                let pos = self.pos_of(sh, h);
+                self.unlink(sh, pos, h, &hd);
+                return true;
+            }
+            // Bounded work per eviction: after sparing MAX_SPARED recently used items in a
+            // row, the next one goes even if used (a class that is all hot must still make
+            // room without a sweep over millions of chunks under the lock).
+            if item::clock_pass(chunk) > 0 && spared < MAX_SPARED {
+                spared += 1;
+                continue;
+            }
+            let st = &mut self.classes[cls].stats;
+            st.evicted += 1;
+            st.window_evictions += 1;
+            if hd.exptime != 0 {
+                st.evicted_nonzero += 1;
+            }
+            if !hd.fetched() {
+                st.evicted_unfetched += 1;
+            }
+            let pos = self.pos_of(sh, h);
+            self.unlink(sh, pos, h, &hd);
+            return true;
+        }
+        false
+    }
+
+    /// Whether page `page` of class `cls` holds the pinned item or part of a chain being built.
+    pub(super) fn page_is_pinned(&self, sh: &Shared, cls: usize, page: u32) -> bool {
+        if self.pin == 0 && self.building == 0 {
+            return false;
+        }
+        for slot in 0..sh.classes.per_page(cls) {
+            let h = sh.handle(page, slot);
+            if h == self.pin || h == self.building {
+                return true;
+            }
+            // SAFETY: a chunk of this shard's page, read under its lock.
+            let c = unsafe { sh.chunk_ref(h) };
+            if item::kind(c) == KEY_CONT {
+                let head = item::rd32(c, 8);
+                if head == self.pin || head == self.building {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
+    /// Moves one page from the class with the most pages to `to`. Returns whether it did.
+    pub(super) fn steal_page(&mut self, sh: &Shared, to: usize) -> bool {
+        let donor = (0..self.classes.len())
+            .filter(|&c| c != to && !self.classes[c].pages.is_empty())
+            .max_by_key(|&c| self.classes[c].pages.len());
+        let Some(donor) = donor else { return false };
+        self.move_page(sh, donor, to)
+    }
+
+    /// Empties one page of class `from` (evicting what it holds) and gives it to class `to`.
+    pub fn move_page(&mut self, sh: &Shared, from: usize, to: usize) -> bool {
+        let n = self.classes[from].pages.len();
+        let start = self.classes[from].hand_page.min(n.saturating_sub(1));
+        let mut chosen = None;
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let page = self.classes[from].pages[idx];
+            if !self.page_is_pinned(sh, from, page) {
+                chosen = Some(idx);
+                break;
+            }
+        }
+        let Some(idx) = chosen else { return false };
+        let page = self.evacuate(sh, from, idx);
+        self.attach_page(sh, to, page);
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Adds an empty page (just evacuated) to class `to`.
+    pub(super) fn attach_page(&mut self, sh: &Shared, to: usize, page: u32) {
+        sh.arena.set_page_class(page, to);
+        let c = &mut self.classes[to];
+        c.pages.push(page);
+        if c.carve_page == 0 {
+            c.carve_page = page;
+            c.carve_next = 0;
+        } else {
+            // Only one page is carved at a time; thread the new page's chunks onto the free
+            // list instead (this touches the page, which is in use already anyway).
+            for slot in (0..sh.classes.per_page(to)).rev() {
+                let h = sh.handle(page, slot);
+                // SAFETY: the page now belongs to class `to` of this shard; unreferenced.
+                item::write_free(unsafe { sh.chunk(h) }, c.free_head);
+                c.free_head = h;
+                c.free += 1;
+            }
+        }
+    }
+
+    /// Evicts everything in page `pages[idx]` of class `cls`, removes its free chunks from the
+    /// free list, takes the page out of the class and returns it.
+    pub fn evacuate(&mut self, sh: &Shared, cls: usize, idx: usize) -> u32 {
+        let page = self.classes[cls].pages[idx];
+        let per_page = sh.classes.per_page(cls);
+        let limit = {
+            let c = &self.classes[cls];
+            if c.carve_page == page {
+                c.carve_next as usize
+            } else {
+                per_page
+            }
+        };
+        for slot in 0..limit {
+            let h = sh.handle(page, slot);
+            // SAFETY: a chunk of this shard's page, read under its lock.
+            let c = unsafe { sh.chunk_ref(h) };
+            let head = match item::kind(c) {
+                KEY_FREE => continue,
+                KEY_CONT => item::rd32(c, 8),
+                _ => h,
+            };
+            // SAFETY: the head chunk of an item of this shard, read under its lock.
+            let hd = item::parse(unsafe { sh.chunk_ref(head) }, sh.cas_enabled);
+            let pos = self.pos_of(sh, head);
+            self.unlink(sh, pos, head, &hd);
+            self.counters.reassign_evictions += 1;
+        }
+        // Drop this page's chunks from the free list.
+        let c = &mut self.classes[cls];
+        let mut h = c.free_head;
+        let mut kept_head = 0u32;
+        let mut kept_tail = 0u32;
+        let mut kept = 0u64;
+        while h != 0 {
+            // SAFETY: free chunks of this shard, read under its lock.
+            let next = item::link(unsafe { sh.chunk_ref(h) });
+            if sh.page_of(h) != page {
+                if kept_tail == 0 {
+                    kept_head = h;
+                } else {
+                    // SAFETY: as above; kept_tail != h.
+                    item::wr32(unsafe { sh.chunk(kept_tail) }, 4, h);
+                }
+                kept_tail = h;
+                kept += 1;
+            }
+            h = next;
+        }
+        if kept_tail != 0 {
+            // SAFETY: as above.
+            item::wr32(unsafe { sh.chunk(kept_tail) }, 4, 0);
+        }
+        c.free_head = kept_head;
+        c.free = kept;
+        if c.carve_page == page {
+            c.carve_page = 0;
+        }
+        c.pages.remove(idx);
+        if c.hand_page > idx {
+            c.hand_page -= 1;
+        }
+        if c.hand_page >= c.pages.len() {
+            c.hand_page = 0;
+            c.hand_slot = 0;
+        }
+        page
+    }
+}

@@ -1,0 +1,105 @@
+//! A shard's background work, driven by `Store::maintain()` with a bounded budget per call:
+//! the crawler that reclaims expired and flushed items, index growth, and slab automove.
+
+use super::{Dead, Shard, Shared};
+use crate::clock::RelTime;
+use crate::store::item::{self, KEY_CONT, KEY_FREE};
+
+impl Shard {
+    /// Crawls up to `budget` chunks, reclaiming expired and flushed items.
+    pub fn crawl(&mut self, sh: &Shared, now: RelTime, budget: usize) {
+        let mut left = budget;
+        let nclasses = self.classes.len();
+        let mut classes_seen = 0;
+        while left > 0 && classes_seen <= nclasses {
+            let cls = self.crawl_class % nclasses;
+            let per_page = sh.classes.per_page(cls);
+            if self.crawl_page >= self.classes[cls].pages.len() {
+                self.crawl_class = (cls + 1) % nclasses;
+                self.crawl_page = 0;
+                self.crawl_slot = 0;
+                classes_seen += 1;
+                continue;
+            }
+            let page = self.classes[cls].pages[self.crawl_page];
+            let slot = self.crawl_slot;
+            self.crawl_slot += 1;
+            if self.crawl_slot >= per_page {
+                self.crawl_slot = 0;
+                self.crawl_page += 1;
+            }
+            left -= 1;
+            let c = &self.classes[cls];
+            if page == c.carve_page && slot >= c.carve_next as usize {
+                continue;
+            }
+            let h = sh.handle(page, slot);
+            // SAFETY: a chunk of this shard's page, read under its lock.
+            let chunk = unsafe { sh.chunk_ref(h) };
+            let kind = item::kind(chunk);
+            if kind == KEY_FREE || kind == KEY_CONT {
+                continue;
+            }
+            let hd = item::parse(chunk, sh.cas_enabled);
+            self.classes[cls].stats.crawler_items_checked += 1;
+            if let Some(dead) = self.liveness(sh, &hd, now) {
+                let st = &mut self.classes[cls].stats;
+                st.crawler_reclaimed += 1;
+                if dead == Dead::Expired && !hd.fetched() {
+                    st.expired_unfetched += 1;
+                }
+                let pos = self.pos_of(sh, h);
+                self.unlink(sh, pos, h, &hd);
+            }
+        }
+    }
+
+    /// Moves up to `budget` slots of a growing index (background help for `maintain()`).
+    pub fn migrate_index(&mut self, sh: &Shared, budget: usize) {
+        self.index.migrate(budget, &mut |h| Self::hash_of(sh, h));
+    }
+
+    /// Moves pages towards the classes that evict most (memcached's slab_automove): the class
+    /// with the most evictions since the last call takes pages from a class that evicts at
+    /// less than half its rate per page (or holds a page's worth of free chunks).
+    pub fn automove(&mut self, sh: &Shared, max_moves: usize) {
+        let n = self.classes.len();
+        let ev: Vec<u64> = self
+            .classes
+            .iter()
+            .map(|c| c.stats.window_evictions)
+            .collect();
+        for c in self.classes.iter_mut() {
+            c.stats.window_evictions = 0;
+        }
+        let Some(to) = (0..n).filter(|&c| ev[c] > 0).max_by_key(|&c| ev[c]) else {
+            return;
+        };
+        for _ in 0..max_moves {
+            let to_pages = self.classes[to].pages.len().max(1) as u64;
+            // Rate comparisons as cross products: ev[d] / pages[d] < ev[to] / pages[to] / 2.
+            let donor = (0..n)
+                .filter(|&d| d != to && self.classes[d].pages.len() >= 2)
+                .filter(|&d| {
+                    let dp = self.classes[d].pages.len() as u64;
+                    let free =
+                        self.classes[d].free + self.classes[d].free_end(sh.classes.per_page(d));
+                    free >= sh.classes.per_page(d) as u64 || ev[d] * to_pages * 2 < ev[to] * dp
+                })
+                .max_by_key(|&d| {
+                    let dp = self.classes[d].pages.len() as u64;
+                    // Prefer the class evicting least per page, then the biggest.
+                    (u64::MAX - ev[d] * 1024 / dp, dp)
+                });
+            let Some(from) = donor else { return };
+            if !self.move_page(sh, from, to) {
+                return;
+            }
+        }
+    }
+
+    /// Pages this shard holds.
+    pub fn page_count(&self) -> usize {
+        self.classes.iter().map(|c| c.pages.len()).sum()
+    }
+}

@@ -1,0 +1,649 @@
+//! One shard: its part of the index, its own slab classes (pages, free chunks, CLOCK hands) and
+//! counters. Everything here runs under the shard's lock; pages come from the shared [`Arena`].
+//! This file holds lookup, allocation and writing items; `evict.rs` the CLOCK hand and page
+//! moves; `maintain.rs` the crawler, index growth and automove.
+
+use std::sync::atomic::Ordering;
+
+use super::arena::Arena;
+use super::classes::ClassTable;
+use super::item::{self, Header, CONT_HEADER};
+use crate::clock::RelTime;
+
+mod evict;
+mod maintain;
+
+/// Most items the CLOCK hand spares (used recently) before it evicts one anyway.
+const MAX_SPARED: usize = 4096;
+
+/// What the shards share, read-only after start (plus the flush word).
+#[derive(Debug)]
+pub struct Shared {
+    pub arena: Arena,
+    pub classes: ClassTable,
+    pub cas_enabled: bool,
+    pub evict: bool,
+    pub slot_bits: u32,
+    pub shard_bits: u32,
+    pub shard_mask: usize,
+    pub hasher: ahash::RandomState,
+    /// `(generation << 32) | time`: a flush_all that takes effect at `time`.
+    pub flush_at: std::sync::atomic::AtomicU64,
+    /// The shards (each padded to its own cache lines).
+    pub shards: Box<[Padded<parking_lot::Mutex<Shard>>]>,
+}
+
+/// Keeps each shard's lock on its own cache lines.
+#[repr(align(128))]
+#[derive(Debug)]
+pub struct Padded<T>(pub T);
+
+impl Shared {
+    /// Takes a page from another shard for shard `me`, which holds its own lock: only shards
+    /// whose lock is free right now are considered (`try_lock`, so no lock order can
+    /// deadlock), and the one holding the most pages gives up a page of its biggest class.
+    fn steal_remote(&self, me: u32) -> Option<u32> {
+        let mut best: Option<(usize, usize)> = None;
+        for (i, s) in self.shards.iter().enumerate() {
+            if i as u32 == me {
+                continue;
+            }
+            if let Some(g) = s.0.try_lock() {
+                let p = g.classes.iter().map(|c| c.pages.len()).sum::<usize>();
+                if p > 0 && best.map_or(true, |(_, bp)| p > bp) {
+                    best = Some((i, p));
+                }
+            }
+        }
+        let (i, _) = best?;
+        let mut g = self.shards[i].0.try_lock()?;
+        let from = (0..g.classes.len()).max_by_key(|&c| g.classes[c].pages.len())?;
+        if g.classes[from].pages.is_empty() {
+            return None;
+        }
+        let idx = g.classes[from]
+            .hand_page
+            .min(g.classes[from].pages.len() - 1);
+        let page = g.evacuate(self, from, idx);
+        g.counters.slabs_moved += 1;
+        Some(page)
+    }
+
+    #[inline]
+    pub fn hash(&self, key: &[u8]) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn page_of(&self, h: u32) -> u32 {
+        ((u64::from(h)) >> self.slot_bits) as u32
+    }
+
+    #[inline]
+    fn slot_of(&self, h: u32) -> usize {
+        (h & ((1u32 << self.slot_bits) - 1)) as usize
+    }
+
+    #[inline]
+    fn handle(&self, page: u32, slot: usize) -> u32 {
+        (page << self.slot_bits) | slot as u32
+    }
+
+    /// The class of the chunk `h`.
+    #[inline]
+    pub fn class_of(&self, h: u32) -> usize {
+        self.arena.page_class(self.page_of(h))
+    }
+
+    /// The bytes of chunk `h`.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the shard owning the chunk's page and holds no other
+    /// reference to this chunk's bytes while using the result.
+    #[inline]
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn chunk(&self, h: u32) -> &mut [u8] {
+        let size = self.classes.size(self.class_of(h));
+        // SAFETY: forwarded to the caller; slot * size + size <= PAGE_SIZE by construction
+        // of the class table (per_page chunks of `size` fit in a page).
+        unsafe {
+            self.arena
+                .bytes(self.page_of(h), self.slot_of(h) * size, size)
+        }
+    }
+
+    /// The bytes of chunk `h`, for reading.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the shard owning the chunk's page, and nothing writes to
+    /// the chunk while the result is used.
+    #[inline]
+    pub unsafe fn chunk_ref(&self, h: u32) -> &[u8] {
+        // SAFETY: forwarded to the caller.
+        unsafe { self.chunk(h) }
+    }
+
+    /// The exposed CAS of a sequence number in shard `shard`.
+    #[inline]
+    pub fn cas_of(&self, seq: u64, shard: u32) -> u64 {
+        if self.cas_enabled {
+            (seq << self.shard_bits) | u64::from(shard)
+        } else {
+            0
+        }
+    }
+}
+
+/// Counters of one slab class in one shard (memcached's `stats items` / `stats slabs` fields).
+#[derive(Debug, Default, Clone)]
+pub struct ClassStats {
+    pub number: u64,
+    pub mem_requested: u64,
+    pub evicted: u64,
+    pub evicted_nonzero: u64,
+    pub outofmemory: u64,
+    pub reclaimed: u64,
+    pub expired_unfetched: u64,
+    pub evicted_unfetched: u64,
+    pub crawler_reclaimed: u64,
+    pub crawler_items_checked: u64,
+    pub get_hits: u64,
+    pub cmd_set: u64,
+    pub delete_hits: u64,
+    pub incr_hits: u64,
+    pub decr_hits: u64,
+    pub cas_hits: u64,
+    pub cas_badval: u64,
+    pub touch_hits: u64,
+    /// Evictions since automove last looked.
+    pub window_evictions: u64,
+}
+
+/// One slab class in one shard.
+#[derive(Debug, Default)]
+pub struct Class {
+    pub pages: Vec<u32>,
+    free_head: u32,
+    pub free: u64,
+    carve_page: u32,
+    carve_next: u32,
+    hand_page: usize,
+    hand_slot: usize,
+    pub used: u64,
+    pub stats: ClassStats,
+}
+
+impl Class {
+    /// Chunks never handed out in the newest page (memcached's `free_chunks_end`).
+    pub fn free_end(&self, per_page: usize) -> u64 {
+        if self.carve_page == 0 {
+            0
+        } else {
+            (per_page - self.carve_next as usize) as u64
+        }
+    }
+}
+
+/// Why an item is not live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dead {
+    Expired,
+    Flushed,
+}
+
+/// A located item.
+#[derive(Debug, Clone, Copy)]
+pub struct Found {
+    pub pos: usize,
+    pub handle: u32,
+    pub header: Header,
+}
+
+/// A lookup's outcome inside the shard.
+#[derive(Debug, Clone, Copy)]
+pub enum Look {
+    Live(Found),
+    Dead(Dead),
+    Miss,
+}
+
+/// Store-wide counters kept per shard.
+#[derive(Debug, Default, Clone)]
+pub struct ShardCounters {
+    pub total_items: u64,
+    pub curr_items: u64,
+    pub bytes: u64,
+    pub slabs_moved: u64,
+    pub reassign_evictions: u64,
+}
+
+/// A shard.
+#[derive(Debug)]
+pub struct Shard {
+    pub id: u32,
+    pub index: super::index::Index,
+    pub classes: Vec<Class>,
+    seq: u64,
+    flush_wm: u64,
+    flush_gen: u32,
+    /// A handle the allocator must not evict or move (the item being replaced).
+    pin: u32,
+    /// The head of a chained item being built.
+    building: u32,
+    pub crawl_class: usize,
+    pub crawl_page: usize,
+    pub crawl_slot: usize,
+    pub counters: ShardCounters,
+}
+
+/// The value being written, as pieces in order.
+pub type Parts<'a> = [&'a [u8]];
+
+impl Shard {
+    pub fn new(id: u32, handle_bits: u32, classes: usize, index_slots: usize) -> Shard {
+        Shard {
+            id,
+            index: super::index::Index::new(index_slots, handle_bits),
+            classes: (0..classes).map(|_| Class::default()).collect(),
+            seq: 0,
+            flush_wm: 0,
+            flush_gen: 0,
+            pin: 0,
+            building: 0,
+            crawl_class: 0,
+            crawl_page: 0,
+            crawl_slot: 0,
+            counters: ShardCounters::default(),
+        }
+    }
+
+    /// Applies a flush_all whose moment has come.
+    #[inline]
+    pub fn sync_flush(&mut self, sh: &Shared, now: RelTime) {
+        let v = sh.flush_at.load(Ordering::Acquire);
+        let gen = (v >> 32) as u32;
+        if gen != self.flush_gen && now >= v as u32 {
+            self.flush_gen = gen;
+            self.flush_wm = self.seq + 1;
+        }
+    }
+
+    #[inline]
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    #[inline]
+    fn is_flushed(&self, sh: &Shared, seq: u64) -> bool {
+        if self.flush_wm == 0 {
+            return false;
+        }
+        if sh.cas_enabled {
+            seq < self.flush_wm
+        } else {
+            // 32-bit stamps: compare in wrapping order (see docs/store.md).
+            ((self.flush_wm as u32).wrapping_sub(seq as u32) as i32) > 0
+        }
+    }
+
+    #[inline]
+    pub fn liveness(&self, sh: &Shared, h: &Header, now: RelTime) -> Option<Dead> {
+        if self.is_flushed(sh, h.seq) {
+            Some(Dead::Flushed)
+        } else if h.exptime != 0 && h.exptime <= now {
+            Some(Dead::Expired)
+        } else {
+            None
+        }
+    }
+
+    /// Finds `key`; a dead item found is unlinked and reported.
+    pub fn lookup(&mut self, sh: &Shared, key: &[u8], hash: u64, now: RelTime) -> Look {
+        let mut header = None;
+        let pos = self.index.find(hash, |h| {
+            // SAFETY: indexed handles are chunks of this shard's pages; we hold its lock and
+            // nothing writes to the chunk meanwhile.
+            let c = unsafe { sh.chunk_ref(h) };
+            if c[0] as usize != key.len() {
+                return false;
+            }
+            let hd = item::parse(c, sh.cas_enabled);
+            if &c[hd.key_off..hd.key_off + hd.key_len] == key {
+                header = Some(hd);
+                true
+            } else {
+                false
+            }
+        });
+        let Some(pos) = pos else { return Look::Miss };
+        let header = header.expect("set with pos");
+        let handle = self.index.handle_at(pos);
+        match self.liveness(sh, &header, now) {
+            None => Look::Live(Found {
+                pos,
+                handle,
+                header,
+            }),
+            Some(dead) => {
+                self.unlink(sh, pos, handle, &header);
+                Look::Dead(dead)
+            }
+        }
+    }
+
+    /// Removes the item at index position `pos` and frees its chunks.
+    pub fn unlink(&mut self, sh: &Shared, pos: usize, handle: u32, h: &Header) {
+        self.index.remove_at(pos);
+        let cls = sh.class_of(handle);
+        let total = (h.key_off + h.key_len + h.value_len) as u64;
+        self.classes[cls].stats.number -= 1;
+        self.classes[cls].stats.mem_requested -= total;
+        self.counters.curr_items -= 1;
+        self.counters.bytes -= total;
+        self.free_item(sh, handle, h);
+    }
+
+    fn free_item(&mut self, sh: &Shared, handle: u32, h: &Header) {
+        let mut next = if h.chained { h.next } else { 0 };
+        self.free_chunk(sh, handle);
+        while next != 0 {
+            // SAFETY: continuation chunks belong to this shard; no other reference is alive.
+            let n = item::link(unsafe { sh.chunk_ref(next) });
+            self.free_chunk(sh, next);
+            next = n;
+        }
+    }
+
+    fn free_chunk(&mut self, sh: &Shared, h: u32) {
+        let cls = sh.class_of(h);
+        let c = &mut self.classes[cls];
+        // SAFETY: the chunk belongs to this shard and is no longer referenced.
+        item::write_free(unsafe { sh.chunk(h) }, c.free_head);
+        c.free_head = h;
+        c.free += 1;
+        c.used -= 1;
+    }
+
+    /// The hash of the item whose head is `h` (reads its key).
+    fn hash_of(sh: &Shared, h: u32) -> u64 {
+        // SAFETY: `h` is a head chunk of this shard, read under its lock.
+        let c = unsafe { sh.chunk_ref(h) };
+        let hd = item::parse(c, sh.cas_enabled);
+        sh.hash(&c[hd.key_off..hd.key_off + hd.key_len])
+    }
+
+    /// Finds the index position of the item whose head is `h`.
+    fn pos_of(&self, sh: &Shared, h: u32) -> usize {
+        let hash = Self::hash_of(sh, h);
+        self.index
+            .find(hash, |x| x == h)
+            .expect("every head chunk is indexed")
+    }
+
+    /// Hands out one chunk of class `cls`, evicting if allowed. `None`: out of memory.
+    fn alloc_chunk(&mut self, sh: &Shared, cls: usize, now: RelTime) -> Option<u32> {
+        loop {
+            let per_page = sh.classes.per_page(cls);
+            let c = &mut self.classes[cls];
+            if c.free_head != 0 {
+                let h = c.free_head;
+                // SAFETY: a free chunk of this shard, not referenced elsewhere.
+                c.free_head = item::link(unsafe { sh.chunk(h) });
+                c.free -= 1;
+                c.used += 1;
+                return Some(h);
+            }
+            if c.carve_page != 0 {
+                let h = sh.handle(c.carve_page, c.carve_next as usize);
+                c.carve_next += 1;
+                if c.carve_next as usize == per_page {
+                    c.carve_page = 0;
+                }
+                c.used += 1;
+                return Some(h);
+            }
+            if let Some(page) = sh.arena.take_page(cls) {
+                c.pages.push(page);
+                c.carve_page = page;
+                c.carve_next = 0;
+                continue;
+            }
+            if !sh.evict {
+                break;
+            }
+            if self.evict_one(sh, cls, now) {
+                continue;
+            }
+            // Nothing to evict in this class (it may have no pages at all): take a page from
+            // another class of this shard, or from another shard, rather than fail.
+            if self.steal_page(sh, cls) {
+                continue;
+            }
+            if let Some(page) = sh.steal_remote(self.id) {
+                self.attach_page(sh, cls, page);
+                continue;
+            }
+            break;
+        }
+        self.classes[cls].stats.outofmemory += 1;
+        None
+    }
+
+    /// Allocates the chunks of an item of `total` bytes (header + key + value) with a header
+    /// of `hdr` bytes: one chunk, or a chain of largest-class chunks. Returns the head; for a
+    /// chain the head is marked as a continuation of itself until written.
+    fn alloc_item(
+        &mut self,
+        sh: &Shared,
+        hdr_and_key: usize,
+        value_len: usize,
+        now: RelTime,
+    ) -> Option<u32> {
+        let total = hdr_and_key + value_len;
+        if let Some(cls) = sh.classes.class_for(total) {
+            return self.alloc_chunk(sh, cls, now);
+        }
+        let big = sh.classes.largest();
+        let size = sh.classes.size(big);
+        let head = self.alloc_chunk(sh, big, now)?;
+        // SAFETY: freshly allocated chunk of this shard.
+        item::write_cont(unsafe { sh.chunk(head) }, 0);
+        self.building = head;
+        let mut rest = value_len.saturating_sub(size - hdr_and_key);
+        let mut tail = head;
+        let mut ok = true;
+        while rest > 0 {
+            // Full chunks of the largest class, then the smallest class that holds the rest.
+            let cls = sh.classes.class_for(rest + CONT_HEADER).unwrap_or(big);
+            let Some(h) = self.alloc_chunk(sh, cls, now) else {
+                ok = false;
+                break;
+            };
+            // SAFETY: freshly allocated chunk of this shard.
+            let c = unsafe { sh.chunk(h) };
+            item::write_cont(c, 0);
+            item::wr32(c, 8, head);
+            // SAFETY: `tail` is a chunk of the chain being built (distinct from `h`).
+            item::wr32(unsafe { sh.chunk(tail) }, 4, h);
+            tail = h;
+            rest = rest.saturating_sub(sh.classes.size(cls) - CONT_HEADER);
+        }
+        self.building = 0;
+        if !ok {
+            let mut h = head;
+            while h != 0 {
+                // SAFETY: a chunk of the partial chain.
+                let n = item::link(unsafe { sh.chunk(h) });
+                self.free_chunk(sh, h);
+                h = n;
+            }
+            return None;
+        }
+        Some(head)
+    }
+
+    /// Writes a new item into freshly allocated chunks and indexes it. `pos` is the index
+    /// position of the item it replaces (which the caller frees), if any.
+    #[allow(clippy::too_many_arguments)]
+    pub fn write_new(
+        &mut self,
+        sh: &Shared,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        exptime: RelTime,
+        seq: u64,
+        parts: &Parts<'_>,
+        replacing: Option<Found>,
+        now: RelTime,
+    ) -> Option<u32> {
+        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let plain_hdr = item::header_len(sh.cas_enabled, flags, exptime, false);
+        let chained = sh
+            .classes
+            .class_for(plain_hdr + key.len() + value_len)
+            .is_none();
+        let hdr = item::header_len(sh.cas_enabled, flags, exptime, chained);
+        self.pin = replacing.map_or(0, |f| f.handle);
+        let head = self.alloc_item(sh, hdr + key.len(), value_len, now);
+        self.pin = 0;
+        let head = head?;
+        // The old item may have been found again at another index position if the allocator
+        // removed entries; positions only change on insert, so `replacing.pos` is still valid.
+        // SAFETY: `head` is our fresh chunk; the old item's chunks (read below through
+        // `parts`) are distinct chunks.
+        let chunk = unsafe { sh.chunk(head) };
+        let first_next = if chained { item::link(chunk) } else { 0 };
+        let voff = item::write_header(
+            chunk,
+            sh.cas_enabled,
+            key,
+            flags,
+            exptime,
+            seq,
+            value_len,
+            chained.then_some(first_next),
+        );
+        let mut dst: &mut [u8] = if chained {
+            &mut chunk[voff..]
+        } else {
+            &mut chunk[voff..voff + value_len]
+        };
+        let mut next = first_next;
+        for part in parts.iter() {
+            let mut src: &[u8] = part;
+            while !src.is_empty() {
+                if dst.is_empty() {
+                    // SAFETY: the next chunk of the fresh chain; distinct from all others held.
+                    let c = unsafe { sh.chunk(next) };
+                    next = item::link(c);
+                    dst = &mut c[CONT_HEADER..];
+                }
+                let n = src.len().min(dst.len());
+                let (d, rest) = std::mem::take(&mut dst).split_at_mut(n);
+                d.copy_from_slice(&src[..n]);
+                dst = rest;
+                src = &src[n..];
+            }
+        }
+        let cls = sh.class_of(head);
+        let total = (hdr + key.len() + value_len) as u64;
+        let c = &mut self.classes[cls];
+        c.stats.number += 1;
+        c.stats.mem_requested += total;
+        c.stats.cmd_set += 1;
+        self.counters.curr_items += 1;
+        self.counters.total_items += 1;
+        self.counters.bytes += total;
+        match replacing {
+            Some(old) => {
+                self.index.replace_at(old.pos, hash, head);
+                // Unlink bookkeeping for the old item without touching the index slot again.
+                let ocls = sh.class_of(old.handle);
+                let ototal =
+                    (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
+                self.classes[ocls].stats.number -= 1;
+                self.classes[ocls].stats.mem_requested -= ototal;
+                self.counters.curr_items -= 1;
+                self.counters.bytes -= ototal;
+                self.free_item(sh, old.handle, &old.header);
+            }
+            None => self.index.insert(hash, head, |h| Self::hash_of(sh, h)),
+        }
+        Some(head)
+    }
+
+    /// Sets the exptime of a live item. Items without an exptime field are rewritten (a
+    /// never-expiring item grows by 4 bytes). CAS does not change.
+    pub fn set_exptime(
+        &mut self,
+        sh: &Shared,
+        key: &[u8],
+        hash: u64,
+        f: Found,
+        exptime: RelTime,
+        now: RelTime,
+    ) -> Option<Found> {
+        if item::has_exptime_field(&f.header) {
+            // SAFETY: the live item's head chunk, under the lock.
+            item::set_exptime(unsafe { sh.chunk(f.handle) }, &f.header, exptime);
+            let mut hd = f.header;
+            hd.exptime = exptime;
+            return Some(Found { header: hd, ..f });
+        }
+        if exptime == 0 {
+            return Some(f);
+        }
+        let parts = self.value_parts(sh, &f);
+        // SAFETY of the slices in `parts`: they point into the old item, pinned during the
+        // allocation in write_new and distinct from the new chunks.
+        let head = self.write_new(
+            sh,
+            key,
+            hash,
+            f.header.flags,
+            exptime,
+            f.header.seq,
+            &parts,
+            Some(f),
+            now,
+        )?;
+        self.counters.total_items -= 1;
+        let cls = sh.class_of(head);
+        self.classes[cls].stats.cmd_set -= 1;
+        // SAFETY: our new head chunk.
+        let header = item::parse(unsafe { sh.chunk(head) }, sh.cas_enabled);
+        Some(Found {
+            pos: f.pos,
+            handle: head,
+            header,
+        })
+    }
+
+    /// The value of a live item as slices into item memory.
+    pub fn value_parts<'s>(&self, sh: &'s Shared, f: &Found) -> Vec<&'s [u8]> {
+        let mut out = Vec::new();
+        // SAFETY: the live item's chunks, read under the lock; the slices are only read while
+        // the item stays pinned (see write_new).
+        let chunk: &'s [u8] = unsafe { sh.chunk_ref(f.handle) };
+        let voff = f.header.key_off + f.header.key_len;
+        if !f.header.chained {
+            out.push(&chunk[voff..voff + f.header.value_len]);
+            return out;
+        }
+        let first = (chunk.len() - voff).min(f.header.value_len);
+        out.push(&chunk[voff..voff + first]);
+        let mut rest = f.header.value_len - first;
+        let mut next = f.header.next;
+        while rest > 0 && next != 0 {
+            // SAFETY: continuation chunks of the live item.
+            let c: &'s [u8] = unsafe { sh.chunk_ref(next) };
+            let n = (c.len() - CONT_HEADER).min(rest);
+            out.push(&c[CONT_HEADER..CONT_HEADER + n]);
+            rest -= n;
+            next = item::link(c);
+        }
+        out
+    }
+}

@@ -1,0 +1,192 @@
+//! The store's counters: `stats`, `stats items`, `stats slabs`, `stats sizes`.
+//!
+//! Each shard keeps per-class counters under its own lock; these functions lock the shards one
+//! at a time and add them up, so a stats call never stops the whole store.
+
+use super::arena::PAGE_SIZE;
+use super::shard::{ClassStats, ShardCounters};
+use super::{Store, StoreStats};
+
+/// One class summed over the shards.
+#[derive(Default)]
+struct ClassSum {
+    pages: u64,
+    used: u64,
+    free: u64,
+    free_end: u64,
+    st: ClassStats,
+}
+
+fn add(a: &mut ClassStats, b: &ClassStats) {
+    a.number += b.number;
+    a.mem_requested += b.mem_requested;
+    a.evicted += b.evicted;
+    a.evicted_nonzero += b.evicted_nonzero;
+    a.outofmemory += b.outofmemory;
+    a.reclaimed += b.reclaimed;
+    a.expired_unfetched += b.expired_unfetched;
+    a.evicted_unfetched += b.evicted_unfetched;
+    a.crawler_reclaimed += b.crawler_reclaimed;
+    a.crawler_items_checked += b.crawler_items_checked;
+    a.get_hits += b.get_hits;
+    a.cmd_set += b.cmd_set;
+    a.delete_hits += b.delete_hits;
+    a.incr_hits += b.incr_hits;
+    a.decr_hits += b.decr_hits;
+    a.cas_hits += b.cas_hits;
+    a.cas_badval += b.cas_badval;
+    a.touch_hits += b.touch_hits;
+}
+
+impl Store {
+    fn sums(&self) -> (Vec<ClassSum>, ShardCounters, u64, u64, bool) {
+        let n = self.shared.classes.len();
+        let mut sums: Vec<ClassSum> = (0..n).map(|_| ClassSum::default()).collect();
+        let mut totals = ShardCounters::default();
+        let mut hash_bytes = 0u64;
+        let mut hash_slots = 0u64;
+        let mut expanding = false;
+        for s in self.shared.shards.iter() {
+            let s = s.0.lock();
+            for (i, c) in s.classes.iter().enumerate() {
+                let sum = &mut sums[i];
+                sum.pages += c.pages.len() as u64;
+                sum.used += c.used;
+                sum.free += c.free;
+                sum.free_end += c.free_end(self.shared.classes.per_page(i));
+                add(&mut sum.st, &c.stats);
+            }
+            totals.total_items += s.counters.total_items;
+            totals.curr_items += s.counters.curr_items;
+            totals.bytes += s.counters.bytes;
+            totals.slabs_moved += s.counters.slabs_moved;
+            totals.reassign_evictions += s.counters.reassign_evictions;
+            hash_bytes += s.index.bytes() as u64;
+            hash_slots += s.index.capacity() as u64;
+            expanding |= s.index.is_expanding();
+        }
+        (sums, totals, hash_bytes, hash_slots, expanding)
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> StoreStats {
+        let (sums, t, hash_bytes, hash_slots, expanding) = self.sums();
+        let mut all = ClassStats::default();
+        for s in &sums {
+            add(&mut all, &s.st);
+        }
+        StoreStats {
+            curr_items: t.curr_items,
+            total_items: t.total_items,
+            bytes: t.bytes,
+            evictions: all.evicted,
+            reclaimed: all.reclaimed,
+            crawler_reclaimed: all.crawler_reclaimed,
+            evicted_unfetched: all.evicted_unfetched,
+            expired_unfetched: all.expired_unfetched,
+            hash_bytes,
+            hash_power_level: 64 - hash_slots.max(1).next_power_of_two().leading_zeros() - 1,
+            hash_is_expanding: expanding,
+            total_malloced: u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64,
+            slabs_moved: t.slabs_moved,
+        }
+    }
+
+    /// `stats items` lines, as (name, value) pairs (`items:<class>:<field>`), for classes that
+    /// hold items, with memcached 1.6.18's field names. tern has no hot/warm/cold queues; those
+    /// fields report the single CLOCK queue as "cold".
+    pub fn stats_items(&self) -> Vec<(String, String)> {
+        let (sums, ..) = self.sums();
+        let mut out = Vec::new();
+        for (i, s) in sums.iter().enumerate() {
+            if s.pages == 0 && s.st.number == 0 {
+                continue;
+            }
+            let st = &s.st;
+            let id = i + 1;
+            let fields: [(&str, u64); 28] = [
+                ("number", st.number),
+                ("number_hot", 0),
+                ("number_warm", 0),
+                ("number_cold", st.number),
+                ("age_hot", 0),
+                ("age_warm", 0),
+                ("age", 0),
+                ("mem_requested", st.mem_requested),
+                ("evicted", st.evicted),
+                ("evicted_nonzero", st.evicted_nonzero),
+                ("evicted_time", 0),
+                ("outofmemory", st.outofmemory),
+                ("tailrepairs", 0),
+                ("reclaimed", st.reclaimed),
+                ("expired_unfetched", st.expired_unfetched),
+                ("evicted_unfetched", st.evicted_unfetched),
+                ("evicted_active", 0),
+                ("crawler_reclaimed", st.crawler_reclaimed),
+                ("crawler_items_checked", st.crawler_items_checked),
+                ("lrutail_reflocked", 0),
+                ("moves_to_cold", 0),
+                ("moves_to_warm", 0),
+                ("moves_within_lru", 0),
+                ("direct_reclaims", st.evicted + st.reclaimed),
+                ("hits_to_hot", 0),
+                ("hits_to_warm", 0),
+                ("hits_to_cold", st.get_hits + st.touch_hits),
+                ("hits_to_temp", 0),
+            ];
+            for (name, v) in fields {
+                out.push((format!("items:{id}:{name}"), v.to_string()));
+            }
+        }
+        out
+    }
+
+    /// `stats slabs` lines, as (name, value) pairs (`<class>:<field>` and totals), with
+    /// memcached 1.6.18's field names.
+    pub fn stats_slabs(&self) -> Vec<(String, String)> {
+        let (sums, ..) = self.sums();
+        let mut out = Vec::new();
+        let mut active = 0;
+        for (i, s) in sums.iter().enumerate() {
+            if s.pages == 0 {
+                continue;
+            }
+            active += 1;
+            let id = i + 1;
+            let per_page = self.shared.classes.per_page(i) as u64;
+            let st = &s.st;
+            let fields: [(&str, u64); 15] = [
+                ("chunk_size", self.shared.classes.size(i) as u64),
+                ("chunks_per_page", per_page),
+                ("total_pages", s.pages),
+                ("total_chunks", s.pages * per_page),
+                ("used_chunks", s.used),
+                ("free_chunks", s.free),
+                ("free_chunks_end", s.free_end),
+                ("get_hits", st.get_hits),
+                ("cmd_set", st.cmd_set),
+                ("delete_hits", st.delete_hits),
+                ("incr_hits", st.incr_hits),
+                ("decr_hits", st.decr_hits),
+                ("cas_hits", st.cas_hits),
+                ("cas_badval", st.cas_badval),
+                ("touch_hits", st.touch_hits),
+            ];
+            for (name, v) in fields {
+                out.push((format!("{id}:{name}"), v.to_string()));
+            }
+        }
+        out.push(("active_slabs".into(), active.to_string()));
+        out.push((
+            "total_malloced".into(),
+            (u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64).to_string(),
+        ));
+        out
+    }
+
+    /// `stats sizes` lines: memcached 1.6.18 without `-o track_sizes` answers only
+    /// `sizes_status disabled`, and so does tern.
+    pub fn stats_sizes(&self) -> Vec<(String, String)> {
+        vec![("sizes_status".into(), "disabled".into())]
+    }
+}
