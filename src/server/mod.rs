@@ -36,6 +36,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::store::Store;
 use socket::{Listener, Socket};
@@ -57,6 +58,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Parser limits derived from the settings.
     pub limits: Limits,
+    /// The ElastiCache auto-discovery config this node serves.
+    pub cluster: Cluster,
     threads: Vec<Arc<ThreadStats>>,
     curr_connections: AtomicU64,
     total_connections: AtomicU64,
@@ -191,6 +194,8 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        // tern's own: the auto-discovery config version served (0 after `config delete`).
+        put("cluster_config_version", self.cluster.version().to_string());
         v
     }
 
@@ -367,24 +372,6 @@ pub fn start_on(
     let udp_stats: Vec<Arc<ThreadStats>> = listeners.udp.iter().map(|_| Arc::default()).collect();
     let thread_stats: Vec<Arc<ThreadStats>> =
         worker_stats.iter().chain(&udp_stats).cloned().collect();
-    let limits = Limits {
-        item_size_max: settings.store.item_size_max,
-        cas_enabled: settings.store.cas_enabled,
-    };
-    let shared = Arc::new(Shared {
-        limits,
-        store: Arc::new(store),
-        clock,
-        threads: thread_stats,
-        curr_connections: AtomicU64::new(0),
-        total_connections: AtomicU64::new(0),
-        rejected_connections: AtomicU64::new(0),
-        verbosity: AtomicU32::new(u32::from(settings.verbosity)),
-        shutting_down: AtomicBool::new(false),
-        wakers: OnceLock::new(),
-        settings,
-    });
-
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
     for l in listeners.tcp {
@@ -396,6 +383,32 @@ pub fn start_on(
         l.set_nonblocking(true)?;
         mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
     }
+    // The node describes itself by the first TCP address it listens on (see
+    // `cluster::local`); a node on a Unix socket alone is reachable by no cluster client, and
+    // describes itself as loopback on its `-p` port.
+    let self_addr = addrs
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, settings.port.max(1))));
+    let cluster = Cluster::for_node(self_addr, settings.cluster_config.clone());
+    let limits = Limits {
+        item_size_max: settings.store.item_size_max,
+        cas_enabled: settings.store.cas_enabled,
+    };
+    let shared = Arc::new(Shared {
+        limits,
+        cluster,
+        store: Arc::new(store),
+        clock,
+        threads: thread_stats,
+        curr_connections: AtomicU64::new(0),
+        total_connections: AtomicU64::new(0),
+        rejected_connections: AtomicU64::new(0),
+        verbosity: AtomicU32::new(u32::from(settings.verbosity)),
+        shutting_down: AtomicBool::new(false),
+        wakers: OnceLock::new(),
+        settings,
+    });
 
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
