@@ -19,6 +19,7 @@
 
 mod conn;
 mod exec;
+mod registry;
 pub mod socket;
 pub mod stats;
 pub mod udp;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub limits: Limits,
     /// The ElastiCache auto-discovery config this node serves.
     pub cluster: Cluster,
+    /// Open connections, for `stats conns`.
+    registry: registry::Registry,
     threads: Vec<Arc<ThreadStats>>,
     curr_connections: AtomicU64,
     total_connections: AtomicU64,
@@ -211,9 +214,9 @@ impl Shared {
             .collect()
     }
 
-    /// The lines of `stats conns` (a summary; per-connection detail is not tracked).
+    /// The lines of `stats conns`: every listener and client connection.
     pub fn conns_stats(&self) -> Vec<(String, String)> {
-        Vec::new()
+        self.registry.lines(self.clock.now())
     }
 }
 
@@ -374,13 +377,22 @@ pub fn start_on(
         worker_stats.iter().chain(&udp_stats).cloned().collect();
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
+    let registry = registry::Registry::default();
     for l in listeners.tcp {
         l.set_nonblocking(true)?;
-        addrs.push(l.local_addr()?);
+        let addr = l.local_addr()?;
+        registry.add_listener(format!("tcp:{addr}"));
+        addrs.push(addr);
         mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
     }
     if let Some(l) = listeners.unix {
         l.set_nonblocking(true)?;
+        let name = l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_else(|| "unix:".into());
+        registry.add_listener(name);
         mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
     }
     // The node describes itself by the first TCP address it listens on (see
@@ -398,6 +410,7 @@ pub fn start_on(
     let shared = Arc::new(Shared {
         limits,
         cluster,
+        registry,
         store: Arc::new(store),
         clock,
         threads: thread_stats,

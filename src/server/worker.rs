@@ -1,6 +1,7 @@
 //! A worker thread: one mio `Poll` owning a set of connections.
 
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,8 +29,11 @@ struct Client {
     conn: Conn,
     /// Whether the connection sits in the yield queue.
     queued: bool,
-    /// When the client last did anything (clock seconds), for `-o idle_timeout`.
-    last_active: u32,
+    /// When the client last did anything (clock seconds), for `-o idle_timeout`; shared with
+    /// the registry that `stats conns` reads.
+    last_active: Arc<AtomicU32>,
+    /// The socket's descriptor, its key in the registry.
+    fd: i32,
 }
 
 /// A worker's state, owned by its thread.
@@ -105,7 +109,7 @@ impl Worker {
         self.last_sweep = now;
         for slot in 0..self.clients.len() {
             let idle = matches!(&self.clients[slot],
-                Some(c) if now.saturating_sub(c.last_active) > idle_timeout);
+                Some(c) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
             if idle {
                 log::debug!("closing connection idle for over {idle_timeout} s");
                 self.stats.idle_kicks.incr();
@@ -195,11 +199,20 @@ impl Worker {
                 self.free.push(slot);
                 continue;
             }
+            let fd = sock.fd();
+            let last_active = self.shared.registry.add(
+                fd,
+                sock.peer_name(),
+                sock.local_name(),
+                self.shared.clock.now(),
+            );
+            log::trace!("fd {fd}: new connection from {}", sock.peer_name());
             self.clients[slot] = Some(Client {
                 sock,
                 conn: Conn::new(),
                 queued: false,
-                last_active: self.shared.clock.now(),
+                last_active,
+                fd,
             });
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
@@ -214,13 +227,16 @@ impl Worker {
         if client.queued {
             return; // Its turn comes from the yield queue.
         }
-        client.last_active = self.shared.clock.now();
+        client
+            .last_active
+            .store(self.shared.clock.now(), Ordering::Relaxed);
         match client
             .conn
             .drive(&mut client.sock, &self.shared, &self.stats)
         {
             Next::Wait => {}
             Next::Yield => {
+                log::trace!("fd {}: yields after its request budget", client.fd);
                 client.queued = true;
                 self.yielded.push(slot);
             }
@@ -230,6 +246,8 @@ impl Worker {
 
     fn close(&mut self, slot: usize) {
         if let Some(mut client) = self.clients[slot].take() {
+            log::trace!("fd {}: closed", client.fd);
+            self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
             self.free.push(slot);
             self.shared.connection_closed();
