@@ -17,6 +17,7 @@
 //! Nothing crosses threads on the request path but store calls: each worker has its own
 //! counters ([`stats::ThreadStats`]), summed only when someone asks for `stats`.
 
+mod binary;
 mod conn;
 mod exec;
 pub mod socket;
@@ -34,6 +35,7 @@ use crossbeam_channel::Sender;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
+use crate::auth::PasswordDb;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::store::Store;
@@ -56,6 +58,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Parser limits derived from the settings.
     pub limits: Limits,
+    /// The `-Y` users, loaded at start; text connections must log in first when present.
+    pub auth_file: Option<PasswordDb>,
     threads: Vec<Arc<ThreadStats>>,
     curr_connections: AtomicU64,
     total_connections: AtomicU64,
@@ -329,6 +333,24 @@ pub fn start_on(
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
     let listeners = listeners.into();
+    let auth_file = match &settings.auth_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot read auth file {}: {e}", path.display()),
+                )
+            })?;
+            let db = PasswordDb::from_authfile(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("auth file {}: {e}", path.display()),
+                )
+            })?;
+            Some(db)
+        }
+        None => None,
+    };
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
@@ -339,6 +361,7 @@ pub fn start_on(
     };
     let shared = Arc::new(Shared {
         limits,
+        auth_file,
         store: Arc::new(store),
         clock,
         threads: thread_stats.clone(),
