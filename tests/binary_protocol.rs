@@ -174,18 +174,37 @@ struct Bin {
     is_tern: bool,
     /// The last non-zero CAS the server reported.
     cas: u64,
+    /// The opcode of the request sent after each step to prove nothing else came: NOOP, or
+    /// VERSION where NOOP would be refused (SASL before authentication).
+    sentinel: u8,
 }
 
 impl Bin {
     fn new(c: Client, is_tern: bool) -> Bin {
-        Bin { c, is_tern, cas: 0 }
+        Bin {
+            c,
+            is_tern,
+            cas: 0,
+            sentinel: NOOP,
+        }
+    }
+
+    /// Ends each step with VERSION instead of NOOP (allowed before SASL authentication).
+    fn version_sentinel(mut self) -> Bin {
+        self.sentinel = VERSION;
+        self
     }
 
     /// Sends `req`, then a NOOP; expects exactly `expect` then the NOOP's reply.
     fn rt(&mut self, req: &[u8], expect: &[u8]) {
-        let noop = rq_oc(NOOP, b"", b"", b"", SENTINEL, 0);
+        let noop = rq_oc(self.sentinel, b"", b"", b"", SENTINEL, 0);
         self.c.send(&cat(&[req, &noop]));
-        let want = cat(&[expect, &rs_o(NOOP, 0, b"", b"", b"", SENTINEL)]);
+        let body: &[u8] = if self.sentinel == VERSION {
+            self.version().as_bytes()
+        } else {
+            b""
+        };
+        let want = cat(&[expect, &rs_o(self.sentinel, 0, b"", b"", body, SENTINEL)]);
         let mut got = self.c.read_exact_n(want.len());
         let cas = mask_cas(&mut got);
         if cas != 0 {
@@ -589,4 +608,280 @@ fn scenarios_differential_against_real_memcached() {
         let mc = Memcached::start(&[]);
         scenario(&mut Bin::new(Client::connect(mc.addr), false));
     }
+}
+
+/// Reads one binary STAT reply (packets until the empty one) into (name, value) pairs.
+fn binary_stats(c: &mut Client, group: &[u8]) -> Vec<(String, String)> {
+    c.send(&rq(STAT, group, b"", b""));
+    let mut out = Vec::new();
+    loop {
+        let head = c.read_exact_n(24);
+        assert_eq!(head.len(), 24, "closed during STAT");
+        assert_eq!(&head[..2], &[0x81, STAT]);
+        let key_len = u16::from_be_bytes([head[2], head[3]]) as usize;
+        let body = u32::from_be_bytes(head[8..12].try_into().unwrap()) as usize;
+        if body == 0 {
+            return out;
+        }
+        let b = c.read_exact_n(body);
+        out.push((
+            String::from_utf8_lossy(&b[..key_len]).into_owned(),
+            String::from_utf8_lossy(&b[key_len..]).into_owned(),
+        ));
+    }
+}
+
+fn stat_of(stats: &[(String, String)], name: &str) -> String {
+    stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .unwrap_or_else(|| panic!("no stat {name}"))
+        .1
+        .clone()
+}
+
+fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
+    let path = std::env::temp_dir().join(format!("tern-binwire-{}-{name}", std::process::id()));
+    std::fs::write(&path, contents).unwrap();
+    path
+}
+
+#[test]
+fn every_request_split_at_every_byte_boundary() {
+    let tern = Tern::start();
+    let exp = 1000u32.to_be_bytes();
+    let cases: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (set(b"key", 5, b"some value"), ok(SET)),
+        (rq(GET, b"key", b"", b""), hit(GET, b"", 5, b"some value")),
+        (
+            rq(GETK, b"key", b"", b""),
+            hit(GETK, b"key", 5, b"some value"),
+        ),
+        (rq(GETQ, b"nope", b"", b""), Vec::new()),
+        (
+            rq(TOUCH, b"key", &exp, b""),
+            rs(TOUCH, 0, b"", &5u32.to_be_bytes(), b""),
+        ),
+        (
+            rq(GATK, b"key", &exp, b""),
+            hit(GATK, b"key", 5, b"some value"),
+        ),
+        (rq(APPEND, b"nope", b"", b"x"), er(APPEND, NOT_STORED)),
+        (rq(DELETE, b"nope", b"", b""), er(DELETE, NOT_FOUND)),
+        (
+            rq(INCR, b"nope", &arith_extras(1, 0, 0xffff_ffff), b""),
+            er(INCR, NOT_FOUND),
+        ),
+        (rq(STAT, b"reset", b"", b""), ok(STAT)),
+        (
+            rq(VERSION, b"", b"", b""),
+            rs(VERSION, 0, b"", b"", tern::server::VERSION.as_bytes()),
+        ),
+        (rq(NOOP, b"", b"", b""), ok(NOOP)),
+        (
+            cat(&[&rq(0x30, b"abc", b"", b""), b"xyz"]),
+            er(0x30, UNKNOWN),
+        ),
+        (rq(FLUSHQ, b"", &exp, b""), Vec::new()),
+    ];
+    for (req, expect) in &cases {
+        let mut b = Bin::new(tern.connect(), true);
+        for split in 1..req.len() {
+            b.c.send(&req[..split]);
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            b.rt(&req[split..], expect);
+        }
+    }
+}
+
+#[test]
+fn protocol_binary_only_closes_text_clients() {
+    let tern = Tern::start_with(|s| s.protocol = tern::config::BindingProtocol::Binary);
+    let mut c = tern.connect();
+    c.send(b"version\r\nversion\r\nversion\r\n");
+    assert!(c.read_available().is_empty());
+    assert!(c.is_closed());
+    let mut b = Bin::new(tern.connect(), true);
+    b.rt(&rq(NOOP, b"", b"", b""), &ok(NOOP));
+}
+
+#[test]
+fn protocol_ascii_only_reads_binary_as_text() {
+    let tern = Tern::start_with(|s| s.protocol = tern::config::BindingProtocol::Ascii);
+    let mut c = tern.connect();
+    // memcached 1.6.18 -B ascii answers this NOOP packet (whose opcode byte is '\n') ERROR.
+    let mut req = rq(NOOP, b"", b"", b"");
+    req.truncate(2);
+    c.roundtrip(&req, b"ERROR\r\n");
+}
+
+#[test]
+fn auto_negotiation_is_per_connection() {
+    let tern = Tern::start();
+    let mut text = tern.connect();
+    let mut b = Bin::new(tern.connect(), true);
+    b.rt(&set(b"k", 0, b"v"), &ok(SET));
+    text.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    b.rt(&rq(GET, b"k", b"", b""), &hit(GET, b"", 0, b"v"));
+}
+
+#[test]
+fn flush_refused_with_auth_error_under_disable_flush() {
+    let tern = Tern::start_with(|s| s.flush_enabled = false);
+    let mut b = Bin::new(tern.connect(), true);
+    b.rt(&rq(FLUSH, b"", b"", b""), &er(FLUSH, AUTH_ERROR));
+    b.rt(&rq(FLUSHQ, b"", b"", b""), &er(FLUSHQ, AUTH_ERROR));
+}
+
+#[test]
+fn binary_commands_move_memcached_counters() {
+    let tern = Tern::start();
+    let mut b = Bin::new(tern.connect(), true);
+    b.rt(&set(b"k", 0, b"1"), &ok(SET));
+    b.rt(&rq(GET, b"k", b"", b""), &hit(GET, b"", 0, b"1"));
+    b.rt(&rq(GETQ, b"x", b"", b""), b"");
+    b.rt(&rq(TOUCH, b"x", &[0; 4], b""), &er(TOUCH, NOT_FOUND));
+    b.rt(
+        &rq(INCR, b"x", &arith_extras(1, 0, 0xffff_ffff), b""),
+        &er(INCR, NOT_FOUND),
+    );
+    b.rt(
+        &rq(INCR, b"k", &arith_extras(1, 0, 0), b""),
+        &rs(INCR, 0, b"", b"", &2u64.to_be_bytes()),
+    );
+    b.rt(
+        &rq_oc(SET, b"k", &set_extras(0, 0), b"", 0, 1),
+        &er(SET, EXISTS),
+    );
+    b.rt(&rq(DELETE, b"k", b"", b""), &ok(DELETE));
+    b.rt(&rq(DELETE, b"k", b"", b""), &er(DELETE, NOT_FOUND));
+    let stats = binary_stats(&mut b.c, b"");
+    for (name, want) in [
+        ("cmd_get", "2"),
+        ("get_hits", "1"),
+        ("get_misses", "1"),
+        ("cmd_set", "2"),
+        ("cas_badval", "1"),
+        ("cmd_touch", "1"),
+        ("touch_misses", "1"),
+        ("incr_misses", "1"),
+        ("incr_hits", "1"),
+        ("delete_hits", "1"),
+        ("delete_misses", "1"),
+    ] {
+        assert_eq!(stat_of(&stats, name), want, "{name}");
+    }
+    assert_eq!(stat_of(&stats, "version"), tern::server::VERSION);
+    let settings = binary_stats(&mut b.c, b"settings");
+    assert_eq!(stat_of(&settings, "auth_enabled_sasl"), "no");
+}
+
+fn sasl_server() -> (Tern, std::path::PathBuf) {
+    let pwdb = temp_file("pwdb", b"alice:wonderland\nbob:builder\n");
+    let path = pwdb.clone();
+    let tern = Tern::start_with(move |s| {
+        s.sasl = true;
+        s.protocol = tern::config::BindingProtocol::Binary;
+        s.sasl_pwdb = Some(path);
+    });
+    (tern, pwdb)
+}
+
+#[test]
+fn sasl_refuses_commands_before_auth_and_closes() {
+    let (tern, pwdb) = sasl_server();
+    let mut b = Bin::new(tern.connect(), true).version_sentinel();
+    // VERSION and the SASL opcodes pass before authentication.
+    b.rt(
+        &rq(VERSION, b"", b"", b""),
+        &rs(VERSION, 0, b"", b"", tern::server::VERSION.as_bytes()),
+    );
+    b.rt(
+        &rq(SASL_LIST, b"", b"", b""),
+        &rs(SASL_LIST, 0, b"", b"", b"PLAIN"),
+    );
+    b.closes(&rq(GET, b"k", b"", b""), &er(GET, AUTH_ERROR));
+    // NOOP and unknown opcodes are refused too; the length check comes first.
+    let mut b = Bin::new(tern.connect(), true);
+    b.c.send(&rq(NOOP, b"", b"", b""));
+    b.closes(b"", &er(NOOP, AUTH_ERROR));
+    let mut b = Bin::new(tern.connect(), true);
+    let mut p = rq(GET, b"key", b"", b"");
+    p[11] = 1;
+    b.closes(&p, &er(GET, UNKNOWN));
+    // Text is not served: the first byte is read as a bad magic.
+    let mut c = tern.connect();
+    c.send(b"get k\r\nget k\r\nget k\r\nget k\r\n");
+    assert!(c.is_closed());
+    let _ = std::fs::remove_file(pwdb);
+}
+
+#[test]
+fn sasl_wrong_password_refused_counted_then_right_one_accepted() {
+    let (tern, pwdb) = sasl_server();
+    let mut b = Bin::new(tern.connect(), true).version_sentinel();
+    b.rt(
+        &rq(SASL_AUTH, b"PLAIN", b"", b"\0alice\0wrong"),
+        &er(SASL_AUTH, AUTH_ERROR),
+    );
+    b.rt(
+        &rq(SASL_AUTH, b"CRAM-MD5", b"", b"\0alice\0wonderland"),
+        &er(SASL_AUTH, AUTH_ERROR),
+    );
+    b.rt(
+        &rq(SASL_AUTH, b"PLAIN", b"", b"\0alice\0wonderland"),
+        &rs(SASL_AUTH, 0, b"", b"", b"Authenticated"),
+    );
+    b.rt(&set(b"k", 0, b"v"), &ok(SET));
+    b.rt(&rq(GET, b"k", b"", b""), &hit(GET, b"", 0, b"v"));
+    // PLAIN without data asks for a step; the step carries the credentials.
+    let mut b2 = Bin::new(tern.connect(), true).version_sentinel();
+    b2.rt(
+        &rq(SASL_AUTH, b"PLAIN", b"", b""),
+        &rs(SASL_AUTH, AUTH_CONTINUE, b"", b"", b""),
+    );
+    b2.rt(
+        &rq(SASL_STEP, b"PLAIN", b"", b"\0bob\0builder"),
+        &rs(SASL_STEP, 0, b"", b"", b"Authenticated"),
+    );
+    b2.rt(&rq(GET, b"k", b"", b""), &hit(GET, b"", 0, b"v"));
+    let stats = binary_stats(&mut b.c, b"");
+    assert_eq!(stat_of(&stats, "auth_cmds"), "4");
+    assert_eq!(stat_of(&stats, "auth_errors"), "2");
+    let settings = binary_stats(&mut b.c, b"settings");
+    assert_eq!(stat_of(&settings, "auth_enabled_sasl"), "yes");
+    assert_eq!(stat_of(&settings, "binding_protocol"), "binary");
+    let _ = std::fs::remove_file(pwdb);
+}
+
+#[test]
+fn ascii_auth_file_requires_login_before_text_commands() {
+    let file = temp_file("authfile", b"alice:wonderland\n");
+    let path = file.clone();
+    let tern = Tern::start_with(move |s| {
+        s.auth_file = Some(path);
+        s.protocol = tern::config::BindingProtocol::Ascii;
+    });
+    let mut c = tern.connect();
+    c.roundtrip(b"get k\r\n", b"CLIENT_ERROR unauthenticated\r\n");
+    c.roundtrip(b"version\r\n", b"CLIENT_ERROR unauthenticated\r\n");
+    c.roundtrip(
+        b"set auth 0 0 11\r\nalice wrong\r\n",
+        b"CLIENT_ERROR authentication failure\r\n",
+    );
+    c.roundtrip(b"set auth 0 0 16\r\nalice wonderland\r\n", b"STORED\r\n");
+    c.roundtrip(b"set k 0 0 1\r\nv\r\n", b"STORED\r\n");
+    c.roundtrip(b"get k\r\n", b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    assert_eq!(c.stat("auth_cmds"), "2");
+    assert_eq!(c.stat("auth_errors"), "1");
+    let settings = c.stats("settings");
+    let shown = settings
+        .iter()
+        .find(|(k, _)| k == "auth_enabled_ascii")
+        .unwrap();
+    assert_eq!(shown.1, file.display().to_string());
+    // Another connection starts unauthenticated.
+    let mut d = tern.connect();
+    d.roundtrip(b"get k\r\n", b"CLIENT_ERROR unauthenticated\r\n");
+    let _ = std::fs::remove_file(file);
 }
