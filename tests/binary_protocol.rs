@@ -61,6 +61,7 @@ const UNKNOWN: u16 = 0x81;
 /// The opaque of the NOOP appended after each step to prove nothing else was sent.
 const SENTINEL: u32 = 0x5e47_1e1a;
 
+#[allow(clippy::too_many_arguments)] // one argument per header field
 fn packet(
     magic: u8,
     op: u8,
