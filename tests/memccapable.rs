@@ -36,6 +36,7 @@ fn assert_all_pass(text: &str, prefix: &str) {
         assert!(line.ends_with("[pass]"), "{line}\n{text}");
     }
     assert!(!text.contains("FAIL"), "{text}");
+    eprintln!("memccapable: {} {prefix}tests passed", tests.len());
 }
 
 #[test]
