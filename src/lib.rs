@@ -6,6 +6,7 @@
 //! - [`config`]: command-line flags and the conf file, validated into [`config::Settings`].
 //! - [`auth`]: SASL PLAIN and ASCII (`-Y`) authentication decisions; pure logic.
 //! - [`clock`]: the seconds clock every TTL is measured against.
+//! - [`cluster`]: the ElastiCache auto-discovery config (`config get cluster`).
 //! - [`daemon`]: process-level start-up steps (limits, `-u`, `-d`, `-k`, pid file).
 //!
 //! The wire formats live in the `tern-protocol` crate.
@@ -13,6 +14,7 @@
 
 pub mod auth;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod daemon;
 pub mod server;

@@ -97,7 +97,10 @@ fn run(settings: Settings) -> Result<(), Failure> {
         }
     }
     for addr in server.local_addrs() {
-        log::info!("listening on {addr}");
+        log::info!("listening on {addr} (tcp)");
+    }
+    for addr in server.udp_addrs() {
+        log::info!("listening on {addr} (udp)");
     }
     log::info!("tern {} ready: {summary}", env!("CARGO_PKG_VERSION"));
     if let Some(path) = &pid_file {
@@ -124,6 +127,11 @@ fn watch_signals(shared: Arc<tern::server::Shared>) -> std::io::Result<()> {
         .spawn(move || {
             for signal in signals.forever() {
                 match signal {
+                    // Like memcached, SIGHUP never stops tern; it re-reads `-o cluster_config`
+                    // (a bad or older file is logged and ignored inside `reload`).
+                    SIGHUP if shared.settings.cluster_config.is_some() => {
+                        let _ = shared.cluster.reload();
+                    }
                     SIGHUP => log::info!("SIGHUP: nothing to reload"),
                     _ => {
                         log::info!("signal {signal}: shutting down");

@@ -417,3 +417,32 @@ fn graceful_shutdown_sends_every_reply_already_promised() {
     assert!(c.is_closed());
     stopper.join().unwrap();
 }
+
+#[test]
+fn stats_conns_lists_every_connection() {
+    let tern = Tern::start();
+    let mut a = tern.connect();
+    let b = tern.connect();
+    a.roundtrip(b"get x\r\n", b"END\r\n");
+    let lines = a.stats("conns");
+    let ours = format!("tcp:{}", b.stream.local_addr().unwrap());
+    assert!(
+        lines
+            .iter()
+            .any(|(k, v)| k.ends_with(":addr") && *v == ours),
+        "{lines:?}"
+    );
+    let listening = format!("tcp:{}", tern.addr());
+    assert!(lines
+        .iter()
+        .any(|(k, v)| k.ends_with(":listen_addr") && *v == listening));
+    assert!(lines.iter().any(|(_, v)| v == "conn_listening"));
+    tern.clock.advance(4);
+    let lines = a.stats("conns");
+    assert!(
+        lines
+            .iter()
+            .any(|(k, v)| k.ends_with(":secs_since_last_cmd") && v == "4"),
+        "{lines:?}"
+    );
+}

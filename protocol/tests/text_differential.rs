@@ -1,11 +1,12 @@
 //! Opt-in differential test: the text parser's verdict on generated command lines against what
 //! a real memcached 1.6.18 answers to the same bytes.
 //!
-//! Run it with a memcached started with default settings (`-I 1m`, CAS on, no `-A`):
+//! It runs when `TERN_DIFF_MEMCACHED` is set (`tests/run.sh` sets it): to `host:port` of a
+//! memcached started with default settings (`-I 1m`, CAS on, no `-A`), or to `1` (or the path
+//! of a memcached binary) to have the test start one on a free loopback port itself:
 //!
 //! ```text
-//! memcached -u nobody -p 22001 -l 127.0.0.1 -U 0 &
-//! TERN_DIFF_MEMCACHED=127.0.0.1:22001 cargo test -p tern-protocol --test text_differential -- --ignored
+//! TERN_DIFF_MEMCACHED=1 cargo test -p tern-protocol --test text_differential
 //! ```
 //!
 //! Each generated input is one command (a well-formed shape with one odd token, or a token
@@ -314,10 +315,59 @@ fn is_protocol_error(line: &str) -> bool {
         || line == "SERVER_ERROR object too large for cache"
 }
 
+/// A memcached this test started; killed when dropped.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The address of the memcached to compare with, starting one when asked to.
+fn memcached_addr(setting: &str) -> (String, Option<Spawned>) {
+    if setting.contains(':') {
+        return (setting.to_string(), None);
+    }
+    let bin = if setting == "1" { "memcached" } else { setting };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let child = std::process::Command::new(bin)
+        .args([
+            "-p",
+            &port.to_string(),
+            "-l",
+            "127.0.0.1",
+            "-U",
+            "0",
+            "-u",
+            "nobody",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start memcached");
+    let addr = format!("127.0.0.1:{port}");
+    let spawned = Spawned(child);
+    for _ in 0..250 {
+        if TcpStream::connect(&addr).is_ok() {
+            return (addr, Some(spawned));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("memcached did not start on {addr}");
+}
+
 #[test]
-#[ignore = "needs memcached 1.6.18: set TERN_DIFF_MEMCACHED=host:port and pass --ignored"]
 fn parser_agrees_with_memcached() {
-    let addr = std::env::var("TERN_DIFF_MEMCACHED").expect("TERN_DIFF_MEMCACHED=host:port");
+    let Ok(setting) = std::env::var("TERN_DIFF_MEMCACHED") else {
+        eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 (or host:port) to compare with memcached");
+        return;
+    };
+    let (addr, _memcached) = memcached_addr(&setting);
     let cases: usize = std::env::var("TERN_DIFF_CASES")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -302,7 +302,8 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             }
         }
         Request::Stats(group) => stats(group, cx),
-        Request::Config(_) | Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
+        Request::Config(config) => cx.shared.cluster.execute_text(config, cx.out),
+        Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
             cx.reply(Response::Error(ErrorReply::UnknownCommand), false);
         }
     }
@@ -317,6 +318,17 @@ fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
             cx.out.truncate(mark);
             text::compose(&Response::Error(ErrorReply::BadCommandLine), cx.out);
             return;
+        }
+        if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
+            // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
+            // multi-key get answers it in its place among the others.
+            cx.stats.cmd_get.incr();
+            if cx.shared.cluster.compose_legacy(get.with_cas, cx.out) {
+                cx.stats.get_hits.incr();
+            } else {
+                cx.stats.get_misses.incr();
+            }
+            continue;
         }
         let out = &mut *cx.out;
         let with_cas = get.with_cas;

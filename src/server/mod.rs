@@ -20,8 +20,10 @@
 mod binary;
 mod conn;
 mod exec;
+mod registry;
 pub mod socket;
 pub mod stats;
+pub mod udp;
 mod worker;
 
 use std::io;
@@ -37,6 +39,7 @@ use tern_protocol::Limits;
 
 use crate::auth::PasswordDb;
 use crate::clock::Clock;
+use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::store::Store;
 use socket::{Listener, Socket};
@@ -64,6 +67,10 @@ pub struct Shared {
     pub limits: Limits,
     /// The `-Y` users, loaded at start; text connections must log in first when present.
     pub auth_file: Option<PasswordDb>,
+    /// The ElastiCache auto-discovery config this node serves.
+    pub cluster: Cluster,
+    /// Open connections, for `stats conns`.
+    registry: registry::Registry,
     threads: Vec<Arc<ThreadStats>>,
     curr_connections: AtomicU64,
     total_connections: AtomicU64,
@@ -198,6 +205,8 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        // tern's own: the auto-discovery config version served (0 after `config delete`).
+        put("cluster_config_version", self.cluster.version().to_string());
         v
     }
 
@@ -213,9 +222,9 @@ impl Shared {
             .collect()
     }
 
-    /// The lines of `stats conns` (a summary; per-connection detail is not tracked).
+    /// The lines of `stats conns`: every listener and client connection.
     pub fn conns_stats(&self) -> Vec<(String, String)> {
-        Vec::new()
+        self.registry.lines(self.clock.now())
     }
 }
 
@@ -235,6 +244,7 @@ fn rusage() -> (String, String) {
 pub struct ServerHandle {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
+    udp_addrs: Vec<SocketAddr>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -242,6 +252,11 @@ impl ServerHandle {
     /// The addresses the server listens on (with the real port when 0 was asked for).
     pub fn local_addrs(&self) -> &[SocketAddr] {
         &self.addrs
+    }
+
+    /// The UDP addresses the server serves (`-U`).
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
     }
 
     /// The first listening address.
@@ -287,19 +302,37 @@ impl Drop for ServerHandle {
 pub fn bind(settings: &Settings) -> io::Result<Listeners> {
     if let Some(path) = &settings.unix_socket {
         return Ok(Listeners {
-            tcp: Vec::new(),
             unix: Some(socket::bind_unix(path, settings.unix_mask)?),
+            ..Listeners::default()
         });
     }
-    if settings.port == 0 {
-        return Ok(Listeners::default());
+    let mut listeners = Listeners::default();
+    if settings.port != 0 {
+        listeners.tcp = settings
+            .listen_addrs(settings.port)?
+            .into_iter()
+            .map(|addr| bind_one(addr, settings.backlog))
+            .collect::<io::Result<Vec<_>>>()?;
     }
-    let tcp = settings
-        .listen_addrs(settings.port)?
-        .into_iter()
-        .map(|addr| bind_one(addr, settings.backlog))
-        .collect::<io::Result<Vec<_>>>()?;
-    Ok(Listeners { tcp, unix: None })
+    if settings.udp_port != 0 {
+        listeners.udp = settings
+            .listen_addrs(settings.udp_port)?
+            .into_iter()
+            .map(bind_udp)
+            .collect::<io::Result<Vec<_>>>()?;
+    }
+    Ok(listeners)
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
 }
 
 fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
@@ -322,11 +355,16 @@ pub struct Listeners {
     pub tcp: Vec<std::net::TcpListener>,
     /// A Unix-domain listener (`-s`).
     pub unix: Option<std::os::unix::net::UnixListener>,
+    /// UDP sockets (`-U`).
+    pub udp: Vec<std::net::UdpSocket>,
 }
 
 impl From<Vec<std::net::TcpListener>> for Listeners {
     fn from(tcp: Vec<std::net::TcpListener>) -> Self {
-        Listeners { tcp, unix: None }
+        Listeners {
+            tcp,
+            ..Listeners::default()
+        }
     }
 }
 
@@ -358,7 +396,39 @@ pub fn start_on(
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
-    let thread_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
+    // One set of counters per worker, then one per UDP socket's thread.
+    let worker_stats: Vec<Arc<ThreadStats>> = (0..threads_n).map(|_| Arc::default()).collect();
+    let udp_stats: Vec<Arc<ThreadStats>> = listeners.udp.iter().map(|_| Arc::default()).collect();
+    let thread_stats: Vec<Arc<ThreadStats>> =
+        worker_stats.iter().chain(&udp_stats).cloned().collect();
+    let mut addrs = Vec::new();
+    let mut mio_listeners = Vec::new();
+    let registry = registry::Registry::default();
+    for l in listeners.tcp {
+        l.set_nonblocking(true)?;
+        let addr = l.local_addr()?;
+        registry.add_listener(format!("tcp:{addr}"));
+        addrs.push(addr);
+        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
+    }
+    if let Some(l) = listeners.unix {
+        l.set_nonblocking(true)?;
+        let name = l
+            .local_addr()
+            .ok()
+            .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+            .unwrap_or_else(|| "unix:".into());
+        registry.add_listener(name);
+        mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
+    }
+    // The node describes itself by the first TCP address it listens on (see
+    // `cluster::local`); a node on a Unix socket alone is reachable by no cluster client, and
+    // describes itself as loopback on its `-p` port.
+    let self_addr = addrs
+        .first()
+        .copied()
+        .unwrap_or_else(|| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, settings.port.max(1))));
+    let cluster = Cluster::for_node(self_addr, settings.cluster_config.clone());
     let limits = Limits {
         item_size_max: settings.store.item_size_max,
         cas_enabled: settings.store.cas_enabled,
@@ -366,9 +436,11 @@ pub fn start_on(
     let shared = Arc::new(Shared {
         limits,
         auth_file,
+        cluster,
+        registry,
         store: Arc::new(store),
         clock,
-        threads: thread_stats.clone(),
+        threads: thread_stats,
         curr_connections: AtomicU64::new(0),
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
@@ -378,22 +450,24 @@ pub fn start_on(
         settings,
     });
 
-    let mut addrs = Vec::new();
-    let mut mio_listeners = Vec::new();
-    for l in listeners.tcp {
-        l.set_nonblocking(true)?;
-        addrs.push(l.local_addr()?);
-        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
-    }
-    if let Some(l) = listeners.unix {
-        l.set_nonblocking(true)?;
-        mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
-    }
-
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
     let mut inboxes = Vec::new();
-    for (i, stats) in thread_stats.into_iter().enumerate() {
+    let mut udp_addrs = Vec::new();
+    for (i, (udp, stats)) in listeners.udp.into_iter().zip(udp_stats).enumerate() {
+        udp_addrs.push(udp.local_addr()?);
+        let shared = shared.clone();
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("tern-udp-{i}"))
+                .spawn(move || {
+                    if let Err(e) = udp::serve(udp, &shared, &stats) {
+                        log::error!("udp listener {i} stopped: {e}");
+                    }
+                })?,
+        );
+    }
+    for (i, stats) in worker_stats.into_iter().enumerate() {
         let (tx, rx) = crossbeam_channel::unbounded();
         let (w, waker) = worker::Worker::new(rx, shared.clone(), stats)?;
         inboxes.push((tx, waker.clone()));
@@ -441,6 +515,7 @@ pub fn start_on(
     Ok(ServerHandle {
         shared,
         addrs,
+        udp_addrs,
         threads,
     })
 }

@@ -50,6 +50,38 @@ macro_rules! delegate {
     };
 }
 
+impl Socket {
+    /// The descriptor, which names the connection in `stats conns` as in memcached.
+    pub fn fd(&self) -> i32 {
+        use std::os::fd::AsRawFd;
+        delegate!(self, s => s.as_raw_fd())
+    }
+
+    /// The peer's address in memcached's `stats conns` form (`tcp:1.2.3.4:5`, `unix:path`).
+    pub fn peer_name(&self) -> String {
+        match self {
+            Socket::Tcp(s) => s
+                .peer_addr()
+                .map_or_else(|_| "tcp:?".into(), |a| format!("tcp:{a}")),
+            Socket::Unix(_) => "unix:".into(),
+        }
+    }
+
+    /// The local (listening) address in the same form.
+    pub fn local_name(&self) -> String {
+        match self {
+            Socket::Tcp(s) => s
+                .local_addr()
+                .map_or_else(|_| "tcp:?".into(), |a| format!("tcp:{a}")),
+            Socket::Unix(s) => s
+                .local_addr()
+                .ok()
+                .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
+                .unwrap_or_else(|| "unix:".into()),
+        }
+    }
+}
+
 impl Read for Socket {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         delegate!(self, s => s.read(buf))

@@ -1,6 +1,7 @@
 //! A worker thread: one mio `Poll` owning a set of connections.
 
 use std::io;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,6 +20,8 @@ const EVENTS_PER_POLL: usize = 1024;
 /// On shutdown, how long a worker keeps sending replies already promised to clients that are
 /// slow to read them.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// With `-o idle_timeout`, how often a quiet worker wakes to look for idle connections.
+const IDLE_SWEEP: Duration = Duration::from_secs(1);
 
 /// A connection and its socket.
 struct Client {
@@ -26,6 +29,11 @@ struct Client {
     conn: Conn,
     /// Whether the connection sits in the yield queue.
     queued: bool,
+    /// When the client last did anything (clock seconds), for `-o idle_timeout`; shared with
+    /// the registry that `stats conns` reads.
+    last_active: Arc<AtomicU32>,
+    /// The socket's descriptor, its key in the registry.
+    fd: i32,
 }
 
 /// A worker's state, owned by its thread.
@@ -40,6 +48,8 @@ pub struct Worker {
     yielded: Vec<usize>,
     /// The yield queue being served (swapped with `yielded`, so neither is reallocated).
     serving: Vec<usize>,
+    /// When idle connections were last looked for (clock seconds).
+    last_sweep: u32,
 }
 
 impl Worker {
@@ -61,6 +71,7 @@ impl Worker {
                 free: Vec::new(),
                 yielded: Vec::new(),
                 serving: Vec::new(),
+                last_sweep: 0,
             },
             waker,
         ))
@@ -69,17 +80,42 @@ impl Worker {
     /// Runs until the server shuts down.
     pub fn run(mut self) -> io::Result<()> {
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
+        let idle_timeout = self.shared.settings.idle_timeout;
         while !self.shared.is_shutting_down() {
-            let timeout = if self.yielded.is_empty() {
-                None
-            } else {
+            let timeout = if !self.yielded.is_empty() {
                 Some(Duration::ZERO)
+            } else if idle_timeout > 0 {
+                Some(IDLE_SWEEP)
+            } else {
+                None
             };
             self.turn(&mut events, timeout)?;
+            if idle_timeout > 0 {
+                self.kick_idle(idle_timeout);
+            }
         }
         self.drain(&mut events)?;
         self.close_all();
         Ok(())
+    }
+
+    /// Closes connections that did nothing for more than `idle_timeout` seconds
+    /// (`-o idle_timeout`, counted in `idle_kicks`), looking at most once a second.
+    fn kick_idle(&mut self, idle_timeout: u32) {
+        let now = self.shared.clock.now();
+        if now == self.last_sweep {
+            return;
+        }
+        self.last_sweep = now;
+        for slot in 0..self.clients.len() {
+            let idle = matches!(&self.clients[slot],
+                Some(c) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
+            if idle {
+                log::debug!("closing connection idle for over {idle_timeout} s");
+                self.stats.idle_kicks.incr();
+                self.close(slot);
+            }
+        }
     }
 
     /// Graceful stop: read nothing more, answer what was read, send every reply, then return
@@ -163,10 +199,20 @@ impl Worker {
                 self.free.push(slot);
                 continue;
             }
+            let fd = sock.fd();
+            let last_active = self.shared.registry.add(
+                fd,
+                sock.peer_name(),
+                sock.local_name(),
+                self.shared.clock.now(),
+            );
+            log::trace!("fd {fd}: new connection from {}", sock.peer_name());
             self.clients[slot] = Some(Client {
                 sock,
                 conn: Conn::new(),
                 queued: false,
+                last_active,
+                fd,
             });
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
@@ -181,12 +227,16 @@ impl Worker {
         if client.queued {
             return; // Its turn comes from the yield queue.
         }
+        client
+            .last_active
+            .store(self.shared.clock.now(), Ordering::Relaxed);
         match client
             .conn
             .drive(&mut client.sock, &self.shared, &self.stats)
         {
             Next::Wait => {}
             Next::Yield => {
+                log::trace!("fd {}: yields after its request budget", client.fd);
                 client.queued = true;
                 self.yielded.push(slot);
             }
@@ -196,6 +246,8 @@ impl Worker {
 
     fn close(&mut self, slot: usize) {
         if let Some(mut client) = self.clients[slot].take() {
+            log::trace!("fd {}: closed", client.fd);
+            self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
             self.free.push(slot);
             self.shared.connection_closed();

@@ -1,0 +1,371 @@
+//! ElastiCache auto-discovery over real TCP: `config get|set|delete cluster`, the legacy
+//! `get AmazonElastiCache:cluster`, versions, the default self-description, the config file and
+//! the one-write rule. Every reply is checked byte for byte.
+
+mod common;
+
+use std::io::Read;
+use std::time::Duration;
+
+use common::{Client, Tern};
+
+/// The reply to `config get cluster` for `data`.
+fn config_reply(data: &str) -> String {
+    format!("CONFIG cluster 0 {}\r\n{data}\r\nEND\r\n", data.len())
+}
+
+/// What a tern on 127.0.0.1 describes itself as before anything is configured.
+fn self_data(tern: &Tern) -> String {
+    let host = tern::cluster::local::hostname().unwrap_or_else(|| "127.0.0.1".into());
+    format!("1\n{host}|127.0.0.1|{}\n", tern.addr().port())
+}
+
+fn config_set(data: &str) -> Vec<u8> {
+    format!("config set cluster 0 {}\r\n{data}\r\n", data.len()).into_bytes()
+}
+
+/// Sends `request`, waits until the server has surely answered, then reads once: the whole
+/// reply must come in that single `recv`, as it does when the server wrote it in one `write`.
+fn single_read(c: &mut Client, request: &[u8]) -> Vec<u8> {
+    c.send(request);
+    std::thread::sleep(Duration::from_millis(100));
+    c.stream
+        .set_read_timeout(Some(common::REPLY_TIMEOUT))
+        .unwrap();
+    let mut buf = vec![0u8; 1 << 20];
+    let n = c.stream.read(&mut buf).unwrap();
+    buf.truncate(n);
+    buf
+}
+
+#[test]
+fn default_config_describes_this_node_at_version_1() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply(&self_data(&tern)).as_bytes(),
+    );
+}
+
+#[test]
+fn default_config_never_has_a_blank_ip_or_host() {
+    let tern = Tern::start();
+    let data = self_data(&tern);
+    let node = data.lines().nth(1).unwrap();
+    let fields: Vec<&str> = node.split('|').collect();
+    assert_eq!(fields.len(), 3);
+    assert!(fields.iter().all(|f| !f.is_empty()), "{node}");
+    let mut c = tern.connect();
+    c.roundtrip(b"config get cluster\r\n", config_reply(&data).as_bytes());
+}
+
+#[test]
+fn config_get_tolerates_trailing_space_and_bare_newline() {
+    let tern = Tern::start();
+    let expected = config_reply(&self_data(&tern));
+    let mut c = tern.connect();
+    c.roundtrip(b"config get cluster \r\n", expected.as_bytes());
+    c.roundtrip(b"config get cluster\n", expected.as_bytes());
+    c.roundtrip(b"config get cluster \n", expected.as_bytes());
+}
+
+#[test]
+fn config_get_reply_leaves_in_one_write() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let nodes: Vec<String> = (0..300)
+        .map(|i| format!("node{i}.example|127.0.0.{}|{}", i % 250 + 1, 11211 + i))
+        .collect();
+    let data = format!("2\n{}\n", nodes.join(" "));
+    c.roundtrip(&config_set(&data), b"STORED\r\n");
+    let got = single_read(&mut c, b"config get cluster\r\n");
+    assert_eq!(String::from_utf8(got).unwrap(), config_reply(&data));
+}
+
+#[test]
+fn config_set_higher_version_is_stored_and_served() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = "2\na|127.0.0.1|11211 b|127.0.0.1|11212 c|127.0.0.1|11213\n";
+    c.roundtrip(&config_set(data), b"STORED\r\n");
+    c.roundtrip(b"config get cluster\r\n", config_reply(data).as_bytes());
+    // Every connection sees it.
+    let mut other = tern.connect();
+    other.roundtrip(b"config get cluster\r\n", config_reply(data).as_bytes());
+}
+
+#[test]
+fn config_set_normalises_what_clients_parse_rigidly() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(
+        &config_set("7\r\na|127.0.0.1|1   b|127.0.0.1|2"),
+        b"STORED\r\n",
+    );
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply("7\na|127.0.0.1|1 b|127.0.0.1|2\n").as_bytes(),
+    );
+}
+
+#[test]
+fn config_set_same_or_older_version_is_refused_and_changes_nothing() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = "5\na|127.0.0.1|1\n";
+    c.roundtrip(&config_set(data), b"STORED\r\n");
+    c.roundtrip(
+        &config_set("5\nb|127.0.0.1|2\n"),
+        b"CLIENT_ERROR config version 5 is not higher than current version 5\r\n",
+    );
+    c.roundtrip(
+        &config_set("1\nb|127.0.0.1|2\n"),
+        b"CLIENT_ERROR config version 1 is not higher than current version 5\r\n",
+    );
+    c.roundtrip(b"config get cluster\r\n", config_reply(data).as_bytes());
+}
+
+#[test]
+fn config_set_version_1_over_the_default_is_refused() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(
+        &config_set("1\nb|127.0.0.1|2\n"),
+        b"CLIENT_ERROR config version 1 is not higher than current version 1\r\n",
+    );
+}
+
+#[test]
+fn config_set_bad_data_is_refused_and_changes_nothing() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let before = config_reply(&self_data(&tern));
+    for (data, reply) in [
+        (
+            "0\na|127.0.0.1|1\n",
+            "CLIENT_ERROR bad config data: config version 0 is not between 1 and 2147483647\r\n",
+        ),
+        (
+            "2147483648\na|127.0.0.1|1\n",
+            "CLIENT_ERROR bad config data: config version 2147483648 is not between 1 and \
+             2147483647\r\n",
+        ),
+        (
+            "2\na||1\n",
+            "CLIENT_ERROR bad config data: node \"a||1\" is not host|ip|port: the IP is blank \
+             (clients connect to it)\r\n",
+        ),
+        (
+            "2\n",
+            "CLIENT_ERROR bad config data: config data has no node line\r\n",
+        ),
+        (
+            "x\na|127.0.0.1|1\n",
+            "CLIENT_ERROR bad config data: config version \"x\" is not a number\r\n",
+        ),
+    ] {
+        c.roundtrip(&config_set(data), reply.as_bytes());
+    }
+    c.roundtrip(b"config get cluster\r\n", before.as_bytes());
+}
+
+#[test]
+fn config_set_noreply_is_silent() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = "3\na|127.0.0.1|1\n";
+    let mut req = format!("config set cluster 0 {} noreply\r\n{data}\r\n", data.len()).into_bytes();
+    req.extend_from_slice(b"config get cluster\r\n");
+    c.roundtrip(&req, config_reply(data).as_bytes());
+}
+
+#[test]
+fn config_set_unknown_key_is_a_client_error() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(
+        b"config set other 0 16\r\n2\na|127.0.0.1|1\n\r\n",
+        b"CLIENT_ERROR unknown config key\r\n",
+    );
+}
+
+#[test]
+fn config_delete_then_not_found_and_get_is_end() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(b"config delete cluster\r\n", b"DELETED\r\n");
+    c.roundtrip(b"config delete cluster\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"config get cluster\r\n", b"END\r\n");
+    c.roundtrip(b"get AmazonElastiCache:cluster\r\n", b"END\r\n");
+    // Versions still only increase after a delete.
+    c.roundtrip(
+        &config_set("1\na|127.0.0.1|1\n"),
+        b"CLIENT_ERROR config version 1 is not higher than current version 1\r\n",
+    );
+    c.roundtrip(&config_set("2\na|127.0.0.1|1\n"), b"STORED\r\n");
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply("2\na|127.0.0.1|1\n").as_bytes(),
+    );
+}
+
+#[test]
+fn other_config_forms_get_memcached_style_errors() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(b"config\r\n", b"ERROR\r\n");
+    c.roundtrip(b"config get\r\n", b"ERROR\r\n");
+    c.roundtrip(b"config list cluster\r\n", b"ERROR\r\n");
+    c.roundtrip(b"config get cluster extra\r\n", b"ERROR\r\n");
+    c.roundtrip(
+        b"config delete cluster now\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(
+        b"config set cluster 0 x\r\n",
+        b"CLIENT_ERROR bad command line format\r\n",
+    );
+    c.roundtrip(b"config get other\r\n", b"END\r\n");
+    c.roundtrip(b"config delete other\r\n", b"NOT_FOUND\r\n");
+    // The connection is still usable.
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply(&self_data(&tern)).as_bytes(),
+    );
+}
+
+#[test]
+fn legacy_get_answers_the_same_data() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = self_data(&tern);
+    c.roundtrip(
+        b"get AmazonElastiCache:cluster\r\n",
+        format!(
+            "VALUE AmazonElastiCache:cluster 0 {}\r\n{data}\r\nEND\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn legacy_gets_shows_the_config_version_as_cas() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = "42\na|127.0.0.1|1\n";
+    c.roundtrip(&config_set(data), b"STORED\r\n");
+    c.roundtrip(
+        b"gets AmazonElastiCache:cluster\r\n",
+        format!(
+            "VALUE AmazonElastiCache:cluster 0 {} 42\r\n{data}\r\nEND\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn legacy_key_in_a_multi_get_answers_in_its_place() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = "3\na|127.0.0.1|1\n";
+    c.roundtrip(&config_set(data), b"STORED\r\n");
+    c.roundtrip(b"set foo 5 0 3\r\nbar\r\n", b"STORED\r\n");
+    c.roundtrip(
+        b"get foo AmazonElastiCache:cluster missing foo\r\n",
+        format!(
+            "VALUE foo 5 3\r\nbar\r\nVALUE AmazonElastiCache:cluster 0 {}\r\n{data}\r\n\
+             VALUE foo 5 3\r\nbar\r\nEND\r\n",
+            data.len()
+        )
+        .as_bytes(),
+    );
+}
+
+#[test]
+fn legacy_reply_leaves_in_one_write() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    let data = self_data(&tern);
+    let got = single_read(&mut c, b"get AmazonElastiCache:cluster\r\n");
+    assert_eq!(
+        String::from_utf8(got).unwrap(),
+        format!(
+            "VALUE AmazonElastiCache:cluster 0 {}\r\n{data}\r\nEND\r\n",
+            data.len()
+        )
+    );
+}
+
+#[test]
+fn stats_reports_the_config_version() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    assert_eq!(c.stat("cluster_config_version"), "1");
+    c.roundtrip(&config_set("9\na|127.0.0.1|1\n"), b"STORED\r\n");
+    assert_eq!(c.stat("cluster_config_version"), "9");
+    c.roundtrip(b"config delete cluster\r\n", b"DELETED\r\n");
+    assert_eq!(c.stat("cluster_config_version"), "0");
+}
+
+struct TempFile(std::path::PathBuf);
+
+impl TempFile {
+    fn new(name: &str) -> TempFile {
+        TempFile(
+            std::env::temp_dir().join(format!("tern-cluster-it-{}-{name}", std::process::id())),
+        )
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn config_file_is_served_from_start_and_reloaded() {
+    let file = TempFile::new("reload");
+    std::fs::write(&file.0, "4\nf|127.0.0.1|1\n").unwrap();
+    let path = file.0.clone();
+    let tern = Tern::start_with(|s| s.cluster_config = Some(path));
+    let mut c = tern.connect();
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply("4\nf|127.0.0.1|1\n").as_bytes(),
+    );
+
+    // A newer file is taken on reload (what SIGHUP does).
+    std::fs::write(&file.0, "5\nf|127.0.0.1|1 g|127.0.0.1|2\n").unwrap();
+    tern.handle.shared().cluster.reload().unwrap();
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply("5\nf|127.0.0.1|1 g|127.0.0.1|2\n").as_bytes(),
+    );
+
+    // An older or bad file is ignored; the config stays.
+    std::fs::write(&file.0, "3\nold|127.0.0.1|1\n").unwrap();
+    assert!(tern.handle.shared().cluster.reload().is_err());
+    std::fs::write(&file.0, "6\nbad\n").unwrap();
+    assert!(tern.handle.shared().cluster.reload().is_err());
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply("5\nf|127.0.0.1|1 g|127.0.0.1|2\n").as_bytes(),
+    );
+}
+
+#[test]
+fn bad_config_file_at_start_falls_back_to_the_self_description() {
+    let file = TempFile::new("bad");
+    std::fs::write(&file.0, "not a config").unwrap();
+    let path = file.0.clone();
+    let tern = Tern::start_with(|s| s.cluster_config = Some(path));
+    let mut c = tern.connect();
+    c.roundtrip(
+        b"config get cluster\r\n",
+        config_reply(&self_data(&tern)).as_bytes(),
+    );
+}
