@@ -341,7 +341,15 @@ impl Conn {
         match binary::parse(input, &shared.limits) {
             Ok((frame, consumed)) => {
                 if log::log_enabled!(log::Level::Debug) {
-                    log::debug!("<{id:x} {:?} {:?}", frame.opcode, frame.request);
+                    match frame.request {
+                        // Never log SASL data: it holds the password.
+                        tern_protocol::Request::SaslAuth { mechanism, .. } => log::debug!(
+                            "<{id:x} {:?} {:?}",
+                            frame.opcode,
+                            String::from_utf8_lossy(mechanism)
+                        ),
+                        request => log::debug!("<{id:x} {:?} {request:?}", frame.opcode),
+                    }
                 }
                 let mut cx = Ctx { shared, stats, out };
                 let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);

@@ -531,6 +531,11 @@ impl Store {
         value: &[u8],
         cas: u64,
     ) -> StoreOutcome {
+        // The text protocol's append/prepend carry no CAS: whatever `cas` says, they ignore it.
+        let cas = match mode {
+            SetMode::Append | SetMode::Prepend => 0,
+            _ => cas,
+        };
         self.store_with_cas(mode, key, flags, exptime, value, cas).0
     }
 
@@ -538,8 +543,8 @@ impl Store {
     /// (0 unless [`StoreOutcome::Stored`]): binary replies carry it.
     ///
     /// As memcached's `do_store_item` does for every mode, a non-zero `cas` is compared by
-    /// append and prepend too: a live item with another CAS answers [`StoreOutcome::Exists`].
-    /// (The text protocol's append/prepend always pass 0.)
+    /// append and prepend too (binary APPEND/PREPEND): a live item with another CAS answers
+    /// [`StoreOutcome::Exists`]. [`Store::store`] ignores `cas` for append and prepend.
     pub fn store_with_cas(
         &self,
         mode: SetMode,
