@@ -212,6 +212,8 @@ impl Conn {
             }
             if self.proto == Proto::Undecided {
                 self.proto = match shared.settings.protocol {
+                    // SASL guards only the binary protocol: never serve text around it.
+                    _ if shared.settings.sasl => Proto::Binary,
                     BindingProtocol::Ascii => Proto::Text,
                     BindingProtocol::Binary => Proto::Binary,
                     // memcached: the first byte decides, 0x80 is binary.
