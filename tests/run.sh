@@ -17,6 +17,8 @@ fi
 
 # The opt-in differential replay is always on here: memcached was just made available.
 export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
+# memccapable was just installed: its test must run, not skip (tests/memccapable.rs).
+export TERN_REQUIRE_CLIENTS="${TERN_REQUIRE_CLIENTS:-1}"
 cargo test --workspace --all-targets --no-fail-fast
 
 # ---- Client libraries against three tern nodes (issue 5: auto-discovery and clustering) ----
@@ -44,3 +46,28 @@ fi
 cargo build --bins
 (cd tests/clients && ../../.venv/bin/python -m pytest -q)
 # ---- end of client libraries ----
+
+# ---- Binary-protocol clients (issue 4: binary protocol, SASL) ----
+# pylibmc with binary=True, and python-binary-memcached (bmemcached) with SASL PLAIN against
+# `tern -S`; see tests/clients/test_binary_clients.py. memccapable (libmemcached-tools,
+# installed above) runs from tests/memccapable.rs in the cargo test run; TERN_REQUIRE_CLIENTS
+# makes it fail there rather than skip if the tool is missing.
+python3 -c 'import ensurepip, venv' 2>/dev/null || {
+    if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+}
+[ -x .venv/bin/python ] || python3 -m venv .venv
+binary_client_libs=(pytest pylibmc python-binary-memcached)
+if ! .venv/bin/python -c 'import pytest, pylibmc, bmemcached' 2>/dev/null; then
+    if ! .venv/bin/pip install -q "${binary_client_libs[@]}"; then
+        # No pylibmc wheel for this platform: build it against Debian's libmemcached.
+        if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq libmemcached-dev zlib1g-dev >/dev/null
+        .venv/bin/pip install -q "${binary_client_libs[@]}"
+    fi
+fi
+cargo build --bins
+(cd tests/clients && ../../.venv/bin/python -m pytest -q test_binary_clients.py)
+# ---- end of binary-protocol clients ----

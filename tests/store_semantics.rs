@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use tern::clock::Clock;
-use tern::store::{ArithOutcome, Lookup, SetMode, Store, StoreConfig, StoreOutcome};
+use tern::store::{ArithOutcome, DeleteOutcome, Lookup, SetMode, Store, StoreConfig, StoreOutcome};
 
 fn store_with(config: StoreConfig) -> (Store, Arc<Clock>) {
     let clock = Arc::new(Clock::manual(1_700_000_000));
@@ -428,4 +428,78 @@ fn class_table_is_printed_like_memcached() {
 fn store_is_shared_across_threads() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Store>();
+}
+
+#[test]
+fn store_with_cas_reports_the_cas_get_sees() {
+    let (s, _) = store();
+    let (outcome, cas) = s.store_with_cas(SetMode::Set, b"k", 0, 0, b"v", 0);
+    assert_eq!(outcome, StoreOutcome::Stored);
+    assert_ne!(cas, 0);
+    assert_eq!(get(&s, b"k").unwrap().2, cas);
+    let (outcome, cas2) = s.store_with_cas(SetMode::Append, b"k", 0, 0, b"w", 0);
+    assert_eq!(outcome, StoreOutcome::Stored);
+    assert_ne!(cas2, cas);
+    assert_eq!(get(&s, b"k").unwrap(), (b"vw".to_vec(), 0, cas2));
+    assert_eq!(
+        s.store_with_cas(SetMode::Add, b"k", 0, 0, b"x", 0),
+        (StoreOutcome::NotStored, 0)
+    );
+}
+
+#[test]
+fn append_with_stale_cas_is_refused_only_by_store_with_cas() {
+    let (s, _) = store();
+    let (_, cas) = s.store_with_cas(SetMode::Set, b"k", 0, 0, b"v", 0);
+    assert_eq!(
+        s.store_with_cas(SetMode::Prepend, b"k", 0, 0, b"x", cas + 1),
+        (StoreOutcome::Exists, 0)
+    );
+    // The text protocol's path ignores a CAS on append.
+    assert_eq!(
+        s.store(SetMode::Append, b"k", 0, 0, b"y", cas + 1),
+        StoreOutcome::Stored
+    );
+    let now = get(&s, b"k").unwrap().2;
+    assert_eq!(
+        s.store_with_cas(SetMode::Prepend, b"k", 0, 0, b"x", now).0,
+        StoreOutcome::Stored
+    );
+    assert_eq!(get(&s, b"k").unwrap().0, b"xvy".to_vec());
+}
+
+#[test]
+fn delete_cas_deletes_only_on_matching_or_zero_cas() {
+    let (s, _) = store();
+    assert_eq!(s.delete_cas(b"k", 0), DeleteOutcome::NotFound);
+    let (_, cas) = s.store_with_cas(SetMode::Set, b"k", 0, 0, b"v", 0);
+    assert_eq!(s.delete_cas(b"k", cas + 1), DeleteOutcome::Exists);
+    assert!(get(&s, b"k").is_some());
+    assert_eq!(s.delete_cas(b"k", cas), DeleteOutcome::Deleted);
+    assert!(get(&s, b"k").is_none());
+    set(&s, b"k", b"v");
+    assert_eq!(s.delete_cas(b"k", 0), DeleteOutcome::Deleted);
+}
+
+#[test]
+fn arith_cas_compares_a_nonzero_cas_after_the_numeric_check() {
+    let (s, _) = store();
+    let (_, cas) = s.store_with_cas(SetMode::Set, b"n", 0, 0, b"5", 0);
+    assert_eq!(
+        s.arith_cas(b"n", true, 1, None, cas + 1),
+        ArithOutcome::Exists
+    );
+    let ArithOutcome::Updated { value: 6, cas: new } = s.arith_cas(b"n", true, 1, None, cas) else {
+        panic!("matching CAS must update");
+    };
+    assert_eq!(get(&s, b"n").unwrap().2, new);
+    assert!(matches!(
+        s.arith_cas(b"n", false, 1, None, 0),
+        ArithOutcome::Updated { value: 5, .. }
+    ));
+    set(&s, b"s", b"");
+    assert_eq!(
+        s.arith_cas(b"s", true, 1, None, 1),
+        ArithOutcome::NonNumeric
+    );
 }

@@ -109,9 +109,12 @@ pub struct RawArgs {
     /// `-I, --max-item-size`, with memcached's k/m suffixes.
     #[arg(short = 'I', long = "max-item-size", allow_hyphen_values = true)]
     pub max_item_size: Option<String>,
-    /// `-S, --enable-sasl` (refused).
+    /// `-S, --enable-sasl`.
     #[arg(short = 'S', long = "enable-sasl", action = ArgAction::SetTrue)]
     pub enable_sasl: bool,
+    /// `--sasl-pwdb FILE`: tern's long option for memcached's `MEMCACHED_SASL_PWDB`.
+    #[arg(long = "sasl-pwdb", allow_hyphen_values = true)]
+    pub sasl_pwdb: Option<String>,
     /// `-F, --disable-flush-all`.
     #[arg(short = 'F', long = "disable-flush-all", action = ArgAction::SetTrue)]
     pub disable_flush_all: bool,
@@ -121,7 +124,7 @@ pub struct RawArgs {
     /// `-W, --disable-watch`.
     #[arg(short = 'W', long = "disable-watch", action = ArgAction::SetTrue)]
     pub disable_watch: bool,
-    /// `-Y, --auth-file` (refused).
+    /// `-Y, --auth-file`.
     #[arg(short = 'Y', long = "auth-file", allow_hyphen_values = true)]
     pub auth_file: Option<String>,
     /// `-e, --memory-file` (refused).
@@ -194,6 +197,7 @@ impl RawArgs {
             protocol: over.protocol.or(self.protocol),
             max_item_size: over.max_item_size.or(self.max_item_size),
             enable_sasl: over.enable_sasl || self.enable_sasl,
+            sasl_pwdb: over.sasl_pwdb.or(self.sasl_pwdb),
             disable_flush_all: over.disable_flush_all || self.disable_flush_all,
             disable_dumping: over.disable_dumping || self.disable_dumping,
             disable_watch: over.disable_watch || self.disable_watch,

@@ -100,6 +100,13 @@ pub struct Settings {
     pub verbosity: u8,
     /// Protocols accepted (`-B`).
     pub protocol: BindingProtocol,
+    /// SASL authentication over the binary protocol (`-S`).
+    pub sasl: bool,
+    /// The SASL password file (`--sasl-pwdb`, or `MEMCACHED_SASL_PWDB`), re-read on every
+    /// attempt as memcached does.
+    pub sasl_pwdb: Option<PathBuf>,
+    /// memcached's ASCII authentication file (`-Y`), loaded at start.
+    pub auth_file: Option<PathBuf>,
     /// Close connections idle this many seconds (0: never).
     pub idle_timeout: u32,
     /// The ElastiCache cluster config file (`-o cluster_config=FILE`).
@@ -159,6 +166,9 @@ impl Default for Settings {
             allow_shutdown: false,
             verbosity: 0,
             protocol: BindingProtocol::Auto,
+            sasl: false,
+            sasl_pwdb: None,
+            auth_file: None,
             idle_timeout: 0,
             cluster_config: None,
             store: StoreConfig {

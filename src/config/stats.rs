@@ -96,9 +96,14 @@ impl Settings {
             ("cas_enabled", yes_no(store.cas_enabled)),
             ("tcp_backlog", self.backlog.to_string()),
             ("binding_protocol", protocol_text(self.protocol).to_string()),
-            ("auth_enabled_sasl", yes_no(false)),
-            // memcached prints the -Y file name here when set; tern refuses -Y.
-            ("auth_enabled_ascii", "no".to_string()),
+            ("auth_enabled_sasl", yes_no(self.sasl)),
+            // memcached prints the -Y file name here when set.
+            (
+                "auth_enabled_ascii",
+                self.auth_file
+                    .as_ref()
+                    .map_or_else(|| "no".to_string(), |f| f.display().to_string()),
+            ),
             ("item_size_max", store.item_size_max.to_string()),
             ("maxconns_fast", yes_no(true)),
             (

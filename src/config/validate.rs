@@ -25,8 +25,6 @@ pub const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
         "-D",
         "per-prefix statistics (`stats detail`) are not implemented",
     ),
-    ("-S", "SASL authentication is not implemented"),
-    ("-Y", "ASCII authentication tokens are not implemented"),
     (
         "-e",
         "restartable caches (item memory in a mapped file) are not implemented",
@@ -41,6 +39,9 @@ pub struct Environment {
     /// `MEMCACHED_PORT_FILENAME`: memcached writes its bound ports there (`TCP INET: 11211`),
     /// which test harnesses read after starting it with `-p 0`/`-p -1`.
     pub port_filename: Option<PathBuf>,
+    /// `MEMCACHED_SASL_PWDB`: the `user:password` file SASL PLAIN checks (`-S`), as memcached
+    /// reads it.
+    pub sasl_pwdb: Option<PathBuf>,
 }
 
 impl Environment {
@@ -51,6 +52,8 @@ impl Environment {
         for (k, v) in vars {
             if k == "MEMCACHED_PORT_FILENAME" && !v.is_empty() {
                 env.port_filename = Some(PathBuf::from(v));
+            } else if k == "MEMCACHED_SASL_PWDB" && !v.is_empty() {
+                env.sasl_pwdb = Some(PathBuf::from(v));
             }
         }
         env
@@ -154,6 +157,7 @@ pub fn build(
     s.warnings.extend(ext.warnings);
 
     s.port_filename = env.port_filename.clone();
+    apply_auth(raw, env, &mut s)?;
     if let Some((path, conf)) = conf {
         for (line, text) in &conf.skipped {
             s.notices.push(format!(
@@ -220,13 +224,65 @@ pub fn parse_item_size(value: &str) -> Result<usize, ConfigError> {
         .ok_or_else(|| ConfigError::malformed("-I", value, expected))
 }
 
+/// `-S` and `-Y`, with memcached's rules: each fixes the protocol (binary for SASL, text for
+/// the auth file) unless `-B` names another, which is an error; SASL refuses UDP.
+fn apply_auth(raw: &RawArgs, env: &Environment, s: &mut Settings) -> Result<(), ConfigError> {
+    let protocol_specified = raw.protocol.is_some();
+    if raw.enable_sasl {
+        s.sasl = true;
+        s.sasl_pwdb = raw
+            .sasl_pwdb
+            .as_ref()
+            .map(PathBuf::from)
+            .or_else(|| env.sasl_pwdb.clone());
+        if !protocol_specified {
+            s.protocol = BindingProtocol::Binary;
+        } else if s.protocol != BindingProtocol::Binary {
+            return Err(ConfigError::invalid(
+                "-B",
+                raw.protocol.clone().unwrap_or_default(),
+                "You cannot allow the ASCII protocol while using SASL.".to_string(),
+                EX_USAGE,
+            ));
+        }
+        if s.udp_port != 0 {
+            return Err(ConfigError::invalid(
+                "-U",
+                s.udp_port.to_string(),
+                "Cannot enable UDP while using binary SASL authentication.".to_string(),
+                EX_USAGE,
+            ));
+        }
+        if s.sasl_pwdb.is_none() {
+            s.warnings.push(
+                "-S without a password file (--sasl-pwdb FILE or MEMCACHED_SASL_PWDB): \
+                 nobody can authenticate"
+                    .to_string(),
+            );
+        }
+    }
+    if let Some(file) = &raw.auth_file {
+        s.auth_file = Some(PathBuf::from(file));
+        if !protocol_specified {
+            s.protocol = BindingProtocol::Ascii;
+        } else if s.protocol != BindingProtocol::Ascii {
+            return Err(ConfigError::invalid(
+                "-B",
+                raw.protocol.clone().unwrap_or_default(),
+                "You cannot allow the BINARY protocol while using ascii authentication tokens."
+                    .to_string(),
+                EX_USAGE,
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Refuses the flags tern cannot honour.
 fn refuse_unsupported(raw: &RawArgs) -> Result<(), ConfigError> {
     let given = [
         ("-L", raw.large_pages),
         ("-D", raw.prefix_delimiter.is_some()),
-        ("-S", raw.enable_sasl),
-        ("-Y", raw.auth_file.is_some()),
         ("-e", raw.memory_file.is_some()),
         ("-Z", raw.enable_ssl),
         ("-N", raw.napi_ids.is_some()),
@@ -701,15 +757,7 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_refused_with_reason() {
-        for flag in [
-            "-L",
-            "-D :",
-            "-S",
-            "-Y /tmp/auth",
-            "-e /tmp/mem",
-            "-Z",
-            "-N 2",
-        ] {
+        for flag in ["-L", "-D :", "-e /tmp/mem", "-Z", "-N 2"] {
             let e = parse(flag).unwrap_err();
             match &e {
                 ConfigError::Unsupported { option, reason } => {
@@ -720,7 +768,35 @@ mod tests {
             }
             assert!(e.to_string().contains("not supported by tern"));
         }
-        assert_eq!(UNSUPPORTED_FLAGS.len(), 7);
+        assert_eq!(UNSUPPORTED_FLAGS.len(), 5);
+    }
+
+    #[test]
+    fn sasl_selects_binary_and_reads_pwdb_from_option_or_environment() {
+        let s = parse("-S --sasl-pwdb /tmp/pw").unwrap();
+        assert!(s.sasl);
+        assert_eq!(s.protocol, BindingProtocol::Binary);
+        assert_eq!(s.sasl_pwdb, Some(PathBuf::from("/tmp/pw")));
+        let env = Environment::from_vars([("MEMCACHED_SASL_PWDB".into(), "/tmp/env".into())]);
+        let s = from_args_env(["tern".into(), "-S".into()], env).unwrap();
+        assert_eq!(s.sasl_pwdb, Some(PathBuf::from("/tmp/env")));
+        assert!(
+            err("-S -B ascii").contains("You cannot allow the ASCII protocol while using SASL.")
+        );
+        assert!(err("-S -B auto").contains("SASL"));
+        assert!(err("-S -U 11211").contains("Cannot enable UDP"));
+        assert_eq!(
+            parse("-S -B binary").unwrap().protocol,
+            BindingProtocol::Binary
+        );
+    }
+
+    #[test]
+    fn auth_file_selects_ascii() {
+        let s = parse("-Y /tmp/auth").unwrap();
+        assert_eq!(s.auth_file, Some(PathBuf::from("/tmp/auth")));
+        assert_eq!(s.protocol, BindingProtocol::Ascii);
+        assert!(err("-Y /tmp/auth -B binary").contains("ascii authentication tokens"));
     }
 
     #[test]

@@ -8,11 +8,14 @@
 
 use std::io::{self, Read, Write};
 
+use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
 use tern_protocol::{text, ErrorReply, ParseError, Response};
 
 use super::exec::{self, After, Ctx};
 use super::stats::ThreadStats;
 use super::Shared;
+use crate::auth::{self, AsciiAuth, AsciiAuthOutcome, SaslSession};
+use crate::config::BindingProtocol;
 
 /// Input buffer size a connection starts with (and shrinks back to after a large request).
 const READ_BUF_INITIAL: usize = 16 * 1024;
@@ -60,6 +63,31 @@ pub struct Conn {
     eof: bool,
     /// Close once the output is sent.
     closing: bool,
+    /// The protocol this connection speaks, once its first byte (or `-B`) has decided.
+    proto: Proto,
+    /// SASL state (`-S`).
+    sasl: SaslSession,
+    /// Whether a `-Y` text connection has logged in.
+    ascii_authed: bool,
+}
+
+/// Which codec a connection uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Proto {
+    /// `-B auto` and nothing read yet.
+    Undecided,
+    /// The text protocol.
+    Text,
+    /// The binary protocol.
+    Binary,
+}
+
+/// The outcome of one attempt to handle the request at the start of the input.
+enum Step {
+    /// A request (or a refused one) was answered: drop `consumed` bytes and do `after`.
+    Done { consumed: usize, after: After },
+    /// More input is needed; `needed` is the total when known.
+    Incomplete { needed: Option<usize> },
 }
 
 enum Processed {
@@ -90,6 +118,9 @@ impl Conn {
             wpos: 0,
             eof: false,
             closing: false,
+            proto: Proto::Undecided,
+            sasl: SaslSession::new(),
+            ascii_authed: false,
         }
     }
 
@@ -155,8 +186,6 @@ impl Conn {
     /// Executes buffered requests until input runs out, the budget is spent or the output is
     /// full.
     fn process(&mut self, shared: &Shared, stats: &ThreadStats, budget: &mut usize) -> Processed {
-        // Names the connection in -vv logs, as memcached names it by its descriptor.
-        let id = self as *const Conn as usize;
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rpos);
@@ -181,26 +210,25 @@ impl Conn {
             if self.wbuf.len() - self.wpos >= OUTPUT_HIGH_WATER {
                 return Processed::OutputFull;
             }
-            let input = &self.rbuf[self.rpos..self.rend];
-            let mut cx = Ctx {
-                shared,
-                stats,
-                out: &mut self.wbuf,
+            if self.proto == Proto::Undecided {
+                self.proto = match shared.settings.protocol {
+                    // SASL guards only the binary protocol: never serve text around it.
+                    _ if shared.settings.sasl => Proto::Binary,
+                    BindingProtocol::Ascii => Proto::Text,
+                    BindingProtocol::Binary => Proto::Binary,
+                    // memcached: the first byte decides, 0x80 is binary.
+                    BindingProtocol::Auto if self.rbuf[self.rpos] == REQUEST_MAGIC => Proto::Binary,
+                    BindingProtocol::Auto => Proto::Text,
+                };
+            }
+            let step = match self.proto {
+                Proto::Binary => self.binary_step(shared, stats),
+                _ => self.text_step(shared, stats),
             };
-            match text::parse(input, &shared.limits) {
-                Ok((request, consumed)) => {
+            match step {
+                Step::Done { consumed, after } => {
                     *budget -= 1;
                     self.need = 0;
-                    let mark = cx.out.len();
-                    if log::log_enabled!(log::Level::Debug) {
-                        log::debug!("<{id:x} {request:?}");
-                    }
-                    let after = exec::execute(request, &mut cx);
-                    if log::log_enabled!(log::Level::Debug) {
-                        let reply = &cx.out[mark..];
-                        let shown = &reply[..reply.len().min(200)];
-                        log::debug!(">{id:x} {}", String::from_utf8_lossy(shown).trim_end());
-                    }
                     self.rpos += consumed;
                     match after {
                         After::Continue => {}
@@ -208,32 +236,133 @@ impl Conn {
                         After::Close => self.closing = true,
                     }
                 }
-                Err(ParseError::Incomplete { needed }) => {
+                Step::Incomplete { needed } => {
                     self.need = needed.unwrap_or(available + 1);
                     self.reserve_for(self.need);
                     self.compact();
                     return Processed::NeedInput;
                 }
-                Err(ParseError::Protocol(err)) => {
-                    *budget -= 1;
-                    self.need = 0;
-                    let reply = match err.reply {
-                        // memcached refuses any shutdown form when -A is off.
-                        ErrorReply::Other(text::INVALID_SHUTDOWN_MODE)
-                            if !shared.settings.allow_shutdown =>
-                        {
-                            ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)
+            }
+        }
+    }
+
+    /// Handles the text request at the start of the input.
+    fn text_step(&mut self, shared: &Shared, stats: &ThreadStats) -> Step {
+        // Names the connection in -vv logs, as memcached names it by its descriptor.
+        let id = self as *const Conn as usize;
+        let input = &self.rbuf[self.rpos..self.rend];
+        let out = &mut self.wbuf;
+        if let (Some(db), false) = (&shared.auth_file, self.ascii_authed) {
+            return match auth::ascii_auth(input, db) {
+                AsciiAuth::NeedMore => Step::Incomplete { needed: None },
+                AsciiAuth::Close => Step::Done {
+                    consumed: input.len(),
+                    after: After::Close,
+                },
+                AsciiAuth::Reply {
+                    consumed,
+                    reply,
+                    outcome,
+                } => {
+                    match outcome {
+                        AsciiAuthOutcome::Refused => {}
+                        AsciiAuthOutcome::Authenticated => {
+                            stats.auth_cmds.incr();
+                            self.ascii_authed = true;
                         }
-                        other => other,
-                    };
-                    if !err.noreply && reply != ErrorReply::Close {
-                        text::compose(&Response::Error(reply), cx.out);
+                        AsciiAuthOutcome::Failed => {
+                            stats.auth_cmds.incr();
+                            stats.auth_errors.incr();
+                            log::warn!("<{id:x} ASCII authentication refused");
+                        }
                     }
-                    self.rpos += err.consumed;
-                    self.swallow = err.swallow;
-                    if err.close {
-                        self.closing = true;
+                    out.extend_from_slice(reply);
+                    Step::Done {
+                        consumed,
+                        after: After::Continue,
                     }
+                }
+            };
+        }
+        let mut cx = Ctx { shared, stats, out };
+        match text::parse(input, &shared.limits) {
+            Ok((request, consumed)) => {
+                let mark = cx.out.len();
+                if log::log_enabled!(log::Level::Debug) {
+                    log::debug!("<{id:x} {request:?}");
+                }
+                let after = exec::execute(request, &mut cx);
+                if log::log_enabled!(log::Level::Debug) {
+                    let reply = &cx.out[mark..];
+                    let shown = &reply[..reply.len().min(200)];
+                    log::debug!(">{id:x} {}", String::from_utf8_lossy(shown).trim_end());
+                }
+                Step::Done { consumed, after }
+            }
+            Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
+            Err(ParseError::Protocol(err)) => {
+                let reply = match err.reply {
+                    // memcached refuses any shutdown form when -A is off.
+                    ErrorReply::Other(text::INVALID_SHUTDOWN_MODE)
+                        if !shared.settings.allow_shutdown =>
+                    {
+                        ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)
+                    }
+                    other => other,
+                };
+                if !err.noreply && reply != ErrorReply::Close {
+                    text::compose(&Response::Error(reply), cx.out);
+                }
+                Step::Done {
+                    consumed: err.consumed,
+                    after: refused_after(err.swallow, err.close),
+                }
+            }
+        }
+    }
+
+    /// Handles the binary packet at the start of the input.
+    fn binary_step(&mut self, shared: &Shared, stats: &ThreadStats) -> Step {
+        let id = self as *const Conn as usize;
+        let input = &self.rbuf[self.rpos..self.rend];
+        let out = &mut self.wbuf;
+        if let Some(h) = Header::peek(input) {
+            // memcached checks the magic and the lengths first, then SASL: an unauthenticated
+            // connection may send only the SASL opcodes and VERSION.
+            if h.magic == REQUEST_MAGIC
+                && h.lengths_consistent()
+                && !auth::binary_command_allowed(shared.settings.sasl, &self.sasl, &h)
+            {
+                write_bare_status(&h, Status::AuthError, out);
+                return Step::Done {
+                    consumed: input.len(),
+                    after: After::Close,
+                };
+            }
+        }
+        match binary::parse(input, &shared.limits) {
+            Ok((frame, consumed)) => {
+                if log::log_enabled!(log::Level::Debug) {
+                    match frame.request {
+                        // Never log SASL data: it holds the password.
+                        tern_protocol::Request::SaslAuth { mechanism, .. } => log::debug!(
+                            "<{id:x} {:?} {:?}",
+                            frame.opcode,
+                            String::from_utf8_lossy(mechanism)
+                        ),
+                        request => log::debug!("<{id:x} {:?} {request:?}", frame.opcode),
+                    }
+                }
+                let mut cx = Ctx { shared, stats, out };
+                let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);
+                Step::Done { consumed, after }
+            }
+            Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
+            Err(ParseError::Protocol(err)) => {
+                binary::compose_error_reply(input, &err, out);
+                Step::Done {
+                    consumed: err.consumed,
+                    after: refused_after(err.swallow, err.close),
                 }
             }
         }
@@ -318,4 +447,34 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// What follows a refused request: close, discard its data, or go on.
+fn refused_after(swallow: usize, close: bool) -> After {
+    if close {
+        After::Close
+    } else if swallow > 0 {
+        After::Swallow(swallow)
+    } else {
+        After::Continue
+    }
+}
+
+/// Writes a response with `status` and its default body for the request header `h` (used
+/// before the packet is parsed: the SASL refusal).
+fn write_bare_status(h: &Header, status: Status, out: &mut Vec<u8>) {
+    let body = status.default_body();
+    binary::write_response_header(
+        &binary::ResponseHeader {
+            opcode: h.opcode,
+            status,
+            key_len: 0,
+            extras_len: 0,
+            body_len: body.len() as u32,
+            opaque: h.opaque,
+            cas: 0,
+        },
+        out,
+    );
+    out.extend_from_slice(body);
 }

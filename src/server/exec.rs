@@ -1,8 +1,10 @@
-//! Executes parsed requests against the store, composing text-protocol replies.
+//! Executes parsed requests against the store.
 //!
-//! One function per command family; each appends its reply to the connection's output buffer
-//! and bumps the worker's counters. Store closures copy item bytes into the output buffer, so
-//! nothing here holds a store lock once the function returns.
+//! The operations (`*_op`) are protocol-neutral: each calls the store, bumps the worker's
+//! counters as memcached counts them, and returns the shared [`Response`] (with the item's new
+//! CAS where the binary protocol reports it). [`execute`] composes them into text replies;
+//! `super::binary` composes the same operations into binary packets. Store closures copy item
+//! bytes into the output buffer, so nothing here holds a store lock once a function returns.
 
 use tern_protocol::text;
 use tern_protocol::{
@@ -11,7 +13,7 @@ use tern_protocol::{
 
 use super::stats::ThreadStats;
 use super::Shared;
-use crate::store::{ArithOutcome, Lookup, SetMode, StoreOutcome};
+use crate::store::{ArithOutcome, DeleteOutcome, ItemView, Lookup, SetMode, StoreOutcome};
 
 /// What the connection does after a request has been executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,157 +57,10 @@ pub fn set_mode(mode: StoreMode) -> SetMode {
     }
 }
 
-/// Executes one text request.
-pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
-    match request {
-        Request::Get(get) => retrieve(get, cx),
-        Request::Store(store) => store_item(&store, cx),
-        Request::TooLarge {
-            mode,
-            key,
-            swallow,
-            noreply,
-        } => {
-            cx.stats.store_too_large.incr();
-            // memcached unlinks the old item on a refused `set` so no stale value survives.
-            if mode == StoreMode::Set {
-                cx.shared.store.delete(key);
-            }
-            cx.reply(Response::Error(ErrorReply::TooLarge), noreply);
-            return After::Swallow(swallow);
-        }
-        Request::Delete { key, noreply } => {
-            let response = if cx.shared.store.delete(key).is_hit() {
-                cx.stats.delete_hits.incr();
-                Response::Deleted
-            } else {
-                cx.stats.delete_misses.incr();
-                Response::NotFound
-            };
-            cx.reply(response, noreply);
-        }
-        Request::Arith(arith) => arithmetic(&arith, cx),
-        Request::Touch {
-            key,
-            exptime,
-            noreply,
-        } => {
-            cx.stats.cmd_touch.incr();
-            let response = if cx.shared.store.touch(key, exptime).is_hit() {
-                cx.stats.touch_hits.incr();
-                Response::Touched
-            } else {
-                cx.stats.touch_misses.incr();
-                Response::NotFound
-            };
-            cx.reply(response, noreply);
-        }
-        Request::FlushAll { delay, noreply } => {
-            if !cx.shared.settings.flush_enabled {
-                // -F: memcached refuses every flush_all.
-                cx.reply(
-                    Response::Error(ErrorReply::Other(text::FLUSH_ALL_NOT_ALLOWED)),
-                    noreply,
-                );
-                return After::Continue;
-            }
-            cx.stats.cmd_flush.incr();
-            cx.shared.store.flush_all(delay);
-            cx.reply(Response::Ok, noreply);
-        }
-        Request::Version => cx.reply(Response::Version(super::VERSION), false),
-        Request::Verbosity { level, noreply } => {
-            cx.shared.set_verbosity(level);
-            cx.reply(Response::Ok, noreply);
-        }
-        Request::Quit => return After::Close,
-        Request::Shutdown { graceful: _ } => {
-            if !cx.shared.settings.allow_shutdown {
-                cx.reply(
-                    Response::Error(ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)),
-                    false,
-                );
-            } else {
-                cx.shared.request_shutdown();
-                return After::Close;
-            }
-        }
-        Request::Stats(group) => stats(group, cx),
-        Request::Config(config) => cx.shared.cluster.execute_text(config, cx.out),
-        Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
-            cx.reply(Response::Error(ErrorReply::UnknownCommand), false);
-        }
-    }
-    After::Continue
-}
-
-fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
-    let store = &cx.shared.store;
-    // A key over the limit fails the whole command; drop the VALUEs already composed for it.
-    let mark = cx.out.len();
-    for key in get.keys {
-        if key.len() > tern_protocol::KEY_MAX_LENGTH {
-            cx.out.truncate(mark);
-            text::compose(&Response::Error(ErrorReply::BadCommandLine), cx.out);
-            return;
-        }
-        if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
-            // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
-            // multi-key get answers it in its place among the others.
-            cx.stats.cmd_get.incr();
-            if cx.shared.cluster.compose_legacy(get.with_cas, cx.out) {
-                cx.stats.get_hits.incr();
-            } else {
-                cx.stats.get_misses.incr();
-            }
-            continue;
-        }
-        let out = &mut *cx.out;
-        let with_cas = get.with_cas;
-        let copy = |item: &crate::store::ItemView<'_>| {
-            let cas = with_cas.then(|| item.cas());
-            text::compose_value_header(key, item.flags(), item.value_len(), cas, out);
-            for chunk in item.value_chunks() {
-                out.extend_from_slice(chunk);
-            }
-            out.extend_from_slice(b"\r\n");
-        };
-        let found = match get.touch {
-            Some(exptime) => store.get_and_touch(key, exptime, copy),
-            None => store.get(key, copy),
-        };
-        match (get.touch.is_some(), found) {
-            (true, Lookup::Hit(())) => {
-                cx.stats.cmd_touch.incr();
-                cx.stats.touch_hits.incr();
-            }
-            (true, _) => {
-                cx.stats.cmd_touch.incr();
-                cx.stats.touch_misses.incr();
-            }
-            (false, lookup) => {
-                cx.stats.cmd_get.incr();
-                match lookup {
-                    Lookup::Hit(()) => cx.stats.get_hits.incr(),
-                    Lookup::Miss => cx.stats.get_misses.incr(),
-                    Lookup::Expired => {
-                        cx.stats.get_misses.incr();
-                        cx.stats.get_expired.incr();
-                    }
-                    Lookup::Flushed => {
-                        cx.stats.get_misses.incr();
-                        cx.stats.get_flushed.incr();
-                    }
-                }
-            }
-        }
-    }
-    text::compose(&Response::End, cx.out);
-}
-
-fn store_item(req: &StoreRequest<'_>, cx: &mut Ctx<'_>) {
+/// A storage command: the reply and, when stored, the item's new CAS unique.
+pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> (Response<'static>, u64) {
     cx.stats.cmd_set.incr();
-    let outcome = cx.shared.store.store(
+    let (outcome, cas) = cx.shared.store.store_with_cas(
         set_mode(req.mode),
         req.key,
         req.flags,
@@ -235,39 +90,138 @@ fn store_item(req: &StoreRequest<'_>, cx: &mut Ctx<'_>) {
             Response::OutOfMemory
         }
     };
-    cx.reply(response, req.noreply);
+    (response, cas)
 }
 
-fn arithmetic(req: &ArithRequest<'_>, cx: &mut Ctx<'_>) {
+/// A storage command whose item cannot fit: for `set` the old item is unlinked so no stale
+/// value survives (memcached does this in both protocols). `count` bumps `store_too_large`
+/// (the text protocol counts it; 1.6.18's binary protocol does not).
+pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> Response<'static> {
+    if count {
+        cx.stats.store_too_large.incr();
+    }
+    if mode == StoreMode::Set {
+        cx.shared.store.delete(key);
+    }
+    Response::Error(ErrorReply::TooLarge)
+}
+
+/// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero): `Deleted`, `NotFound` or
+/// `Exists`.
+pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
+    match cx.shared.store.delete_cas(key, cas) {
+        DeleteOutcome::Deleted => {
+            cx.stats.delete_hits.incr();
+            Response::Deleted
+        }
+        DeleteOutcome::NotFound => {
+            cx.stats.delete_misses.incr();
+            Response::NotFound
+        }
+        DeleteOutcome::Exists => Response::Exists,
+    }
+}
+
+/// incr/decr (only if the item's CAS is `cas`, when non-zero). A non-numeric value answers
+/// [`NON_NUMERIC`]; an item created from the binary initial value counts neither a hit nor a
+/// miss, as in memcached.
+pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'static> {
     let outcome = cx
         .shared
         .store
-        .arith(req.key, req.incr, req.delta, req.initial);
+        .arith_cas(req.key, req.incr, req.delta, req.initial, cas);
     let (hits, misses) = if req.incr {
         (&cx.stats.incr_hits, &cx.stats.incr_misses)
     } else {
         (&cx.stats.decr_hits, &cx.stats.decr_misses)
     };
-    let response = match outcome {
-        ArithOutcome::Updated { value, cas } | ArithOutcome::Created { value, cas } => {
+    match outcome {
+        ArithOutcome::Updated { value, cas } => {
             hits.incr();
             Response::Number { value, cas }
         }
+        ArithOutcome::Created { value, cas } => Response::Number { value, cas },
         ArithOutcome::NotFound => {
             misses.incr();
             Response::NotFound
         }
-        ArithOutcome::NonNumeric => Response::Error(ErrorReply::Other(text::NON_NUMERIC_VALUE)),
+        ArithOutcome::Exists => Response::Exists,
+        ArithOutcome::NonNumeric => NON_NUMERIC,
         ArithOutcome::OutOfMemory => {
             cx.stats.store_no_memory.incr();
             Response::OutOfMemory
         }
-    };
-    cx.reply(response, req.noreply);
+    }
 }
 
-fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
-    let lines: Vec<(String, String)> = match group {
+/// The reply [`arith_op`] gives for a value that is not a number (text: the `CLIENT_ERROR`
+/// line; binary: status 0x06).
+pub const NON_NUMERIC: Response<'static> =
+    Response::Error(ErrorReply::Other(text::NON_NUMERIC_VALUE));
+
+/// Looks one key up (and touches it when `touch` is given), running `f` on a hit, and counts
+/// it as memcached does: `cmd_get`/`get_*` for a plain lookup, `cmd_touch`/`touch_*` for a
+/// touch or get-and-touch.
+pub fn lookup_op<R>(
+    shared: &Shared,
+    stats: &ThreadStats,
+    key: &[u8],
+    touch: Option<i64>,
+    f: impl FnOnce(&ItemView<'_>) -> R,
+) -> Lookup<R> {
+    let store = &shared.store;
+    let found = match touch {
+        Some(exptime) => store.get_and_touch(key, exptime, f),
+        None => store.get(key, f),
+    };
+    if touch.is_some() {
+        stats.cmd_touch.incr();
+        if found.is_hit() {
+            stats.touch_hits.incr();
+        } else {
+            stats.touch_misses.incr();
+        }
+        return found;
+    }
+    stats.cmd_get.incr();
+    match found {
+        Lookup::Hit(_) => stats.get_hits.incr(),
+        Lookup::Miss => stats.get_misses.incr(),
+        Lookup::Expired => {
+            stats.get_misses.incr();
+            stats.get_expired.incr();
+        }
+        Lookup::Flushed => {
+            stats.get_misses.incr();
+            stats.get_flushed.incr();
+        }
+    }
+    found
+}
+
+/// `flush_all` / FLUSH: `false` (and nothing done) when `-F` forbids it.
+pub fn flush_op(delay: i64, cx: &Ctx<'_>) -> bool {
+    if !cx.shared.settings.flush_enabled {
+        return false;
+    }
+    cx.stats.cmd_flush.incr();
+    cx.shared.store.flush_all(delay);
+    true
+}
+
+/// What a stats request yields, for each protocol to compose.
+pub enum StatsReply<'a> {
+    /// The group's lines, in order.
+    Lines(Vec<(String, String)>),
+    /// `stats reset` was done.
+    Reset,
+    /// A group tern does not know (text answers an error, binary `Not found`).
+    Unknown(&'a [u8]),
+}
+
+/// Collects the lines of a stats group (or resets the counters).
+pub fn stats_op<'a>(group: StatsGroup<'a>, cx: &Ctx<'_>) -> StatsReply<'a> {
+    StatsReply::Lines(match group {
         StatsGroup::General => cx.shared.general_stats(),
         StatsGroup::Settings => cx.shared.settings_stats(),
         StatsGroup::Items => cx.shared.store.stats_items(),
@@ -276,21 +230,137 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
         StatsGroup::Conns => cx.shared.conns_stats(),
         StatsGroup::Reset => {
             cx.shared.reset_stats();
-            text::compose(&Response::Reset, cx.out);
+            return StatsReply::Reset;
+        }
+        StatsGroup::Other(args) => return StatsReply::Unknown(args),
+    })
+}
+
+/// Executes one text request.
+pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
+    match request {
+        Request::Get(get) => retrieve(get, cx),
+        Request::Store(store) => {
+            let (response, _) = store_op(&store, cx);
+            cx.reply(response, store.noreply);
+        }
+        Request::TooLarge {
+            mode,
+            key,
+            swallow,
+            noreply,
+        } => {
+            let response = too_large_op(mode, key, true, cx);
+            cx.reply(response, noreply);
+            return After::Swallow(swallow);
+        }
+        Request::Delete { key, noreply } => {
+            let response = delete_op(key, 0, cx);
+            cx.reply(response, noreply);
+        }
+        Request::Arith(arith) => {
+            let response = arith_op(&arith, 0, cx);
+            cx.reply(response, arith.noreply);
+        }
+        Request::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let found = lookup_op(cx.shared, cx.stats, key, Some(exptime), |_| ());
+            let response = if found.is_hit() {
+                Response::Touched
+            } else {
+                Response::NotFound
+            };
+            cx.reply(response, noreply);
+        }
+        Request::FlushAll { delay, noreply } => {
+            let response = if flush_op(delay, cx) {
+                Response::Ok
+            } else {
+                // -F: memcached refuses every flush_all.
+                Response::Error(ErrorReply::Other(text::FLUSH_ALL_NOT_ALLOWED))
+            };
+            cx.reply(response, noreply);
+        }
+        Request::Version => cx.reply(Response::Version(super::VERSION), false),
+        Request::Verbosity { level, noreply } => {
+            cx.shared.set_verbosity(level);
+            cx.reply(Response::Ok, noreply);
+        }
+        Request::Quit => return After::Close,
+        Request::Shutdown { graceful: _ } => {
+            if !cx.shared.settings.allow_shutdown {
+                cx.reply(
+                    Response::Error(ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)),
+                    false,
+                );
+            } else {
+                cx.shared.request_shutdown();
+                return After::Close;
+            }
+        }
+        Request::Stats(group) => stats(group, cx),
+        Request::Config(config) => cx.shared.cluster.execute_text(config, cx.out),
+        Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
+            cx.reply(Response::Error(ErrorReply::UnknownCommand), false);
+        }
+    }
+    After::Continue
+}
+
+fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
+    // A key over the limit fails the whole command; drop the VALUEs already composed for it.
+    let mark = cx.out.len();
+    for key in get.keys {
+        if key.len() > tern_protocol::KEY_MAX_LENGTH {
+            cx.out.truncate(mark);
+            text::compose(&Response::Error(ErrorReply::BadCommandLine), cx.out);
             return;
         }
-        StatsGroup::Other(args) => {
+        if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
+            // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
+            // multi-key get answers it in its place among the others.
+            cx.stats.cmd_get.incr();
+            if cx.shared.cluster.compose_legacy(get.with_cas, cx.out) {
+                cx.stats.get_hits.incr();
+            } else {
+                cx.stats.get_misses.incr();
+            }
+            continue;
+        }
+        let out = &mut *cx.out;
+        let with_cas = get.with_cas;
+        let copy = |item: &ItemView<'_>| {
+            let cas = with_cas.then(|| item.cas());
+            text::compose_value_header(key, item.flags(), item.value_len(), cas, out);
+            for chunk in item.value_chunks() {
+                out.extend_from_slice(chunk);
+            }
+            out.extend_from_slice(b"\r\n");
+        };
+        lookup_op(cx.shared, cx.stats, key, get.touch, copy);
+    }
+    text::compose(&Response::End, cx.out);
+}
+
+fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
+    match stats_op(group, cx) {
+        StatsReply::Lines(lines) => {
+            for (name, value) in &lines {
+                text::compose(&Response::Stat { name, value }, cx.out);
+            }
+            text::compose(&Response::End, cx.out);
+        }
+        StatsReply::Reset => text::compose(&Response::Reset, cx.out),
+        StatsReply::Unknown(args) => {
             let reply = if args.starts_with(b"detail") {
                 ErrorReply::Other("CLIENT_ERROR usage: stats detail on|off|dump")
             } else {
                 ErrorReply::UnknownCommand
             };
             text::compose(&Response::Error(reply), cx.out);
-            return;
         }
-    };
-    for (name, value) in &lines {
-        text::compose(&Response::Stat { name, value }, cx.out);
     }
-    text::compose(&Response::End, cx.out);
 }

@@ -17,6 +17,7 @@
 //! Nothing crosses threads on the request path but store calls: each worker has its own
 //! counters ([`stats::ThreadStats`]), summed only when someone asks for `stats`.
 
+mod binary;
 mod conn;
 mod exec;
 mod registry;
@@ -36,6 +37,7 @@ use crossbeam_channel::Sender;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tern_protocol::Limits;
 
+use crate::auth::PasswordDb;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
@@ -43,8 +45,12 @@ use crate::store::Store;
 use socket::{Listener, Socket};
 use stats::ThreadStats;
 
-/// The version tern reports (`version`, `stats`): a plain `X.Y.Z`.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The version tern reports to clients (`version`, binary VERSION, `stats`): the memcached
+/// release it is compatible with. Clients read it to decide what the server understands:
+/// libmemcached's `memccapable` treats a version below 1.3 as an old memcached and then
+/// expects `ERROR` for `version foo bar` and replies to `noreply` commands, so reporting tern's
+/// own 0.x fails 17 of its ASCII tests. tern's own version is in `-V` and the start-up log.
+pub const VERSION: &str = "1.6.18";
 
 /// Reply to a connection over the `-c` limit, as memcached sends it before closing.
 const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
@@ -59,6 +65,8 @@ pub struct Shared {
     pub clock: Arc<Clock>,
     /// Parser limits derived from the settings.
     pub limits: Limits,
+    /// The `-Y` users, loaded at start; text connections must log in first when present.
+    pub auth_file: Option<PasswordDb>,
     /// The ElastiCache auto-discovery config this node serves.
     pub cluster: Cluster,
     /// Open connections, for `stats conns`.
@@ -367,6 +375,24 @@ pub fn start_on(
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
     let listeners = listeners.into();
+    let auth_file = match &settings.auth_file {
+        Some(path) => {
+            let bytes = std::fs::read(path).map_err(|e| {
+                io::Error::new(
+                    e.kind(),
+                    format!("cannot read auth file {}: {e}", path.display()),
+                )
+            })?;
+            let db = PasswordDb::from_authfile(&bytes).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("auth file {}: {e}", path.display()),
+                )
+            })?;
+            Some(db)
+        }
+        None => None,
+    };
     let store = Store::new(settings.store.clone(), clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
@@ -409,6 +435,7 @@ pub fn start_on(
     };
     let shared = Arc::new(Shared {
         limits,
+        auth_file,
         cluster,
         registry,
         store: Arc::new(store),

@@ -287,6 +287,19 @@ pub enum ArithOutcome {
     NonNumeric,
     /// The new value could not be stored.
     OutOfMemory,
+    /// [`Store::arith_cas`] only: the item's CAS differs from the one the client gave.
+    Exists,
+}
+
+/// The result of [`Store::delete_cas`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The item was removed.
+    Deleted,
+    /// No live item (missing, expired or flushed).
+    NotFound,
+    /// A live item whose CAS differs from the one given; it stays.
+    Exists,
 }
 
 /// Counters and gauges the store reports in `stats`.
@@ -518,15 +531,38 @@ impl Store {
         value: &[u8],
         cas: u64,
     ) -> StoreOutcome {
+        // The text protocol's append/prepend carry no CAS: whatever `cas` says, they ignore it.
+        let cas = match mode {
+            SetMode::Append | SetMode::Prepend => 0,
+            _ => cas,
+        };
+        self.store_with_cas(mode, key, flags, exptime, value, cas).0
+    }
+
+    /// Runs a storage command and returns, with the outcome, the stored item's new CAS unique
+    /// (0 unless [`StoreOutcome::Stored`]): binary replies carry it.
+    ///
+    /// As memcached's `do_store_item` does for every mode, a non-zero `cas` is compared by
+    /// append and prepend too (binary APPEND/PREPEND): a live item with another CAS answers
+    /// [`StoreOutcome::Exists`]. [`Store::store`] ignores `cas` for append and prepend.
+    pub fn store_with_cas(
+        &self,
+        mode: SetMode,
+        key: &[u8],
+        flags: u32,
+        exptime: i64,
+        value: &[u8],
+        cas: u64,
+    ) -> (StoreOutcome, u64) {
         let sh = &self.shared;
         if key.is_empty() || key.len() > tern_protocol::KEY_MAX_LENGTH {
-            return StoreOutcome::NotStored;
+            return (StoreOutcome::NotStored, 0);
         }
         let exptime = self.clock.realtime(exptime);
         if item::header_len(sh.cas_enabled, flags, exptime, false) + key.len() + value.len()
             > self.config.item_size_max
         {
-            return StoreOutcome::TooLarge;
+            return (StoreOutcome::TooLarge, 0);
         }
         let hash = sh.hash(key);
         let now = self.clock.now();
@@ -537,22 +573,27 @@ impl Store {
             _ => None,
         };
         let seq_flags_exp = match (mode, old) {
-            (SetMode::Add, Some(_)) => return StoreOutcome::NotStored,
+            (SetMode::Add, Some(_)) => return (StoreOutcome::NotStored, 0),
             (SetMode::Replace | SetMode::Append | SetMode::Prepend, None) => {
-                return StoreOutcome::NotStored
+                return (StoreOutcome::NotStored, 0)
             }
-            (SetMode::Cas, None) => return StoreOutcome::NotFound,
+            (SetMode::Cas, None) => return (StoreOutcome::NotFound, 0),
             (SetMode::Cas, Some(f)) => {
                 let cls = sh.class_of(f.handle);
                 // With -C memcached answers EXISTS to every cas (observed on 1.6.18).
                 if !sh.cas_enabled || sh.cas_of(f.header.seq, s.id) != cas {
                     s.classes[cls].stats.cas_badval += 1;
-                    return StoreOutcome::Exists;
+                    return (StoreOutcome::Exists, 0);
                 }
                 s.classes[cls].stats.cas_hits += 1;
                 (flags, exptime)
             }
-            (SetMode::Append | SetMode::Prepend, Some(f)) => (f.header.flags, f.header.exptime),
+            (SetMode::Append | SetMode::Prepend, Some(f)) => {
+                if cas != 0 && (!sh.cas_enabled || sh.cas_of(f.header.seq, s.id) != cas) {
+                    return (StoreOutcome::Exists, 0);
+                }
+                (f.header.flags, f.header.exptime)
+            }
             _ => (flags, exptime),
         };
         let (flags, exptime) = seq_flags_exp;
@@ -564,7 +605,7 @@ impl Store {
                 if item::header_len(sh.cas_enabled, flags, exptime, false) + key.len() + total
                     > self.config.item_size_max
                 {
-                    return StoreOutcome::TooLarge;
+                    return (StoreOutcome::TooLarge, 0);
                 }
                 let mut parts: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
                 if mode == SetMode::Prepend {
@@ -579,13 +620,13 @@ impl Store {
             _ => s.write_new(sh, key, hash, flags, exptime, seq, &[value], old, now),
         };
         if stored.is_some() {
-            return StoreOutcome::Stored;
+            return (StoreOutcome::Stored, sh.cas_of(seq, s.id));
         }
         // memcached drops the old value when a set fails for memory, so no stale data stays.
         if let (SetMode::Set, Some(f)) = (mode, old) {
             s.unlink(sh, f.pos, f.handle, &f.header);
         }
-        StoreOutcome::OutOfMemory
+        (StoreOutcome::OutOfMemory, 0)
     }
 
     /// Removes `key`.
@@ -608,6 +649,28 @@ impl Store {
         }
     }
 
+    /// Removes `key` if `cas` is 0 or equals the item's CAS unique (binary DELETE). Counts a
+    /// hit like [`Store::delete`]; a mismatch counts nothing, as in memcached.
+    pub fn delete_cas(&self, key: &[u8], cas: u64) -> DeleteOutcome {
+        let sh = &self.shared;
+        let hash = sh.hash(key);
+        let now = self.clock.now();
+        let mut s = self.shard(hash).lock();
+        s.sync_flush(sh, now);
+        match s.lookup(sh, key, hash, now) {
+            Look::Live(f) => {
+                if cas != 0 && sh.cas_of(f.header.seq, s.id) != cas {
+                    return DeleteOutcome::Exists;
+                }
+                let cls = sh.class_of(f.handle);
+                s.classes[cls].stats.delete_hits += 1;
+                s.unlink(sh, f.pos, f.handle, &f.header);
+                DeleteOutcome::Deleted
+            }
+            _ => DeleteOutcome::NotFound,
+        }
+    }
+
     /// incr (`incr == true`) or decr by `delta`; `initial` creates a missing item (binary).
     pub fn arith(
         &self,
@@ -615,6 +678,21 @@ impl Store {
         incr: bool,
         delta: u64,
         initial: Option<(u64, i64)>,
+    ) -> ArithOutcome {
+        self.arith_cas(key, incr, delta, initial, 0)
+    }
+
+    /// [`Store::arith`] that, when `cas` is non-zero, changes a live item only if its CAS
+    /// unique still equals `cas` ([`ArithOutcome::Exists`] otherwise), as binary
+    /// INCREMENT/DECREMENT do. As in memcached's `do_add_delta`, an empty or chained value is
+    /// non-numeric before the CAS is compared.
+    pub fn arith_cas(
+        &self,
+        key: &[u8],
+        incr: bool,
+        delta: u64,
+        initial: Option<(u64, i64)>,
+        cas: u64,
     ) -> ArithOutcome {
         let sh = &self.shared;
         let hash = sh.hash(key);
@@ -627,6 +705,9 @@ impl Store {
                 let h = f.header;
                 if h.chained || h.value_len == 0 {
                     return ArithOutcome::NonNumeric;
+                }
+                if cas != 0 && sh.cas_of(h.seq, s.id) != cas {
+                    return ArithOutcome::Exists;
                 }
                 let voff = h.key_off + h.key_len;
                 // SAFETY: the live item's head chunk, under the shard lock, only read here.

@@ -1,0 +1,151 @@
+//! Executes binary-protocol frames: composes the protocol-neutral operations of
+//! [`super::exec`] into memcached 1.6.18's binary replies (see `tern_protocol::binary` for the
+//! rules each arm follows), and runs SASL (`-S`) through [`crate::auth`].
+
+use tern_protocol::binary::{
+    compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
+};
+use tern_protocol::{Request, Response};
+
+use super::exec::{
+    arith_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After, Ctx,
+    StatsReply, NON_NUMERIC,
+};
+use crate::auth::{PasswordDb, SaslReply, SaslSession};
+use crate::store::ItemView;
+
+/// Executes one binary frame, appending its reply (if any) to the connection's output.
+pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> After {
+    let out = &mut *cx.out;
+    match frame.request {
+        Request::Get(get) => {
+            let key = get.keys.clone().next().unwrap_or(b"");
+            retrieve(frame, key, get.touch, cx);
+        }
+        Request::Touch { key, exptime, .. } => retrieve(frame, key, Some(exptime), cx),
+        Request::Store(store) => {
+            let (response, cas) = store_op(&store, cx);
+            compose(frame, &response, cas, cx.out);
+        }
+        Request::TooLarge {
+            mode, key, swallow, ..
+        } => {
+            let response = too_large_op(mode, key, false, cx);
+            compose(frame, &response, 0, cx.out);
+            return After::Swallow(swallow);
+        }
+        Request::Delete { key, .. } => {
+            let response = delete_op(key, frame.cas, cx);
+            compose(frame, &response, 0, cx.out);
+        }
+        Request::Arith(arith) => {
+            let response = arith_op(&arith, frame.cas, cx);
+            if response == NON_NUMERIC {
+                compose_status(frame, Status::NonNumeric, 0, cx.out);
+            } else {
+                compose(frame, &response, 0, cx.out);
+            }
+        }
+        Request::FlushAll { delay, .. } => {
+            if flush_op(delay, cx) {
+                compose(frame, &Response::Ok, 0, cx.out);
+            } else {
+                // -F: memcached answers a binary FLUSH with an auth error (never quiet).
+                compose_status(frame, Status::AuthError, 0, cx.out);
+            }
+        }
+        Request::Version => compose(frame, &Response::Version(super::VERSION), 0, out),
+        Request::Noop => compose_status_body(frame, Status::Success, b"", 0, out),
+        Request::Quit => {
+            // QUIT answers an empty success; QUITQ's success is quiet.
+            compose(frame, &Response::Ok, 0, out);
+            return After::Close;
+        }
+        Request::Stats(group) => match stats_op(group, cx) {
+            StatsReply::Lines(lines) => {
+                for (name, value) in &lines {
+                    compose(frame, &Response::Stat { name, value }, 0, cx.out);
+                }
+                compose(frame, &Response::End, 0, cx.out);
+            }
+            StatsReply::Reset => compose(frame, &Response::Reset, 0, cx.out),
+            // `detail on|off` answer only the terminator (tern keeps no per-prefix detail).
+            StatsReply::Unknown(args) if args.starts_with(b"detail") => {
+                compose(frame, &Response::End, 0, cx.out)
+            }
+            StatsReply::Unknown(_) => compose_status(frame, Status::KeyNotFound, 0, cx.out),
+        },
+        Request::SaslListMechs if cx.shared.settings.sasl => {
+            let mechs = sasl.list_mechs();
+            compose_status_body(frame, Status::Success, mechs, 0, out);
+        }
+        Request::SaslAuth {
+            mechanism,
+            data,
+            step,
+        } if cx.shared.settings.sasl => {
+            let db = sasl_db(cx);
+            let reply = sasl.auth(&db, mechanism, data, step);
+            let (cmds, errors) = reply.counts();
+            cx.stats.auth_cmds.add(cmds);
+            cx.stats.auth_errors.add(errors);
+            if reply == SaslReply::Failed {
+                // Never log the password: only the mechanism and the user name.
+                let user = crate::auth::parse_plain(data).map_or(&b""[..], |c| c.authcid);
+                log::warn!(
+                    "SASL authentication refused: mechanism {:?}, user {:?}",
+                    String::from_utf8_lossy(mechanism),
+                    String::from_utf8_lossy(user)
+                );
+            }
+            compose_status_body(frame, reply.status(), reply.body(), 0, cx.out);
+        }
+        // Without -S memcached does not know the SASL opcodes.
+        Request::SaslListMechs | Request::SaslAuth { .. } => {
+            compose_status(frame, Status::UnknownCommand, 0, out)
+        }
+        // CLUSTER: the ElastiCache CONFIG_GET/SET/DELETE opcodes. The lead connects this arm
+        // to src/cluster.rs (branch `cluster`) after merging; until then, unknown command.
+        Request::Config(_) => compose_status(frame, Status::UnknownCommand, 0, out),
+        // The binary parser never produces these (VERBOSITY is unknown to 1.6.18's binary
+        // protocol; there is no binary shutdown).
+        Request::Verbosity { .. } | Request::Shutdown { .. } => {
+            compose_status(frame, Status::UnknownCommand, 0, out)
+        }
+    }
+    After::Continue
+}
+
+/// GET/GETK/GAT/GATK (and quiet forms) and TOUCH: a hit answers flags, CAS and (except for
+/// TOUCH) the value, copied straight from the item's chunks.
+fn retrieve(frame: &Frame<'_>, key: &[u8], touch: Option<i64>, cx: &mut Ctx<'_>) {
+    let out = &mut *cx.out;
+    let with_value = frame.opcode != Opcode::Touch;
+    let copy = |item: &ItemView<'_>| {
+        let len = if with_value { item.value_len() } else { 0 };
+        compose_value_head(frame, key, item.flags(), item.cas(), len, out);
+        if with_value {
+            for chunk in item.value_chunks() {
+                out.extend_from_slice(chunk);
+            }
+        }
+    };
+    if !lookup_op(cx.shared, cx.stats, key, touch, copy).is_hit() {
+        compose(frame, &Response::NotFound, 0, cx.out);
+    }
+}
+
+/// The SASL password file, re-read on every attempt as memcached reads `MEMCACHED_SASL_PWDB`
+/// (an unreadable or missing file authenticates nobody).
+fn sasl_db(cx: &Ctx<'_>) -> PasswordDb {
+    let Some(path) = &cx.shared.settings.sasl_pwdb else {
+        return PasswordDb::from_sasl_pwdb(b"");
+    };
+    match std::fs::read(path) {
+        Ok(bytes) => PasswordDb::from_sasl_pwdb(&bytes),
+        Err(e) => {
+            log::warn!("cannot read SASL password file {}: {e}", path.display());
+            PasswordDb::from_sasl_pwdb(b"")
+        }
+    }
+}
