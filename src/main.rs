@@ -102,7 +102,7 @@ fn run(settings: Settings) -> Result<(), Failure> {
     for addr in server.udp_addrs() {
         log::info!("listening on {addr} (udp)");
     }
-    log::info!("tern {} ready: {summary}", env!("CARGO_PKG_VERSION"));
+    log::info!("tern {} ready: {summary}", tern::server::TERN_VERSION);
     if let Some(path) = &pid_file {
         if let Err(e) = daemon::write_pid_file(path) {
             log::warn!("cannot write pid file {}: {e}", path.display());

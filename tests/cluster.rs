@@ -369,3 +369,94 @@ fn bad_config_file_at_start_falls_back_to_the_self_description() {
         config_reply(&self_data(&tern)).as_bytes(),
     );
 }
+
+/// A binary request packet (magic 0x80) with `extras`, `key` and `value`.
+fn binary_request(opcode: u8, opaque: u32, extras: &[u8], key: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut p = vec![0x80, opcode];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.push(extras.len() as u8);
+    p.extend_from_slice(&[0, 0, 0]);
+    p.extend_from_slice(&((extras.len() + key.len() + value.len()) as u32).to_be_bytes());
+    p.extend_from_slice(&opaque.to_be_bytes());
+    p.extend_from_slice(&[0; 8]);
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+/// A binary response header's fields: (opcode, key_len, extras_len, status, body_len, opaque,
+/// cas), and the body.
+fn binary_response(c: &mut Client) -> ((u8, u16, u8, u16, u32, u32, u64), Vec<u8>) {
+    let h = c.read_exact_n(24);
+    assert_eq!(h[0], 0x81, "response magic");
+    let body_len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
+    let body = c.read_exact_n(body_len as usize);
+    (
+        (
+            h[1],
+            u16::from_be_bytes([h[2], h[3]]),
+            h[4],
+            u16::from_be_bytes([h[6], h[7]]),
+            body_len,
+            u32::from_be_bytes([h[12], h[13], h[14], h[15]]),
+            u64::from_be_bytes(h[16..24].try_into().unwrap()),
+        ),
+        body,
+    )
+}
+
+#[test]
+fn binary_config_get_set_delete() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    // CONFIG_GET (0x60) of the default: flags as 4 bytes of extras, no key, the data as value.
+    c.send(&binary_request(0x60, 7, &[], b"cluster", &[]));
+    let ((op, klen, elen, status, _, opaque, cas), body) = binary_response(&mut c);
+    assert_eq!((op, klen, elen, status, opaque, cas), (0x60, 0, 4, 0, 7, 1));
+    assert_eq!(&body[..4], &[0, 0, 0, 0]);
+    assert_eq!(String::from_utf8_lossy(&body[4..]), self_data(&tern));
+
+    // CONFIG_SET (0x64) of version 2, then CONFIG_GET serves it.
+    let data = "2\nnode1|127.0.0.1|11211 node2|127.0.0.1|11212\n";
+    c.send(&binary_request(
+        0x64,
+        8,
+        &[0, 0, 0, 0],
+        b"cluster",
+        data.as_bytes(),
+    ));
+    let ((op, _, _, status, body_len, opaque, _), _) = binary_response(&mut c);
+    assert_eq!((op, status, body_len, opaque), (0x64, 0, 0, 8));
+    c.send(&binary_request(0x60, 9, &[], b"cluster", &[]));
+    let ((_, _, _, status, _, _, cas), body) = binary_response(&mut c);
+    assert_eq!((status, cas), (0, 2));
+    assert_eq!(&body[4..], data.as_bytes());
+    // The text protocol serves the same config (on a connection of its own: the first byte
+    // made this one binary).
+    let mut text = tern.connect();
+    text.roundtrip(b"config get cluster\r\n", config_reply(data).as_bytes());
+
+    // An older version is refused (Not stored, with the reason) and changes nothing.
+    let old = "1\nnode9|127.0.0.1|11219\n";
+    c.send(&binary_request(
+        0x64,
+        10,
+        &[0, 0, 0, 0],
+        b"cluster",
+        old.as_bytes(),
+    ));
+    let ((_, _, _, status, _, _, _), reason) = binary_response(&mut c);
+    assert_eq!(status, 0x0005);
+    assert!(!reason.is_empty());
+    text.roundtrip(b"config get cluster\r\n", config_reply(data).as_bytes());
+
+    // CONFIG_DELETE (0x66), then CONFIG_GET is Not found.
+    c.send(&binary_request(0x66, 11, &[], b"cluster", &[]));
+    assert_eq!(binary_response(&mut c).0 .3, 0);
+    c.send(&binary_request(0x60, 12, &[], b"cluster", &[]));
+    let ((_, _, _, status, _, _, _), body) = binary_response(&mut c);
+    assert_eq!((status, body.as_slice()), (0x0001, &b"Not found"[..]));
+    c.send(&binary_request(0x66, 13, &[], b"cluster", &[]));
+    assert_eq!(binary_response(&mut c).0 .3, 0x0001);
+}

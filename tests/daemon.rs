@@ -305,6 +305,9 @@ fn dash_u_drops_root_privileges() {
         return;
     }
     let d = Daemon::start(&["-u", "nobody"]);
+    // A reply proves the server is past start-up, which drops root before serving anything
+    // (the listening socket, bound as root, accepts into its backlog earlier).
+    d.connect().roundtrip(b"get a\r\n", b"END\r\n");
     let status = std::fs::read_to_string(format!("/proc/{}/status", d.child.id())).unwrap();
     let uid_line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
     let nobody = Command::new("id").args(["-u", "nobody"]).output().unwrap();

@@ -5,7 +5,7 @@
 use tern_protocol::binary::{
     compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
 };
-use tern_protocol::{Request, Response};
+use tern_protocol::{ConfigRequest, Request, Response};
 
 use super::exec::{
     arith_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After, Ctx,
@@ -104,9 +104,7 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         Request::SaslListMechs | Request::SaslAuth { .. } => {
             compose_status(frame, Status::UnknownCommand, 0, out)
         }
-        // CLUSTER: the ElastiCache CONFIG_GET/SET/DELETE opcodes. The lead connects this arm
-        // to src/cluster.rs (branch `cluster`) after merging; until then, unknown command.
-        Request::Config(_) => compose_status(frame, Status::UnknownCommand, 0, out),
+        Request::Config(config) => cluster_config(frame, config, cx),
         // The binary parser never produces these (VERBOSITY is unknown to 1.6.18's binary
         // protocol; there is no binary shutdown).
         Request::Verbosity { .. } | Request::Shutdown { .. } => {
@@ -114,6 +112,51 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         }
     }
     After::Continue
+}
+
+/// The ElastiCache CONFIG_GET/SET/DELETE opcodes, served from the same cluster state as the text
+/// `config` commands. A CONFIG_GET hit answers the config's flags as extras, no key, and the
+/// data (`<version>\n<nodes>\n`) as value, with the version as its CAS (as the text protocol's
+/// legacy `gets` shows it); no config is `Not found`. A refused CONFIG_SET answers `Invalid
+/// arguments` (bad key or data) or `Not stored.` (a version not above the highest served),
+/// with the reason as the body.
+fn cluster_config(frame: &Frame<'_>, request: ConfigRequest<'_>, cx: &mut Ctx<'_>) {
+    let cluster = &cx.shared.cluster;
+    let out = &mut *cx.out;
+    match request {
+        ConfigRequest::Get { key } => match cluster.current() {
+            Some(p) if key == crate::cluster::CONFIG_KEY => {
+                let data = p.data();
+                compose_value_head(
+                    frame,
+                    b"",
+                    p.flags(),
+                    u64::from(p.version()),
+                    data.len(),
+                    out,
+                );
+                out.extend_from_slice(data);
+            }
+            _ => compose_status(frame, Status::KeyNotFound, 0, out),
+        },
+        ConfigRequest::Set { key, data, .. } => match cluster.set_data(key, data) {
+            Ok(()) => compose_status_body(frame, Status::Success, b"", 0, out),
+            Err(e) => {
+                let status = match e {
+                    crate::cluster::SetError::NotNewer { .. } => Status::NotStored,
+                    _ => Status::InvalidArguments,
+                };
+                compose_status_body(frame, status, e.to_string().as_bytes(), 0, out);
+            }
+        },
+        ConfigRequest::Delete { key, .. } => {
+            if cluster.delete(key) {
+                compose_status_body(frame, Status::Success, b"", 0, out);
+            } else {
+                compose_status(frame, Status::KeyNotFound, 0, out);
+            }
+        }
+    }
 }
 
 /// GET/GETK/GAT/GATK (and quiet forms) and TOUCH: a hit answers flags, CAS and (except for

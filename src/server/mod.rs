@@ -52,6 +52,9 @@ use stats::ThreadStats;
 /// own 0.x fails 17 of its ASCII tests. tern's own version is in `-V` and the start-up log.
 pub const VERSION: &str = "1.6.18";
 
+/// tern's own version, shown by `-V`, the start-up log and `stats` (`tern_version`).
+pub const TERN_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// Reply to a connection over the `-c` limit, as memcached sends it before closing.
 const TOO_MANY_CONNECTIONS: &[u8] = b"ERROR Too many open connections\r\n";
 
@@ -134,6 +137,7 @@ impl Shared {
         );
         put("time", now.to_string());
         put("version", VERSION.to_string());
+        put("tern_version", TERN_VERSION.to_string());
         put("pointer_size", (usize::BITS).to_string());
         put("rusage_user", user);
         put("rusage_system", system);
