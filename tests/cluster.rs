@@ -386,8 +386,11 @@ fn binary_request(opcode: u8, opaque: u32, extras: &[u8], key: &[u8], value: &[u
 }
 
 /// A binary response header's fields: (opcode, key_len, extras_len, status, body_len, opaque,
-/// cas), and the body.
-fn binary_response(c: &mut Client) -> ((u8, u16, u8, u16, u32, u32, u64), Vec<u8>) {
+/// cas).
+type ResponseFields = (u8, u16, u8, u16, u32, u32, u64);
+
+/// Reads one binary response: its header fields and its body.
+fn binary_response(c: &mut Client) -> (ResponseFields, Vec<u8>) {
     let h = c.read_exact_n(24);
     assert_eq!(h[0], 0x81, "response magic");
     let body_len = u32::from_be_bytes([h[8], h[9], h[10], h[11]]);
