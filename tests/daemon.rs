@@ -362,3 +362,73 @@ fn nix_is_root() -> bool {
         .map(|o| o.stdout.starts_with(b"0\n"))
         .unwrap_or(false)
 }
+
+#[test]
+fn ipv6_listen_address_works() {
+    if std::net::TcpListener::bind("[::1]:0").is_err() {
+        eprintln!("skipped: no IPv6 loopback on this machine");
+        return;
+    }
+    let port = free_port();
+    let mut child = Command::new(TERN)
+        .args(["-p", &port.to_string(), "-l", "[::1]", "-U", "0"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "tern did not listen on [::1]");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Client::connect(addr).roundtrip(
+        b"set v6 0 0 2\r\nok\r\nget v6\r\n",
+        b"STORED\r\nVALUE v6 0 2\r\nok\r\nEND\r\n",
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+#[test]
+fn very_verbose_logs_each_command_and_reply() {
+    let d = Daemon::start(&["-vv"]);
+    d.connect()
+        .roundtrip(b"set logged 0 0 1\r\nx\r\n", b"STORED\r\n");
+    d.signal("TERM");
+    let err = stderr(&d.wait());
+    assert!(
+        err.contains("logged"),
+        "the command is not in the log: {err}"
+    );
+    assert!(err.contains("STORED"), "the reply is not in the log: {err}");
+}
+
+#[test]
+fn sasl_refusal_is_logged_without_the_password() {
+    let dir = std::env::temp_dir().join(format!("tern-sasl-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pwdb = dir.join("pwdb");
+    std::fs::write(&pwdb, "alice:right-secret\n").unwrap();
+    let d = Daemon::start(&["-S", "--sasl-pwdb", pwdb.to_str().unwrap(), "-vvv"]);
+    let mut c = d.connect();
+    // SASL_AUTH (0x21), mechanism PLAIN, "\0alice\0wrong-secret-xyzzy".
+    let mech = b"PLAIN";
+    let data = b"\0alice\0wrong-secret-xyzzy";
+    let mut p = vec![0x80, 0x21, 0, mech.len() as u8, 0, 0, 0, 0];
+    p.extend_from_slice(&((mech.len() + data.len()) as u32).to_be_bytes());
+    p.extend_from_slice(&[0; 12]);
+    p.extend_from_slice(mech);
+    p.extend_from_slice(data);
+    c.send(&p);
+    let h = c.read_exact_n(24);
+    assert_eq!(u16::from_be_bytes([h[6], h[7]]), 0x20, "auth error status");
+    drop(c);
+    d.signal("TERM");
+    let err = stderr(&d.wait());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(err.contains("alice"), "the refusal is not logged: {err}");
+    assert!(
+        !err.contains("xyzzy"),
+        "the password reached the log: {err}"
+    );
+}

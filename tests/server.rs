@@ -446,3 +446,48 @@ fn stats_conns_lists_every_connection() {
         "{lines:?}"
     );
 }
+
+#[test]
+fn dash_m_capital_refuses_with_out_of_memory_and_evicts_nothing() {
+    let tern = Tern::start_with(|s| {
+        s.store.memory_limit = 4 * 1024 * 1024;
+        s.store.evict = false;
+    });
+    let mut c = tern.connect();
+    let value = vec![b'm'; 10_000];
+    let mut stored = 0;
+    let refusal = loop {
+        c.send(&set_cmd(&format!("k{stored}"), &value));
+        let reply = read_line(&mut c);
+        if reply != "STORED\r\n" {
+            break reply;
+        }
+        stored += 1;
+        assert!(stored < 2000, "-m 4 held {stored} 10 KB values");
+    };
+    assert_eq!(refusal, "SERVER_ERROR out of memory storing object\r\n");
+    assert!(stored > 100, "only {stored} values fit in 4 MB");
+    // Nothing was evicted to make room: every stored value is still there.
+    let mut gets = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..stored {
+        gets.extend(format!("get k{i}\r\n").into_bytes());
+        expect.extend(value_reply(&format!("k{i}"), &value));
+    }
+    c.roundtrip(&gets, &expect);
+    assert_eq!(c.stat("evictions"), "0");
+}
+
+/// Reads one reply line, through its `\r\n`.
+fn read_line(c: &mut Client) -> String {
+    let mut line = Vec::new();
+    let mut byte = [0u8; 1];
+    c.stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    while !line.ends_with(b"\r\n") {
+        c.stream.read_exact(&mut byte).expect("reply line");
+        line.push(byte[0]);
+    }
+    String::from_utf8_lossy(&line).into_owned()
+}

@@ -112,6 +112,14 @@ pub struct RawArgs {
     /// `-S, --enable-sasl`.
     #[arg(short = 'S', long = "enable-sasl", action = ArgAction::SetTrue)]
     pub enable_sasl: bool,
+    /// `--cluster_config FILE` (also `--cluster-config`): the ElastiCache cluster config file,
+    /// the long form of `-o cluster_config=FILE`.
+    #[arg(
+        long = "cluster_config",
+        alias = "cluster-config",
+        allow_hyphen_values = true
+    )]
+    pub cluster_config: Option<String>,
     /// `--sasl-pwdb FILE`: tern's long option for memcached's `MEMCACHED_SASL_PWDB`.
     #[arg(long = "sasl-pwdb", allow_hyphen_values = true)]
     pub sasl_pwdb: Option<String>,
@@ -198,6 +206,7 @@ impl RawArgs {
             max_item_size: over.max_item_size.or(self.max_item_size),
             enable_sasl: over.enable_sasl || self.enable_sasl,
             sasl_pwdb: over.sasl_pwdb.or(self.sasl_pwdb),
+            cluster_config: over.cluster_config.or(self.cluster_config),
             disable_flush_all: over.disable_flush_all || self.disable_flush_all,
             disable_dumping: over.disable_dumping || self.disable_dumping,
             disable_watch: over.disable_watch || self.disable_watch,

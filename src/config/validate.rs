@@ -154,6 +154,10 @@ pub fn build(
     if let Some(f) = ext.cluster_config {
         s.cluster_config = Some(f);
     }
+    // The long flag names the same setting; given on the command line, it wins over `-o`.
+    if let Some(f) = raw.cluster_config.as_deref().filter(|f| !f.is_empty()) {
+        s.cluster_config = Some(std::path::PathBuf::from(f));
+    }
     s.warnings.extend(ext.warnings);
 
     s.port_filename = env.port_filename.clone();
@@ -942,5 +946,17 @@ mod tests {
         let s = parse_with_conf(&path, "").unwrap();
         assert_eq!(s.port, 11211);
         assert_eq!(s.listen, vec!["127.0.0.1"]);
+    }
+
+    #[test]
+    fn cluster_config_long_flag_and_o_option_name_the_same_file() {
+        let o = parse("-o cluster_config=/tmp/a.conf").unwrap();
+        assert_eq!(o.cluster_config, Some(PathBuf::from("/tmp/a.conf")));
+        let long = parse("--cluster_config /tmp/b.conf").unwrap();
+        assert_eq!(long.cluster_config, Some(PathBuf::from("/tmp/b.conf")));
+        let dashed = parse("--cluster-config=/tmp/c.conf").unwrap();
+        assert_eq!(dashed.cluster_config, Some(PathBuf::from("/tmp/c.conf")));
+        let both = parse("-o cluster_config=/tmp/a.conf --cluster_config /tmp/b.conf").unwrap();
+        assert_eq!(both.cluster_config, Some(PathBuf::from("/tmp/b.conf")));
     }
 }

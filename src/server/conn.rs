@@ -289,7 +289,13 @@ impl Conn {
             Ok((request, consumed)) => {
                 let mark = cx.out.len();
                 if log::log_enabled!(log::Level::Debug) {
-                    log::debug!("<{id:x} {request:?}");
+                    // As memcached's -vv: the command line as the client sent it.
+                    let line = input[..consumed]
+                        .split(|&b| b == b'\n')
+                        .next()
+                        .unwrap_or(b"");
+                    let line = &line[..line.len().min(200)];
+                    log::debug!("<{id:x} {}", String::from_utf8_lossy(line).trim_end());
                 }
                 let after = exec::execute(request, &mut cx);
                 if log::log_enabled!(log::Level::Debug) {
@@ -343,15 +349,12 @@ impl Conn {
         match binary::parse(input, &shared.limits) {
             Ok((frame, consumed)) => {
                 if log::log_enabled!(log::Level::Debug) {
-                    match frame.request {
-                        // Never log SASL data: it holds the password.
-                        tern_protocol::Request::SaslAuth { mechanism, .. } => log::debug!(
-                            "<{id:x} {:?} {:?}",
-                            frame.opcode,
-                            String::from_utf8_lossy(mechanism)
-                        ),
-                        request => log::debug!("<{id:x} {:?} {request:?}", frame.opcode),
-                    }
+                    // The opcode and the key; never a value (SASL data holds the password).
+                    log::debug!(
+                        "<{id:x} {:?} {}",
+                        frame.opcode,
+                        String::from_utf8_lossy(request_key(&frame.request))
+                    );
                 }
                 let mut cx = Ctx { shared, stats, out };
                 let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);
@@ -477,4 +480,24 @@ fn write_bare_status(h: &Header, status: Status, out: &mut Vec<u8>) {
         out,
     );
     out.extend_from_slice(body);
+}
+
+/// The key a request names, for logs (the SASL mechanism for SASL requests; empty if none).
+fn request_key<'a>(request: &tern_protocol::Request<'a>) -> &'a [u8] {
+    use tern_protocol::{ConfigRequest, Request};
+    match *request {
+        Request::Get(get) => get.keys.clone().next().unwrap_or(b""),
+        Request::Store(store) => store.key,
+        Request::TooLarge { key, .. }
+        | Request::Delete { key, .. }
+        | Request::Touch { key, .. } => key,
+        Request::Arith(arith) => arith.key,
+        Request::Config(
+            ConfigRequest::Get { key }
+            | ConfigRequest::Set { key, .. }
+            | ConfigRequest::Delete { key, .. },
+        ) => key,
+        Request::SaslAuth { mechanism, .. } => mechanism,
+        _ => b"",
+    }
 }
