@@ -148,7 +148,6 @@ def test_pylibmc_ketama_round_trip_and_removal(nodes):
     assert hits >= STILL_HIT * KEYS, f"{hits} of {KEYS} hit after removing a node"
 
 
-@pytest.mark.skipif(shutil.which("nutcracker") is None, reason="nutcracker not installed")
 def test_twemproxy_ketama_set_get_delete(nodes):
     port = free_port()
     stats_port = free_port()

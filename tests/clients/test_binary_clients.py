@@ -12,8 +12,8 @@ import pytest
 
 from conftest import Node
 
-pylibmc = pytest.importorskip("pylibmc")
-bmemcached = pytest.importorskip("bmemcached")
+import pylibmc  # noqa: E402  (installed by tests/run.sh; a missing client must fail, not skip)
+import bmemcached  # noqa: E402
 
 USER = "alice"
 PASSWORD = "wonderland"
