@@ -240,6 +240,28 @@ pub enum Request<'a> {
     },
 }
 
+impl<'a> Request<'a> {
+    /// The one key the request names (the first, for a multi-key get; the mechanism, for a
+    /// SASL request), or empty when it names none.
+    pub fn key(&self) -> &'a [u8] {
+        match *self {
+            Request::Get(get) => get.keys.clone().next().unwrap_or(b""),
+            Request::Store(store) => store.key,
+            Request::TooLarge { key, .. }
+            | Request::Delete { key, .. }
+            | Request::Touch { key, .. } => key,
+            Request::Arith(arith) => arith.key,
+            Request::Config(
+                ConfigRequest::Get { key }
+                | ConfigRequest::Set { key, .. }
+                | ConfigRequest::Delete { key, .. },
+            ) => key,
+            Request::SaslAuth { mechanism, .. } => mechanism,
+            _ => b"",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -254,6 +276,17 @@ mod tests {
     fn single_key_keeps_its_spaces() {
         let keys: Vec<&[u8]> = Keys::single(b"a b").collect();
         assert_eq!(keys, vec![&b"a b"[..]]);
+    }
+
+    #[test]
+    fn key_is_the_first_key_or_empty() {
+        let get = Request::Get(GetRequest {
+            keys: Keys::spaced(b"a b"),
+            with_cas: false,
+            touch: None,
+        });
+        assert_eq!(get.key(), b"a");
+        assert_eq!(Request::Version.key(), b"");
     }
 
     #[test]

@@ -339,7 +339,12 @@ impl Conn {
                 && h.lengths_consistent()
                 && !auth::binary_command_allowed(shared.settings.sasl, &self.sasl, &h)
             {
-                write_bare_status(&h, Status::AuthError, out);
+                binary::compose_header_status(
+                    &h,
+                    Status::AuthError,
+                    Status::AuthError.default_body(),
+                    out,
+                );
                 return Step::Done {
                     consumed: input.len(),
                     after: After::Close,
@@ -353,7 +358,7 @@ impl Conn {
                     log::debug!(
                         "<{id:x} {:?} {}",
                         frame.opcode,
-                        String::from_utf8_lossy(request_key(&frame.request))
+                        String::from_utf8_lossy(frame.request.key())
                     );
                 }
                 let mut cx = Ctx { shared, stats, out };
@@ -460,44 +465,5 @@ fn refused_after(swallow: usize, close: bool) -> After {
         After::Swallow(swallow)
     } else {
         After::Continue
-    }
-}
-
-/// Writes a response with `status` and its default body for the request header `h` (used
-/// before the packet is parsed: the SASL refusal).
-fn write_bare_status(h: &Header, status: Status, out: &mut Vec<u8>) {
-    let body = status.default_body();
-    binary::write_response_header(
-        &binary::ResponseHeader {
-            opcode: h.opcode,
-            status,
-            key_len: 0,
-            extras_len: 0,
-            body_len: body.len() as u32,
-            opaque: h.opaque,
-            cas: 0,
-        },
-        out,
-    );
-    out.extend_from_slice(body);
-}
-
-/// The key a request names, for logs (the SASL mechanism for SASL requests; empty if none).
-fn request_key<'a>(request: &tern_protocol::Request<'a>) -> &'a [u8] {
-    use tern_protocol::{ConfigRequest, Request};
-    match *request {
-        Request::Get(get) => get.keys.clone().next().unwrap_or(b""),
-        Request::Store(store) => store.key,
-        Request::TooLarge { key, .. }
-        | Request::Delete { key, .. }
-        | Request::Touch { key, .. } => key,
-        Request::Arith(arith) => arith.key,
-        Request::Config(
-            ConfigRequest::Get { key }
-            | ConfigRequest::Set { key, .. }
-            | ConfigRequest::Delete { key, .. },
-        ) => key,
-        Request::SaslAuth { mechanism, .. } => mechanism,
-        _ => b"",
     }
 }

@@ -131,6 +131,13 @@ pub fn compose_error_reply(input: &[u8], error: &ProtocolError, out: &mut Vec<u8
     let (Some(h), Some((status, body))) = (Header::peek(input), error_status(error.reply)) else {
         return;
     };
+    compose_header_status(&h, status, body, out);
+}
+
+/// Appends a reply with `status` and `body` (no extras, no key, CAS 0) to the request whose
+/// header is `h`, for answering a packet before it is parsed (a refused length, or SASL's
+/// refusal of an unauthenticated command).
+pub fn compose_header_status(h: &Header, status: Status, body: &[u8], out: &mut Vec<u8>) {
     write_response_header(
         &ResponseHeader {
             opcode: h.opcode,
@@ -144,25 +151,6 @@ pub fn compose_error_reply(input: &[u8], error: &ProtocolError, out: &mut Vec<u8
         out,
     );
     out.extend_from_slice(body);
-}
-
-/// The key of a frame's request, if it has exactly one.
-fn frame_key<'a>(frame: &Frame<'a>) -> &'a [u8] {
-    match frame.request {
-        Request::Get(g) => g.keys.clone().next().unwrap_or(b""),
-        Request::Store(s) => s.key,
-        Request::TooLarge { key, .. }
-        | Request::Delete { key, .. }
-        | Request::Touch { key, .. } => key,
-        Request::Arith(a) => a.key,
-        Request::SaslAuth { mechanism, .. } => mechanism,
-        Request::Config(
-            ConfigRequest::Get { key }
-            | ConfigRequest::Set { key, .. }
-            | ConfigRequest::Delete { key, .. },
-        ) => key,
-        _ => b"",
-    }
 }
 
 /// Appends the binary reply to `frame` for `response`, applying memcached's quiet rules (a
@@ -199,7 +187,7 @@ pub fn compose(frame: &Frame<'_>, response: &Response<'_>, cas: u64, out: &mut V
                 return;
             }
             if frame.returns_key() {
-                let key = frame_key(frame);
+                let key = frame.request.key();
                 write_response_header(
                     &head(frame, Status::KeyNotFound, key.len(), 0, key.len()),
                     out,

@@ -93,8 +93,8 @@ mod parse;
 mod tests;
 
 pub use compose::{
-    compose, compose_error_reply, compose_request, compose_status, compose_status_body,
-    compose_value_head, write_response_header, ResponseHeader,
+    compose, compose_error_reply, compose_header_status, compose_request, compose_status,
+    compose_status_body, compose_value_head, write_response_header, ResponseHeader,
 };
 pub use parse::{item_fits, parse};
 
