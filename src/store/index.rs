@@ -12,6 +12,8 @@
 //! every insert moves a few old slots over (as does `maintain()`); lookups try the new table
 //! and then the old one. No request waits for more than [`MIGRATE_PER_INSERT`] slots to move.
 
+use super::arena::ZeroedBuf;
+
 const EMPTY: u32 = 0;
 const DELETED: u32 = 1;
 /// Grow (or clean deleted slots) above this load, in tenths.
@@ -44,7 +46,7 @@ pub fn slot_width(handle_bits: u32) -> usize {
 #[derive(Debug)]
 struct Table {
     /// `len * width` bytes of slots, plus padding so that every slot can be read as a `u32`.
-    bytes: Vec<u8>,
+    bytes: ZeroedBuf,
     /// Slots.
     len: usize,
     /// Bytes per slot: 3 or 4.
@@ -60,9 +62,9 @@ impl Table {
         debug_assert!(width == 3 || width == 4);
         let len = len.max(MIN_SLOTS);
         Table {
-            // Zeroed (EMPTY) memory: a large table comes from calloc/mmap and costs resident
-            // memory only as it fills.
-            bytes: vec![0u8; len * width + (4 - width)],
+            // Zeroed (EMPTY) memory of its own mapping: it costs resident memory only as it
+            // fills, and all of it goes back to the OS when the table is dropped.
+            bytes: ZeroedBuf::new(len * width + (4 - width)),
             len,
             width,
             mask: if width == 4 {
@@ -83,7 +85,7 @@ impl Table {
     #[inline]
     fn get(&self, pos: usize) -> u32 {
         let o = pos * self.width;
-        let b: [u8; 4] = self.bytes[o..o + 4].try_into().expect("4 bytes");
+        let b: [u8; 4] = self.bytes.as_slice()[o..o + 4].try_into().expect("4 bytes");
         u32::from_le_bytes(b) & self.mask
     }
 
@@ -94,9 +96,9 @@ impl Table {
         let o = pos * self.width;
         let b = v.to_le_bytes();
         if self.width == 3 {
-            self.bytes[o..o + 3].copy_from_slice(&b[..3]);
+            self.bytes.as_mut_slice()[o..o + 3].copy_from_slice(&b[..3]);
         } else {
-            self.bytes[o..o + 4].copy_from_slice(&b);
+            self.bytes.as_mut_slice()[o..o + 4].copy_from_slice(&b);
         }
     }
 }
@@ -158,7 +160,7 @@ impl Index {
 
     /// Bytes the tables take.
     pub fn bytes(&self) -> usize {
-        self.cur.bytes.capacity() + self.old.as_ref().map_or(0, |(t, _)| t.bytes.capacity())
+        self.cur.bytes.len() + self.old.as_ref().map_or(0, |(t, _)| t.bytes.len())
     }
 
     /// Whether an old table is being emptied.
