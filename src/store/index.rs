@@ -28,50 +28,43 @@ pub const MIGRATE_PER_INSERT: usize = 32;
 /// Marks a position in the old table.
 const OLD: usize = 1 << (usize::BITS - 1);
 
-/// Tag bits below which slots are 4 bytes wide instead of 3: with fewer, too many probes of other
-/// keys would have to read item memory to be rejected.
-pub const MIN_TAG_BITS_3: u32 = 3;
+/// Tag bits per slot (when the handle leaves room in 32 bits): tags run 1..=15, so a probe of
+/// another key reads item memory to reject it 1 time in 15. Each bit costs 1/8 byte per slot;
+/// measured at -m 64 (21-bit handles), 3 tag bits made misses ~2.5x slower than 11 did, 4 is
+/// the chosen trade (see docs/store.md).
+pub const TAG_BITS: u32 = 4;
 
-/// Bytes per slot for handles `handle_bits` wide: 3 while that leaves [`MIN_TAG_BITS_3`] tag
-/// bits (handles up to 21 bits: `-m` up to 64 MB with the default `-n`), else 4.
-pub fn slot_width(handle_bits: u32) -> usize {
-    if handle_bits + MIN_TAG_BITS_3 <= 24 {
-        3
-    } else {
-        4
-    }
+/// Bits per slot for handles needing `handle_bits`: the handle plus [`TAG_BITS`], at most 32.
+pub fn slot_bits(handle_bits: u32) -> u32 {
+    (handle_bits + TAG_BITS).min(32)
 }
 
-/// One open-addressing table of `width`-byte little-endian slots.
+/// One open-addressing table of `bits`-bit slots packed end to end (little-endian bit order).
 #[derive(Debug)]
 struct Table {
-    /// `len * width` bytes of slots, plus padding so that every slot can be read as a `u32`.
+    /// The packed slots, plus 8 bytes of padding so that any slot can be read as one `u64`.
     bytes: ZeroedBuf,
     /// Slots.
     len: usize,
-    /// Bytes per slot: 3 or 4.
-    width: usize,
-    /// The low `8 * width` bits.
-    mask: u32,
+    /// Bits per slot: 2..=32.
+    bits: usize,
+    /// The low `bits` bits.
+    mask: u64,
     /// Occupied plus deleted slots.
     used: usize,
 }
 
 impl Table {
-    fn new(len: usize, width: usize) -> Table {
-        debug_assert!(width == 3 || width == 4);
+    fn new(len: usize, bits: u32) -> Table {
+        debug_assert!((2..=32).contains(&bits));
         let len = len.max(MIN_SLOTS);
         Table {
             // Zeroed (EMPTY) memory of its own mapping: it costs resident memory only as it
             // fills, and all of it goes back to the OS when the table is dropped.
-            bytes: ZeroedBuf::new(len * width + (4 - width)),
+            bytes: ZeroedBuf::new((len * bits as usize).div_ceil(8) + 8),
             len,
-            width,
-            mask: if width == 4 {
-                u32::MAX
-            } else {
-                (1 << (8 * width)) - 1
-            },
+            bits: bits as usize,
+            mask: (1u64 << bits) - 1,
             used: 0,
         }
     }
@@ -81,25 +74,30 @@ impl Table {
         (((hash >> 32) * self.len as u64) >> 32) as usize
     }
 
+    /// The byte offset and bit shift of slot `pos`.
+    #[inline]
+    fn at(&self, pos: usize) -> (usize, u32) {
+        let bit = pos * self.bits;
+        (bit >> 3, (bit & 7) as u32)
+    }
+
     /// The slot at `pos` (< `len`).
     #[inline]
     fn get(&self, pos: usize) -> u32 {
-        let o = pos * self.width;
-        let b: [u8; 4] = self.bytes.as_slice()[o..o + 4].try_into().expect("4 bytes");
-        u32::from_le_bytes(b) & self.mask
+        let (o, sh) = self.at(pos);
+        let b: [u8; 8] = self.bytes.as_slice()[o..o + 8].try_into().expect("8 bytes");
+        ((u64::from_le_bytes(b) >> sh) & self.mask) as u32
     }
 
-    /// Writes the slot at `pos` (< `len`); `v` fits in `8 * width` bits.
+    /// Writes the slot at `pos` (< `len`); `v` fits in `bits` bits.
     #[inline]
     fn set(&mut self, pos: usize, v: u32) {
-        debug_assert!(v & !self.mask == 0);
-        let o = pos * self.width;
-        let b = v.to_le_bytes();
-        if self.width == 3 {
-            self.bytes.as_mut_slice()[o..o + 3].copy_from_slice(&b[..3]);
-        } else {
-            self.bytes.as_mut_slice()[o..o + 4].copy_from_slice(&b);
-        }
+        debug_assert!(u64::from(v) & !self.mask == 0);
+        let (o, sh) = self.at(pos);
+        let (mask, v) = (self.mask << sh, u64::from(v) << sh);
+        let word = &mut self.bytes.as_mut_slice()[o..o + 8];
+        let old = u64::from_le_bytes((&*word).try_into().expect("8 bytes"));
+        word.copy_from_slice(&((old & !mask) | v).to_le_bytes());
     }
 }
 
@@ -117,8 +115,8 @@ pub struct Index {
     /// Bits above them: a tag from 1 to `2^tag_bits - 1` (0 marks EMPTY and DELETED), or none
     /// at all when `tag_bits` is 0 (then the raw handle is stored; handles are never 0 or 1).
     tag_bits: u32,
-    /// Bytes per slot, fixed at start-up from `handle_bits` (see [`slot_width`]).
-    width: usize,
+    /// Bits per slot, fixed at start-up from the handle range (see [`slot_bits`]).
+    width: u32,
 }
 
 impl Index {
@@ -128,8 +126,8 @@ impl Index {
         debug_assert!(2 <= min_handle && min_handle <= max_handle);
         let span = max_handle - min_handle;
         let span_bits = u32::BITS - span.leading_zeros();
-        let width = slot_width(span_bits);
-        let tag_bits = 8 * width as u32 - span_bits.min(8 * width as u32);
+        let width = slot_bits(span_bits);
+        let tag_bits = width - span_bits.min(width);
         let (base, handle_bits) = if tag_bits == 0 {
             (0, 32)
         } else {
@@ -364,13 +362,16 @@ mod tests {
     }
 
     #[test]
-    fn default_64mb_store_gets_3_byte_slots_with_3_tag_bits() {
+    fn default_64mb_store_gets_25_bit_slots_with_4_tag_bits() {
         // -m 64: 1024 pages of 2048 32-byte chunks, page 0 unused.
         let idx = Index::new(0, 1 << 11, (1024 << 11) | 2047);
-        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (3, 21, 3));
-        // One page more needs a 22nd bit: 2 tag bits would be too few, so 4-byte slots.
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (25, 21, 4));
+        // One page more needs a 22nd bit.
         let idx = Index::new(0, 1 << 11, (1025 << 11) | 2047);
-        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (4, 22, 10));
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (26, 22, 4));
+        // Handles of 29 bits and more leave fewer tag bits in 32.
+        let idx = Index::new(0, 2, 1 << 29);
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (32, 29, 3));
     }
 
     #[test]
@@ -439,9 +440,8 @@ mod tests {
             assert!(idx.find(h(1), |x| x == 1).is_none());
             let m = &model;
             while idx.migrate(1000, &mut |hd| m[&hd]) {}
-            // Load stays between 0.75 and 0.9 once grown: width / load bytes per item.
-            let width = idx.width as f64;
-            assert_eq!(width, if bits <= 21 { 3.0 } else { 4.0 });
+            // Load stays between 0.75 and 0.9 once grown: width / 8 / load bytes per item.
+            let width = f64::from(idx.width) / 8.0;
             let per_item = idx.bytes() as f64 / idx.len() as f64;
             assert!(per_item <= width / 0.75 + 0.01, "{bits}: {per_item}");
         }
