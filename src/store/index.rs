@@ -171,10 +171,10 @@ impl Index {
         if self.tag_bits == 0 {
             0
         } else {
-            // Bits 8..40 of the hash (the low bits pick the shard, the high ones the start
-            // slot) mapped onto 1..2^tag_bits by a multiply-shift: tag 0 is kept for the marks.
-            let x = u64::from((hash >> 8) as u32);
-            ((x * ((1u64 << self.tag_bits) - 1)) >> 32) as u32 + 1
+            // Bits 8..32 of the hash (the low bits pick the shard, the high 32 the start slot)
+            // mapped onto 1..2^tag_bits by a multiply-shift: tag 0 is kept for the marks.
+            let x = (hash >> 8) & 0xFF_FFFF;
+            ((x * ((1u64 << self.tag_bits) - 1)) >> 24) as u32 + 1
         }
     }
 
@@ -379,9 +379,9 @@ mod tests {
         for (min, max) in [(2048u32, (1024 << 11) | 2047), (2, u32::MAX), (2, 1 << 31)] {
             let mut idx = Index::new(0, min, max);
             let mut model = Vec::new();
-            // Hashes whose bits 8..40 sweep the whole range hit every tag, including the top one.
+            // Hashes whose bits 8..32 sweep the whole range hit every tag, including the top one.
             for i in 0..4096u64 {
-                let hash = (i << 28) | (u64::from(u32::MAX) << 8) * (i & 1) | (i & 0xff);
+                let hash = (i << 20) | (0xFF_FFFF << 8) * (i & 1) | (i & 0xff);
                 let handle = if i % 2 == 0 {
                     min + i as u32
                 } else {
