@@ -381,7 +381,7 @@ mod tests {
             let mut model = Vec::new();
             // Hashes whose bits 8..32 sweep the whole range hit every tag, including the top one.
             for i in 0..4096u64 {
-                let hash = (i << 20) | (0xFF_FFFF << 8) * (i & 1) | (i & 0xff);
+                let hash = (i << 20) | ((0xFF_FFFF << 8) * (i & 1)) | (i & 0xff);
                 let handle = if i % 2 == 0 {
                     min + i as u32
                 } else {
