@@ -1,12 +1,13 @@
 //! One shard's hash index: key hash -> item handle, kept outside item memory.
 //!
-//! Open addressing with linear probing over `u32` slots. A slot packs the item handle (page and
-//! chunk number, `handle_bits` wide) with as many bits of the key's hash as are left (the tag),
-//! so most probes that are not the key are rejected without touching item memory. 0 is an empty
-//! slot and 1 a deleted one (handles are never 0 or 1: page 0 is never used). The table size is
-//! not a power of two (the start slot is `hash * len >> 32`, "fastrange"), so it grows by about
-//! 1.2x, not 2x, and costs 4 bytes / load, i.e. 4.4-5.3 bytes per item at a load between 0.75
-//! and 0.9.
+//! Open addressing with linear probing over bit-packed slots. A slot packs the item handle (page
+//! and chunk number, stored as `handle - first handle`, `handle_bits` wide) with a [`TAG_BITS`]
+//! tag from the key's hash, so most probes that are not the key are rejected without touching
+//! item memory: at `-m 64` that is 21 + 4 = 25 bits per slot. Tags run from 1, so a slot of 0 is
+//! empty and 1 is deleted. The table size is not a power of two (the start slot is
+//! `hash * len >> 32`, "fastrange"), so it grows by about 1.2x, not 2x, and costs
+//! `bits / 8 / load` bytes per item: 3.5-4.2 at 25 bits and a load between 0.75 and 0.9.
+//! Tables live in mappings of their own ([`ZeroedBuf`]) so a dropped table goes back to the OS.
 //!
 //! Growing is incremental: a full table becomes the "old" table, a bigger one is started, and
 //! every insert moves a few old slots over (as does `maintain()`); lookups try the new table
