@@ -152,9 +152,96 @@ impl Drop for Arena {
     }
 }
 
+/// A zero-filled buffer in an anonymous mapping of its own (the index tables), given back to
+/// the OS when dropped.
+///
+/// `Vec` would take big tables from malloc: glibc raises its mmap threshold to the size of every
+/// mapped block it frees, so after the first table growth the next tables of 16 shards, all of
+/// similar sizes, come from the heap or thread arenas and stay resident after they are freed.
+/// Untouched pages of the mapping cost no resident memory, so a table costs what is filled.
+#[derive(Debug)]
+pub struct ZeroedBuf {
+    ptr: NonNull<u8>,
+    len: usize,
+}
+
+// SAFETY: the buffer owns its mapping exclusively, like a `Vec<u8>`; access goes through `&self`
+// / `&mut self` borrows.
+unsafe impl Send for ZeroedBuf {}
+// SAFETY: as for Send: shared access only reads.
+unsafe impl Sync for ZeroedBuf {}
+
+impl ZeroedBuf {
+    /// `len` (> 0) zero bytes. Running out of address space is treated like a failed
+    /// allocation (which aborts a `Vec`): it panics.
+    pub fn new(len: usize) -> ZeroedBuf {
+        assert!(len > 0);
+        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
+        // result is checked against MAP_FAILED before use.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            panic!(
+                "cannot map {len} bytes of index: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+        ZeroedBuf {
+            ptr: NonNull::new(ptr.cast::<u8>()).expect("mmap returned null"),
+            len,
+        }
+    }
+
+    /// Bytes asked for.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The bytes.
+    #[inline]
+    pub fn as_slice(&self) -> &[u8] {
+        // SAFETY: ptr/len describe a live readable mapping owned by self, zero-initialised by
+        // the kernel; `&self` keeps it alive and excludes writers.
+        unsafe { std::slice::from_raw_parts(self.ptr.as_ptr(), self.len) }
+    }
+
+    /// The bytes, for writing.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [u8] {
+        // SAFETY: as in `as_slice`; `&mut self` makes this the only reference.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
+impl Drop for ZeroedBuf {
+    fn drop(&mut self) {
+        // SAFETY: ptr/len are exactly what mmap returned and no borrow outlives self.
+        unsafe {
+            libc::munmap(self.ptr.as_ptr().cast(), self.len);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroed_buf_starts_zero_and_keeps_writes() {
+        let mut b = ZeroedBuf::new(100_003);
+        assert_eq!(b.len(), 100_003);
+        assert!(b.as_slice().iter().all(|&x| x == 0));
+        b.as_mut_slice()[100_002] = 7;
+        assert_eq!(b.as_slice()[100_002], 7);
+    }
 
     #[test]
     fn pages_are_handed_out_once_and_come_back() {

@@ -1,16 +1,19 @@
 //! One shard's hash index: key hash -> item handle, kept outside item memory.
 //!
-//! Open addressing with linear probing over `u32` slots. A slot packs the item handle (page and
-//! chunk number, `handle_bits` wide) with as many bits of the key's hash as are left (the tag),
-//! so most probes that are not the key are rejected without touching item memory. 0 is an empty
-//! slot and 1 a deleted one (handles are never 0 or 1: page 0 is never used). The table size is
-//! not a power of two (the start slot is `hash * len >> 32`, "fastrange"), so it grows by about
-//! 1.2x, not 2x, and costs 4 bytes / load, i.e. 4.4-5.3 bytes per item at a load between 0.75
-//! and 0.9.
+//! Open addressing with linear probing over bit-packed slots. A slot packs the item handle (page
+//! and chunk number, stored as `handle - first handle`, `handle_bits` wide) with a [`TAG_BITS`]
+//! tag from the key's hash, so most probes that are not the key are rejected without touching
+//! item memory: at `-m 64` that is 21 + 4 = 25 bits per slot. Tags run from 1, so a slot of 0 is
+//! empty and 1 is deleted. The table size is not a power of two (the start slot is
+//! `hash * len >> 32`, "fastrange"), so it grows by about 1.2x, not 2x, and costs
+//! `bits / 8 / load` bytes per item: 3.5-4.2 at 25 bits and a load between 0.75 and 0.9.
+//! Tables live in mappings of their own ([`ZeroedBuf`]) so a dropped table goes back to the OS.
 //!
 //! Growing is incremental: a full table becomes the "old" table, a bigger one is started, and
 //! every insert moves a few old slots over (as does `maintain()`); lookups try the new table
 //! and then the old one. No request waits for more than [`MIGRATE_PER_INSERT`] slots to move.
+
+use super::arena::ZeroedBuf;
 
 const EMPTY: u32 = 0;
 const DELETED: u32 = 1;
@@ -26,25 +29,76 @@ pub const MIGRATE_PER_INSERT: usize = 32;
 /// Marks a position in the old table.
 const OLD: usize = 1 << (usize::BITS - 1);
 
-/// One open-addressing table.
+/// Tag bits per slot (when the handle leaves room in 32 bits): tags run 1..=15, so a probe of
+/// another key reads item memory to reject it 1 time in 15. Each bit costs 1/8 byte per slot;
+/// measured at -m 64 (21-bit handles), 3 tag bits made misses ~2.5x slower than 11 did, 4 is
+/// the chosen trade (see docs/store.md).
+pub const TAG_BITS: u32 = 4;
+
+/// Bits per slot for handles needing `handle_bits`: the handle plus [`TAG_BITS`], at most 32.
+pub fn slot_bits(handle_bits: u32) -> u32 {
+    (handle_bits + TAG_BITS).min(32)
+}
+
+/// One open-addressing table of `bits`-bit slots packed end to end (little-endian bit order).
 #[derive(Debug)]
 struct Table {
-    slots: Vec<u32>,
+    /// The packed slots, plus 8 bytes of padding so that any slot can be read as one `u64`.
+    bytes: ZeroedBuf,
+    /// Slots.
+    len: usize,
+    /// Bits per slot: 2..=32.
+    bits: usize,
+    /// The low `bits` bits.
+    mask: u64,
     /// Occupied plus deleted slots.
     used: usize,
 }
 
 impl Table {
-    fn new(len: usize) -> Table {
+    fn new(len: usize, bits: u32) -> Table {
+        debug_assert!((2..=32).contains(&bits));
+        let len = len.max(MIN_SLOTS);
         Table {
-            slots: vec![EMPTY; len.max(MIN_SLOTS)],
+            // Zeroed (EMPTY) memory of its own mapping: it costs resident memory only as it
+            // fills, and all of it goes back to the OS when the table is dropped.
+            bytes: ZeroedBuf::new((len * bits as usize).div_ceil(8) + 8),
+            len,
+            bits: bits as usize,
+            mask: (1u64 << bits) - 1,
             used: 0,
         }
     }
 
     #[inline]
     fn start(&self, hash: u64) -> usize {
-        (((hash >> 32) * self.slots.len() as u64) >> 32) as usize
+        (((hash >> 32) * self.len as u64) >> 32) as usize
+    }
+
+    /// The byte offset and bit shift of slot `pos`.
+    #[inline]
+    fn at(&self, pos: usize) -> (usize, u32) {
+        let bit = pos * self.bits;
+        (bit >> 3, (bit & 7) as u32)
+    }
+
+    /// The slot at `pos` (< `len`).
+    #[inline]
+    fn get(&self, pos: usize) -> u32 {
+        let (o, sh) = self.at(pos);
+        let b: [u8; 8] = self.bytes.as_slice()[o..o + 8].try_into().expect("8 bytes");
+        ((u64::from_le_bytes(b) >> sh) & self.mask) as u32
+    }
+
+    /// Writes the slot at `pos` (< `len`); `v` fits in `bits` bits.
+    #[inline]
+    fn set(&mut self, pos: usize, v: u32) {
+        debug_assert!(u64::from(v) & !self.mask == 0);
+        let (o, sh) = self.at(pos);
+        let (mask, v) = (self.mask << sh, u64::from(v) << sh);
+        let word = &mut self.bytes.as_mut_slice()[o..o + 8];
+        let old = u64::from_le_bytes((&*word).try_into().expect("8 bytes"));
+        word.copy_from_slice(&((old & !mask) | v).to_le_bytes());
     }
 }
 
@@ -55,20 +109,39 @@ pub struct Index {
     /// The table being emptied into `cur`, and the next slot to move.
     old: Option<(Table, usize)>,
     live: usize,
+    /// The smallest handle; slots store `handle - base`.
+    base: u32,
+    /// Bits of a stored `handle - base`.
     handle_bits: u32,
+    /// Bits above them: a tag from 1 to `2^tag_bits - 1` (0 marks EMPTY and DELETED), or none
+    /// at all when `tag_bits` is 0 (then the raw handle is stored; handles are never 0 or 1).
     tag_bits: u32,
+    /// Bits per slot, fixed at start-up from the handle range (see [`slot_bits`]).
+    width: u32,
 }
 
 impl Index {
-    /// An index of about `slots` slots for handles `handle_bits` wide.
-    pub fn new(slots: usize, handle_bits: u32) -> Index {
-        debug_assert!(handle_bits <= 32);
+    /// An index of about `slots` slots for handles from `min_handle` (at least 2) to
+    /// `max_handle`.
+    pub fn new(slots: usize, min_handle: u32, max_handle: u32) -> Index {
+        debug_assert!(2 <= min_handle && min_handle <= max_handle);
+        let span = max_handle - min_handle;
+        let span_bits = u32::BITS - span.leading_zeros();
+        let width = slot_bits(span_bits);
+        let tag_bits = width - span_bits.min(width);
+        let (base, handle_bits) = if tag_bits == 0 {
+            (0, 32)
+        } else {
+            (min_handle, span_bits)
+        };
         Index {
-            cur: Table::new(slots),
+            cur: Table::new(slots, width),
             old: None,
             live: 0,
+            base,
             handle_bits,
-            tag_bits: 32 - handle_bits,
+            tag_bits,
+            width,
         }
     }
 
@@ -81,12 +154,12 @@ impl Index {
 
     /// Slots in the tables.
     pub fn capacity(&self) -> usize {
-        self.cur.slots.len() + self.old.as_ref().map_or(0, |(t, _)| t.slots.len())
+        self.cur.len + self.old.as_ref().map_or(0, |(t, _)| t.len)
     }
 
     /// Bytes the tables take.
     pub fn bytes(&self) -> usize {
-        4 * (self.cur.slots.capacity() + self.old.as_ref().map_or(0, |(t, _)| t.slots.capacity()))
+        self.cur.bytes.len() + self.old.as_ref().map_or(0, |(t, _)| t.bytes.len())
     }
 
     /// Whether an old table is being emptied.
@@ -99,8 +172,10 @@ impl Index {
         if self.tag_bits == 0 {
             0
         } else {
-            // Bits 8.. of the hash: the low bits pick the shard, the high ones the start slot.
-            ((hash >> 8) as u32) & ((1u32 << self.tag_bits) - 1)
+            // Bits 8..32 of the hash (the low bits pick the shard, the high 32 the start slot)
+            // mapped onto 1..2^tag_bits by a multiply-shift: tag 0 is kept for the marks.
+            let x = (hash >> 8) & 0xFF_FFFF;
+            ((x * ((1u64 << self.tag_bits) - 1)) >> 24) as u32 + 1
         }
     }
 
@@ -109,26 +184,27 @@ impl Index {
         if self.tag_bits == 0 {
             handle
         } else {
-            (tag << self.handle_bits) | handle
+            debug_assert!(handle >= self.base && handle - self.base < 1 << self.handle_bits);
+            (tag << self.handle_bits) | (handle - self.base)
         }
     }
 
     #[inline]
     fn handle_of(&self, slot: u32) -> u32 {
-        if self.handle_bits >= 32 {
+        if self.tag_bits == 0 {
             slot
         } else {
-            slot & ((1u32 << self.handle_bits) - 1)
+            (slot & ((1u32 << self.handle_bits) - 1)) + self.base
         }
     }
 
     #[inline]
     fn find_in(&self, t: &Table, hash: u64, is_key: &mut impl FnMut(u32) -> bool) -> Option<usize> {
-        let n = t.slots.len();
+        let n = t.len;
         let tag = self.tag(hash);
         let mut pos = t.start(hash);
         loop {
-            let s = t.slots[pos];
+            let s = t.get(pos);
             if s == EMPTY {
                 return None;
             }
@@ -162,9 +238,9 @@ impl Index {
                 .as_ref()
                 .expect("old position without old table")
                 .0
-                .slots[pos & !OLD]
+                .get(pos & !OLD)
         } else {
-            self.cur.slots[pos]
+            self.cur.get(pos)
         }
     }
 
@@ -189,7 +265,7 @@ impl Index {
     pub fn replace_at(&mut self, pos: usize, hash: u64, handle: u32) {
         let v = self.pack(self.tag(hash), handle);
         let (t, p) = self.table_mut(pos);
-        t.slots[p] = v;
+        t.set(p, v);
     }
 
     /// Removes the entry at `pos`.
@@ -205,12 +281,12 @@ impl Index {
         if self.old.is_some() {
             self.migrate(MIGRATE_PER_INSERT, &mut hash_of);
         }
-        if (self.cur.used + 1) * 10 > self.cur.slots.len() * MAX_LOAD_TENTHS {
+        if (self.cur.used + 1) * 10 > self.cur.len * MAX_LOAD_TENTHS {
             // Rare: a previous growth is not finished yet; finish it first.
-            let all = self.old.as_ref().map_or(0, |(t, _)| t.slots.len());
+            let all = self.old.as_ref().map_or(0, |(t, _)| t.len);
             self.migrate(all, &mut hash_of);
             let want = ((self.live + 1) * 4).div_ceil(TARGET_LOAD_QUARTERS);
-            let old = std::mem::replace(&mut self.cur, Table::new(want));
+            let old = std::mem::replace(&mut self.cur, Table::new(want, self.width));
             self.old = Some((old, 0));
             self.migrate(MIGRATE_PER_INSERT, &mut hash_of);
         }
@@ -225,20 +301,20 @@ impl Index {
         let Some((mut old, mut next)) = self.old.take() else {
             return false;
         };
-        let end = (next + budget).min(old.slots.len());
+        let end = (next + budget).min(old.len);
         while next < end {
-            let s = old.slots[next];
+            let s = old.get(next);
             if s != EMPTY && s != DELETED {
                 let h = self.handle_of(s);
                 let hash = hash_of(h);
                 let v = self.pack(self.tag(hash), h);
                 put(&mut self.cur, hash, v);
                 // Leave a deleted mark so probes for keys further along still pass.
-                old.slots[next] = DELETED;
+                old.set(next, DELETED);
             }
             next += 1;
         }
-        if next < old.slots.len() {
+        if next < old.len {
             self.old = Some((old, next));
             true
         } else {
@@ -248,15 +324,15 @@ impl Index {
 }
 
 fn put(t: &mut Table, hash: u64, v: u32) {
-    let n = t.slots.len();
+    let n = t.len;
     let mut pos = t.start(hash);
     loop {
-        let s = t.slots[pos];
+        let s = t.get(pos);
         if s == EMPTY || s == DELETED {
             if s == EMPTY {
                 t.used += 1;
             }
-            t.slots[pos] = v;
+            t.set(pos, v);
             return;
         }
         pos += 1;
@@ -267,13 +343,13 @@ fn put(t: &mut Table, hash: u64, v: u32) {
 }
 
 fn remove_slot(t: &mut Table, pos: usize) {
-    let next = if pos + 1 == t.slots.len() { 0 } else { pos + 1 };
+    let next = if pos + 1 == t.len { 0 } else { pos + 1 };
     // Nothing probes past an empty slot, so a run ending here can end sooner.
-    if t.slots[next] == EMPTY {
-        t.slots[pos] = EMPTY;
+    if t.get(next) == EMPTY {
+        t.set(pos, EMPTY);
         t.used -= 1;
     } else {
-        t.slots[pos] = DELETED;
+        t.set(pos, DELETED);
     }
 }
 
@@ -287,9 +363,51 @@ mod tests {
     }
 
     #[test]
+    fn default_64mb_store_gets_25_bit_slots_with_4_tag_bits() {
+        // -m 64: 1024 pages of 2048 32-byte chunks, page 0 unused.
+        let idx = Index::new(0, 1 << 11, (1024 << 11) | 2047);
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (25, 21, 4));
+        // One page more needs a 22nd bit.
+        let idx = Index::new(0, 1 << 11, (1025 << 11) | 2047);
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (26, 22, 4));
+        // Handles of 29 bits and more leave fewer tag bits in 32.
+        let idx = Index::new(0, 2, 1 << 29);
+        assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (32, 29, 3));
+    }
+
+    #[test]
+    fn extreme_handles_and_every_tag_round_trip() {
+        for (min, max) in [(2048u32, (1024 << 11) | 2047), (2, u32::MAX), (2, 1 << 31)] {
+            let mut idx = Index::new(0, min, max);
+            let mut model = Vec::new();
+            // Hashes whose bits 8..32 sweep the whole range hit every tag, including the top one.
+            for i in 0..4096u64 {
+                let hash = (i << 20) | ((0xFF_FFFF << 8) * (i & 1)) | (i & 0xff);
+                let handle = if i % 2 == 0 {
+                    min + i as u32
+                } else {
+                    max - i as u32
+                };
+                let m: &Vec<(u32, u64)> = &model;
+                idx.insert(hash, handle, |hd| m.iter().find(|e| e.0 == hd).unwrap().1);
+                model.push((handle, hash));
+            }
+            for &(handle, hash) in &model {
+                let pos = idx.find(hash, |x| x == handle).expect("present");
+                assert_eq!(idx.handle_at(pos), handle);
+            }
+        }
+    }
+
+    #[test]
     fn insert_find_remove_and_grow_agree_with_a_map() {
-        for bits in [20u32, 32] {
-            let mut idx = Index::new(0, bits);
+        for bits in [20u32, 21, 22, 31, 32] {
+            // Handles 2.. as in a store whose page 1 starts at handle 2.
+            let mut idx = Index::new(
+                0,
+                2,
+                (2 + ((1u64 << bits) - 1)).min(u64::from(u32::MAX)) as u32,
+            );
             let mut model: HashMap<u32, u64> = HashMap::new();
             let mut saw_expanding = false;
             for i in 2..50_000u32 {
@@ -323,9 +441,10 @@ mod tests {
             assert!(idx.find(h(1), |x| x == 1).is_none());
             let m = &model;
             while idx.migrate(1000, &mut |hd| m[&hd]) {}
-            // Load stays between 0.75 and 0.9 once grown: about 4.4-5.3 bytes per item.
+            // Load stays between 0.75 and 0.9 once grown: width / 8 / load bytes per item.
+            let width = f64::from(idx.width) / 8.0;
             let per_item = idx.bytes() as f64 / idx.len() as f64;
-            assert!(per_item < 6.0, "{per_item}");
+            assert!(per_item <= width / 0.75 + 0.01, "{bits}: {per_item}");
         }
     }
 }

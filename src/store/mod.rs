@@ -402,11 +402,14 @@ impl Store {
         };
         let per_shard = (1usize << hp) / nshards;
         let nclasses = classes.len();
+        // Page 0 is never used: handles run from page 1's first slot to the last page's last.
+        let first_handle = 1u32 << slot_bits;
+        let last_handle = ((pages as u64) << slot_bits | ((1u64 << slot_bits) - 1)) as u32;
         let shards = (0..nshards)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
                     i as u32,
-                    slot_bits + page_bits,
+                    first_handle..=last_handle,
                     nclasses,
                     per_shard,
                 )))

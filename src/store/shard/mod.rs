@@ -240,10 +240,16 @@ pub struct Shard {
 pub type Parts<'a> = [&'a [u8]];
 
 impl Shard {
-    pub fn new(id: u32, handle_bits: u32, classes: usize, index_slots: usize) -> Shard {
+    /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot).
+    pub fn new(
+        id: u32,
+        handles: std::ops::RangeInclusive<u32>,
+        classes: usize,
+        index_slots: usize,
+    ) -> Shard {
         Shard {
             id,
-            index: super::index::Index::new(index_slots, handle_bits),
+            index: super::index::Index::new(index_slots, *handles.start(), *handles.end()),
             classes: (0..classes).map(|_| Class::default()).collect(),
             seq: 0,
             flush_wm: 0,
