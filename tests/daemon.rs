@@ -432,3 +432,98 @@ fn sasl_refusal_is_logged_without_the_password() {
         "the password reached the log: {err}"
     );
 }
+
+#[test]
+fn help_flag_prints_usage_and_exits_zero() {
+    let out = run(&["-h"]);
+    assert!(out.status.success());
+    let usage = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "-p, --port",
+        "-U, --udp-port",
+        "-m, --memory-limit",
+        "-c, --conn-limit",
+    ] {
+        assert!(usage.contains(flag), "usage lacks {flag}: {usage}");
+    }
+}
+
+#[test]
+fn more_flags_take_effect_in_the_running_daemon() {
+    let udp_port = free_port();
+    let udp_s = udp_port.to_string();
+    let d = Daemon::start(&[
+        "-f",
+        "1.25",
+        "-n",
+        "48",
+        "-b",
+        "512",
+        "-B",
+        "ascii",
+        "-F",
+        "-X",
+        "-o",
+        "hashpower=20,idle_timeout=3600",
+        "-M",
+        "-U",
+        &udp_s,
+        "-k",
+        "-v",
+    ]);
+    let mut c = d.connect();
+    let settings = c.stats("settings");
+    let get = |name: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(get("growth_factor").as_deref(), Some("1.25"));
+    assert_eq!(get("chunk_size").as_deref(), Some("48"));
+    assert_eq!(get("tcp_backlog").as_deref(), Some("512"));
+    assert_eq!(get("binding_protocol").as_deref(), Some("ascii"));
+    assert_eq!(get("flush_enabled").as_deref(), Some("no"));
+    assert_eq!(get("dump_enabled").as_deref(), Some("no"));
+    assert_eq!(get("hashpower_init").as_deref(), Some("20"));
+    assert_eq!(get("idle_timeout").as_deref(), Some("3600"));
+    assert_eq!(get("evictions").as_deref(), Some("off"));
+    assert_eq!(get("udpport").as_deref(), Some(udp_s.as_str()));
+    // -F: flush_all is refused.
+    c.roundtrip(b"flush_all\r\n", b"CLIENT_ERROR flush_all not allowed\r\n");
+    // -B ascii: a binary NOOP packet is text to this server (0x0a, its opcode, ends a line).
+    let mut noop = vec![0x80, 0x0a];
+    noop.extend_from_slice(&[0; 22]);
+    let mut b = d.connect();
+    b.send(&noop);
+    assert!(b.read_available().starts_with(b"ERROR\r\n"));
+    // -U: a framed UDP request is answered.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    udp.connect(("127.0.0.1", udp_port)).unwrap();
+    let mut frame = vec![0, 9, 0, 0, 0, 1, 0, 0];
+    frame.extend_from_slice(b"version\r\n");
+    udp.send(&frame).unwrap();
+    let mut buf = [0u8; 1500];
+    let n = udp.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..8], &[0, 9, 0, 0, 0, 1, 0, 0]);
+    assert!(buf[8..n].starts_with(b"VERSION "));
+}
+
+#[test]
+fn ascii_auth_file_requires_login_first() {
+    let dir = std::env::temp_dir().join(format!("tern-y-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let auth = dir.join("auth");
+    std::fs::write(&auth, "bob:hunter2\n").unwrap();
+    let d = Daemon::start(&["-Y", auth.to_str().unwrap()]);
+    let mut c = d.connect();
+    c.roundtrip(b"get a\r\n", b"CLIENT_ERROR unauthenticated\r\n");
+    c.roundtrip(
+        b"set x 0 0 10\r\nbob nope!!\r\n",
+        b"CLIENT_ERROR authentication failure\r\n",
+    );
+    c.roundtrip(b"set x 0 0 11\r\nbob hunter2\r\n", b"STORED\r\n");
+    c.roundtrip(b"get a\r\n", b"END\r\n");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -371,3 +371,46 @@ fn scenarios_differential_against_real_memcached() {
         run(scenario, Client::connect(mc.addr), false);
     }
 }
+
+/// Every scenario's bytes, split in two at every byte boundary, get the same replies: the
+/// server must never depend on where reads happen to end. (Scenarios that capture CAS values or
+/// close the connection are covered whole above.)
+#[test]
+fn every_scenario_split_at_every_byte_boundary() {
+    let mut splits = 0;
+    for scenario in SCENARIOS {
+        if scenario.closes || scenario.steps.iter().any(|(_, e)| e.contains(&b'{')) {
+            continue;
+        }
+        let send: Vec<u8> = scenario
+            .steps
+            .iter()
+            .flat_map(|(s, _)| s.to_vec())
+            .collect();
+        let expect: Vec<u8> = scenario
+            .steps
+            .iter()
+            .flat_map(|(_, e)| for_server(e, true))
+            .collect();
+        let tern = Tern::start_with(|s| s.threads = 1);
+        let mut control = tern.connect();
+        for at in 1..send.len() {
+            // A clean slate for each run: flush_all drops what the previous run stored.
+            control.send(b"flush_all\r\n");
+            assert_eq!(control.read_exact_n(4), b"OK\r\n");
+            let mut c = tern.connect();
+            c.send(&send[..at]);
+            std::thread::sleep(std::time::Duration::from_micros(300));
+            c.send(&send[at..]);
+            let got = c.read_exact_n(expect.len());
+            assert!(
+                got == expect,
+                "{} split at {at}: got {:?}",
+                scenario.name,
+                String::from_utf8_lossy(&got)
+            );
+            splits += 1;
+        }
+    }
+    assert!(splits > 1000, "only {splits} splits ran");
+}
