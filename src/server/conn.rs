@@ -124,6 +124,13 @@ impl Conn {
         }
     }
 
+    /// Whether replies are waiting for the socket to become writable. The worker asks the poller
+    /// for writability only then: registered permanently, edge-triggered EPOLLOUT would wake the
+    /// worker after every reply as the send buffer drains, for nothing.
+    pub fn wants_write(&self) -> bool {
+        self.wpos < self.wbuf.len()
+    }
+
     /// Stops reading: requests already read are still answered, then the connection closes
     /// once every reply is sent (graceful shutdown).
     pub fn stop_reading(&mut self) {

@@ -34,6 +34,8 @@ struct Client {
     last_active: Arc<AtomicU32>,
     /// The socket's descriptor, its key in the registry.
     fd: i32,
+    /// Whether the socket is registered for writability too (only while replies wait).
+    write_interest: bool,
 }
 
 /// A worker's state, owned by its thread.
@@ -189,11 +191,10 @@ impl Worker {
                 self.clients.push(None);
                 self.clients.len() - 1
             });
-            let registered = self.poll.registry().register(
-                &mut sock,
-                Token(slot),
-                Interest::READABLE | Interest::WRITABLE,
-            );
+            let registered =
+                self.poll
+                    .registry()
+                    .register(&mut sock, Token(slot), Interest::READABLE);
             if registered.is_err() {
                 self.shared.connection_closed();
                 self.free.push(slot);
@@ -213,6 +214,7 @@ impl Worker {
                 queued: false,
                 last_active,
                 fd,
+                write_interest: false,
             });
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
@@ -234,7 +236,28 @@ impl Worker {
             .conn
             .drive(&mut client.sock, &self.shared, &self.stats)
         {
-            Next::Wait => {}
+            Next::Wait => {
+                let want = client.conn.wants_write();
+                if want != client.write_interest {
+                    let interest = if want {
+                        Interest::READABLE | Interest::WRITABLE
+                    } else {
+                        Interest::READABLE
+                    };
+                    // Re-registering reports the current state, so a socket that is already
+                    // writable wakes us at once: no edge is lost.
+                    if self
+                        .poll
+                        .registry()
+                        .reregister(&mut client.sock, Token(slot), interest)
+                        .is_err()
+                    {
+                        self.close(slot);
+                        return;
+                    }
+                    client.write_interest = want;
+                }
+            }
             Next::Yield => {
                 log::trace!("fd {}: yields after its request budget", client.fd);
                 client.queued = true;
