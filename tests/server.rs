@@ -491,3 +491,37 @@ fn read_line(c: &mut Client) -> String {
     }
     String::from_utf8_lossy(&line).into_owned()
 }
+
+#[test]
+fn half_closed_client_gets_its_replies_and_the_connection_ends() {
+    // `printf 'get a\r\n' | nc -q1 ...`: the request and the FIN arrive together. The server
+    // must answer, then see the end of the stream and close (not wait forever for more data).
+    let tern = Tern::start();
+    let mut control = tern.connect();
+    for _ in 0..20 {
+        let mut c = tern.connect();
+        // First make it an established, idle connection the worker already polls (a new one
+        // is read to the end anyway), then send a request and the FIN back to back.
+        c.send(b"get nope\r\n");
+        assert_eq!(c.read_exact_n(5), b"END\r\n");
+        c.send(b"set a 0 0 1\r\nx\r\nget a\r\n");
+        c.stream.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        c.stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        c.stream
+            .read_to_end(&mut reply)
+            .expect("the server closes after answering");
+        assert_eq!(reply, b"STORED\r\nVALUE a 0 1\r\nx\r\nEND\r\n");
+    }
+    // Every one of them is gone on the server's side too.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while control.stat("curr_connections") != "1" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "half-closed connections leaked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

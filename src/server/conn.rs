@@ -139,13 +139,25 @@ impl Conn {
 
     /// Reads, executes and writes until the socket would block, the budget is spent, or the
     /// connection must close.
+    ///
+    /// `trust_short_read`: whether a read that returns less than it was offered may be taken to
+    /// mean the socket is drained, saving the `read` that would only return `EAGAIN` (one system
+    /// call per request). On Linux a short read on a stream socket means its receive queue was
+    /// empty at that moment, and any later arrival raises a new EPOLLIN edge, so nothing is
+    /// lost. The worker passes `false` when the event said the peer closed its side (the FIN may
+    /// have come with the data, and no later edge would report the end of the stream) and when
+    /// driving a connection for another reason than readability.
     pub fn drive<S: Stream + ?Sized>(
         &mut self,
         sock: &mut S,
         shared: &Shared,
         stats: &ThreadStats,
+        trust_short_read: bool,
     ) -> Next {
         let mut budget = shared.settings.reqs_per_event.max(1);
+        // Set by a short read during this call only: a stale flag from an earlier call could
+        // skip data whose readiness came in the same event as a writability change.
+        let mut drained = false;
         loop {
             match self.flush(sock, stats) {
                 Ok(()) => {}
@@ -176,9 +188,15 @@ impl Conn {
                 self.closing = true;
                 continue;
             }
+            if drained {
+                return match self.flush(sock, stats) {
+                    Ok(()) => Next::Wait,
+                    Err(_) => Next::Close,
+                };
+            }
             match self.fill(sock, stats) {
-                Ok(0) => self.eof = true,
-                Ok(_) => {}
+                Ok((0, _)) => self.eof = true,
+                Ok((_, short)) => drained = trust_short_read && short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return match self.flush(sock, stats) {
                         Ok(()) => Next::Wait,
@@ -414,8 +432,13 @@ impl Conn {
         self.rpos = 0;
     }
 
-    /// Reads once into the free part of the input buffer. `Ok(0)` is end of stream.
-    fn fill<S: Stream + ?Sized>(&mut self, sock: &mut S, stats: &ThreadStats) -> io::Result<usize> {
+    /// Reads once into the free part of the input buffer: the bytes read (0 is end of stream)
+    /// and whether that was fewer than offered.
+    fn fill<S: Stream + ?Sized>(
+        &mut self,
+        sock: &mut S,
+        stats: &ThreadStats,
+    ) -> io::Result<(usize, bool)> {
         if self.rend - self.rpos >= READ_AHEAD_MAX.max(self.need) {
             // Enough unprocessed input; leave the rest in the kernel until we catch up.
             return Err(io::ErrorKind::WouldBlock.into());
@@ -429,11 +452,12 @@ impl Conn {
             }
         }
         loop {
+            let offered = self.rbuf.len() - self.rend;
             match sock.read(&mut self.rbuf[self.rend..]) {
                 Ok(n) => {
                     self.rend += n;
                     stats.bytes_read.add(n as u64);
-                    return Ok(n);
+                    return Ok((n, n < offered));
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => return Err(e),

@@ -168,7 +168,11 @@ impl Worker {
                             self.adopt_new();
                         }
                     }
-                    Token(slot) => self.serve(slot),
+                    // A short read may end the reading only for a plain readability event; when
+                    // the peer closed its side, read on until the end of the stream.
+                    Token(slot) => {
+                        self.serve_with(slot, event.is_readable() && !event.is_read_closed())
+                    }
                 }
             }
             // Give each connection that yielded one more turn, after everyone polled above.
@@ -222,7 +226,13 @@ impl Worker {
         }
     }
 
+    /// Drives a connection, reading until `WouldBlock`.
     fn serve(&mut self, slot: usize) {
+        self.serve_with(slot, false);
+    }
+
+    /// Drives a connection; see [`Conn::drive`] for `trust_short_read`.
+    fn serve_with(&mut self, slot: usize, trust_short_read: bool) {
         let Some(Some(client)) = self.clients.get_mut(slot) else {
             return; // A stale event for a closed connection.
         };
@@ -232,10 +242,12 @@ impl Worker {
         client
             .last_active
             .store(self.shared.clock.now(), Ordering::Relaxed);
-        match client
-            .conn
-            .drive(&mut client.sock, &self.shared, &self.stats)
-        {
+        match client.conn.drive(
+            &mut client.sock,
+            &self.shared,
+            &self.stats,
+            trust_short_read,
+        ) {
             Next::Wait => {
                 let want = client.conn.wants_write();
                 if want != client.write_interest {
