@@ -278,6 +278,15 @@ fn apply_auth(raw: &RawArgs, env: &Environment, s: &mut Settings) -> Result<(), 
                 EX_USAGE,
             ));
         }
+        // UDP has no connection to log in on: with -Y it would serve everyone unauthenticated.
+        if s.udp_port != 0 {
+            return Err(ConfigError::invalid(
+                "-U",
+                s.udp_port.to_string(),
+                "Cannot use UDP with ascii authentication enabled (-U 0 to disable)".to_string(),
+                EX_USAGE,
+            ));
+        }
     }
     Ok(())
 }
@@ -958,5 +967,17 @@ mod tests {
         assert_eq!(dashed.cluster_config, Some(PathBuf::from("/tmp/c.conf")));
         let both = parse("-o cluster_config=/tmp/a.conf --cluster_config /tmp/b.conf").unwrap();
         assert_eq!(both.cluster_config, Some(PathBuf::from("/tmp/b.conf")));
+    }
+
+    #[test]
+    fn ascii_auth_refuses_udp_as_memcached_does() {
+        let e = parse("-Y /tmp/auth -U 11299").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Cannot use UDP with ascii authentication enabled (-U 0 to disable)"),
+            "{e}"
+        );
+        assert_eq!(e.exit_code(), EX_USAGE);
+        assert!(parse("-Y /tmp/auth -U 0").is_ok());
     }
 }
