@@ -131,6 +131,42 @@ pub enum StatsGroup<'a> {
     Other(&'a [u8]),
 }
 
+impl<'a> StatsGroup<'a> {
+    /// The groups known by name, as both protocols spell them.
+    const NAMED: [(&'static [u8], StatsGroup<'static>); 6] = [
+        (b"settings", StatsGroup::Settings),
+        (b"items", StatsGroup::Items),
+        (b"slabs", StatsGroup::Slabs),
+        (b"sizes", StatsGroup::Sizes),
+        (b"conns", StatsGroup::Conns),
+        (b"reset", StatsGroup::Reset),
+    ];
+
+    /// The group `name` names exactly: empty is plain `stats`, an unknown name is
+    /// [`StatsGroup::Other`].
+    pub fn from_name(name: &'a [u8]) -> StatsGroup<'a> {
+        if name.is_empty() {
+            return StatsGroup::General;
+        }
+        Self::NAMED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(StatsGroup::Other(name), |(_, g)| *g)
+    }
+
+    /// The group's name as sent after `stats` (empty for plain `stats`).
+    pub fn name(&self) -> &'a [u8] {
+        match *self {
+            StatsGroup::General => b"",
+            StatsGroup::Other(args) => args,
+            known => Self::NAMED
+                .iter()
+                .find(|(_, g)| *g == known)
+                .map_or(b"", |(n, _)| n),
+        }
+    }
+}
+
 /// The ElastiCache auto-discovery commands (`config get|set|delete <key>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigRequest<'a> {
@@ -287,6 +323,26 @@ mod tests {
         });
         assert_eq!(get.key(), b"a");
         assert_eq!(Request::Version.key(), b"");
+    }
+
+    #[test]
+    fn stats_group_names_round_trip() {
+        for name in [
+            &b""[..],
+            b"settings",
+            b"items",
+            b"slabs",
+            b"sizes",
+            b"conns",
+            b"reset",
+        ] {
+            assert_eq!(StatsGroup::from_name(name).name(), name);
+        }
+        assert_eq!(
+            StatsGroup::from_name(b"detail on"),
+            StatsGroup::Other(b"detail on")
+        );
+        assert_eq!(StatsGroup::from_name(b"items"), StatsGroup::Items);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! allocates beyond that buffer's growth.
 
 use super::{Frame, Header, Opcode, Status, REQUEST_MAGIC, RESPONSE_MAGIC};
-use crate::{ConfigRequest, ErrorReply, ProtocolError, Request, Response, StatsGroup, StoreMode};
+use crate::{ConfigRequest, ErrorReply, ProtocolError, Request, Response, StoreMode};
 
 /// The fields of a response header a server chooses (magic and data type are fixed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -338,16 +338,7 @@ pub fn compose_request(frame: &Frame<'_>, out: &mut Vec<u8>) -> bool {
             write_request(frame, if delay != 0 { &e } else { &[] }, &[], &[], out)
         }
         (Stat, Request::Stats(group)) => {
-            let key: &[u8] = match group {
-                StatsGroup::General => b"",
-                StatsGroup::Settings => b"settings",
-                StatsGroup::Items => b"items",
-                StatsGroup::Slabs => b"slabs",
-                StatsGroup::Sizes => b"sizes",
-                StatsGroup::Conns => b"conns",
-                StatsGroup::Reset => b"reset",
-                StatsGroup::Other(key) => key,
-            };
+            let key = group.name();
             write_request(frame, &[], key, &[], out)
         }
         (

@@ -87,20 +87,12 @@ fn lengths_allowed(op: Opcode, ext: usize, key: usize, body: usize) -> bool {
 /// match it: `reset` and `settings` by prefix, the others exactly; `detail ...` and anything
 /// else is passed on as [`StatsGroup::Other`].
 fn stats_group(key: &[u8]) -> StatsGroup<'_> {
-    if key.is_empty() {
-        StatsGroup::General
-    } else if key.starts_with(b"reset") {
+    if key.starts_with(b"reset") {
         StatsGroup::Reset
     } else if key.starts_with(b"settings") {
         StatsGroup::Settings
     } else {
-        match key {
-            b"items" => StatsGroup::Items,
-            b"slabs" => StatsGroup::Slabs,
-            b"sizes" => StatsGroup::Sizes,
-            b"conns" => StatsGroup::Conns,
-            _ => StatsGroup::Other(key),
-        }
+        StatsGroup::from_name(key)
     }
 }
 

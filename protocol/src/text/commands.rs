@@ -109,15 +109,13 @@ pub(super) fn shutdown<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
 /// `stats [group ...]`: memcached looks only at the first argument for the groups it knows and
 /// ignores the rest (`stats reset foo` resets).
 pub(super) fn stats_group<'a>(t: &Tokens<'a>) -> StatsGroup<'a> {
-    match t.get(1) {
-        _ if t.len == 1 => StatsGroup::General,
-        b"settings" => StatsGroup::Settings,
-        b"items" => StatsGroup::Items,
-        b"slabs" => StatsGroup::Slabs,
-        b"sizes" => StatsGroup::Sizes,
-        b"conns" => StatsGroup::Conns,
-        b"reset" => StatsGroup::Reset,
-        _ => StatsGroup::Other(t.run_from(1)),
+    if t.len == 1 {
+        return StatsGroup::General;
+    }
+    match StatsGroup::from_name(t.get(1)) {
+        // An unknown group keeps all its arguments (`stats detail on`).
+        StatsGroup::Other(_) => StatsGroup::Other(t.run_from(1)),
+        known => known,
     }
 }
 

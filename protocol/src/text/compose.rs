@@ -1,6 +1,6 @@
 //! Writing the text protocol: the server's replies and, for clients, requests.
 
-use crate::{ConfigRequest, ErrorReply, Request, Response, StatsGroup, StoreMode};
+use crate::{ConfigRequest, ErrorReply, Request, Response, StoreMode};
 
 const CRLF: &[u8] = b"\r\n";
 
@@ -225,16 +225,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
         }
         Request::Stats(group) => {
             out.extend_from_slice(b"stats");
-            let arg: &[u8] = match group {
-                StatsGroup::General => b"",
-                StatsGroup::Settings => b"settings",
-                StatsGroup::Items => b"items",
-                StatsGroup::Slabs => b"slabs",
-                StatsGroup::Sizes => b"sizes",
-                StatsGroup::Conns => b"conns",
-                StatsGroup::Reset => b"reset",
-                StatsGroup::Other(args) => args,
-            };
+            let arg = group.name();
             if !arg.is_empty() {
                 out.push(b' ');
                 out.extend_from_slice(arg);
