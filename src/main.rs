@@ -79,6 +79,7 @@ fn run(settings: Settings) -> Result<(), Failure> {
         }
     }
     let pid_file = settings.pid_file.clone();
+    let port_filename = settings.port_filename.clone();
     let verbosity = settings.verbosity;
     let summary = format!(
         "memory {} MB, item size limit {} bytes, {} threads, {} connections max",
@@ -101,6 +102,24 @@ fn run(settings: Settings) -> Result<(), Failure> {
     }
     for addr in server.udp_addrs() {
         log::info!("listening on {addr} (udp)");
+    }
+    if let Some(path) = &port_filename {
+        // MEMCACHED_PORT_FILENAME: the ports really bound (with -p -1 / -U -1, the system's
+        // choice), for test harnesses, as memcached writes them.
+        let bound: Vec<(daemon::Transport, std::net::SocketAddr)> = server
+            .local_addrs()
+            .iter()
+            .map(|a| (daemon::Transport::Tcp, *a))
+            .chain(
+                server
+                    .udp_addrs()
+                    .iter()
+                    .map(|a| (daemon::Transport::Udp, *a)),
+            )
+            .collect();
+        if let Err(e) = daemon::write_port_file(path, &bound) {
+            log::warn!("cannot write port file {}: {e}", path.display());
+        }
     }
     log::info!("tern {} ready: {summary}", tern::server::TERN_VERSION);
     if let Some(path) = &pid_file {

@@ -4,22 +4,15 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::Client;
+use common::{stat_value, Client};
 
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 fn run(args: &[&str]) -> Output {
     Command::new(TERN)
@@ -29,35 +22,69 @@ fn run(args: &[&str]) -> Output {
         .expect("run tern")
 }
 
-/// A tern process on a free port, killed when dropped.
+/// A tern process, killed when dropped. It listens on ports the system chose (`-p -1`, as
+/// memcached's own test harness starts it), read back from `MEMCACHED_PORT_FILENAME`, so
+/// parallel tests never race for a port.
 struct Daemon {
     child: Child,
-    port: u16,
+    addr: SocketAddr,
+    udp_port: Option<u16>,
 }
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        let port = free_port();
-        let port_s = port.to_string();
-        let mut all = vec!["-p", port_s.as_str(), "-l", "127.0.0.1", "-U", "0"];
+        Daemon::start_on("127.0.0.1", args)
+    }
+
+    fn start_on(host: &str, args: &[&str]) -> Daemon {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let ports_file = std::env::temp_dir().join(format!(
+            "tern-ports-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&ports_file);
+        let mut all = vec!["-p", "-1", "-l", host, "-U", "0"];
         all.extend_from_slice(args);
-        let child = Command::new(TERN)
+        let mut child = Command::new(TERN)
             .args(&all)
+            .env("MEMCACHED_PORT_FILENAME", &ports_file)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn tern");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let ports = loop {
+            if let Ok(text) = std::fs::read_to_string(&ports_file) {
+                break text;
+            }
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("tern exited with {status} when started with {all:?}");
+            }
             assert!(Instant::now() < deadline, "tern did not start with {all:?}");
             std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = std::fs::remove_file(&ports_file);
+        // Lines like `TCP INET: 40123` and `UDP INET6: 40124`.
+        let port_of = |transport: &str| {
+            ports
+                .lines()
+                .find(|l| l.starts_with(transport))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(|p| p.parse::<u16>().expect("a port number"))
+        };
+        let tcp = port_of("TCP").expect("a TCP port in the port file");
+        let ip: std::net::IpAddr = host.trim_matches(|c| c == '[' || c == ']').parse().unwrap();
+        Daemon {
+            child,
+            addr: SocketAddr::new(ip, tcp),
+            udp_port: port_of("UDP"),
         }
-        Daemon { child, port }
     }
 
     fn connect(&self) -> Client {
-        Client::connect(format!("127.0.0.1:{}", self.port).parse().unwrap())
+        Client::connect(self.addr)
     }
 
     fn signal(&self, signal: &str) {
@@ -132,19 +159,15 @@ fn flags_take_effect_in_stats_settings() {
     ]);
     let mut c = d.connect();
     let settings = c.stats("settings");
-    let get = |name: &str| {
-        settings
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |name: &str| stat_value(&settings, name);
     assert_eq!(get("maxbytes").as_deref(), Some("33554432"));
     assert_eq!(get("maxconns").as_deref(), Some("77"));
     assert_eq!(get("num_threads").as_deref(), Some("3"));
     assert_eq!(get("reqs_per_event").as_deref(), Some("7"));
     assert_eq!(get("item_size_max").as_deref(), Some("2097152"));
     assert_eq!(get("cas_enabled").as_deref(), Some("no"));
-    assert_eq!(get("tcpport").as_deref(), Some(d.port.to_string().as_str()));
+    // Started with -p -1 (a port the system chose): memcached reports that as -1 too.
+    assert_eq!(get("tcpport").as_deref(), Some("-1"));
 }
 
 #[test]
@@ -161,7 +184,7 @@ fn connection_limit_refuses_with_memcached_error_and_keeps_others() {
     for c in &mut held {
         c.roundtrip(b"get a\r\n", b"END\r\n");
     }
-    let mut extra = TcpStream::connect(("127.0.0.1", d.port)).unwrap();
+    let mut extra = TcpStream::connect(d.addr).unwrap();
     extra
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
@@ -369,24 +392,12 @@ fn ipv6_listen_address_works() {
         eprintln!("skipped: no IPv6 loopback on this machine");
         return;
     }
-    let port = free_port();
-    let mut child = Command::new(TERN)
-        .args(["-p", &port.to_string(), "-l", "[::1]", "-U", "0"])
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let addr: std::net::SocketAddr = format!("[::1]:{port}").parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "tern did not listen on [::1]");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Client::connect(addr).roundtrip(
+    let d = Daemon::start_on("[::1]", &[]);
+    assert!(d.addr.is_ipv6());
+    d.connect().roundtrip(
         b"set v6 0 0 2\r\nok\r\nget v6\r\n",
         b"STORED\r\nVALUE v6 0 2\r\nok\r\nEND\r\n",
     );
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[test]
@@ -450,8 +461,6 @@ fn help_flag_prints_usage_and_exits_zero() {
 
 #[test]
 fn more_flags_take_effect_in_the_running_daemon() {
-    let udp_port = free_port();
-    let udp_s = udp_port.to_string();
     let d = Daemon::start(&[
         "-f",
         "1.25",
@@ -467,18 +476,13 @@ fn more_flags_take_effect_in_the_running_daemon() {
         "hashpower=20,idle_timeout=3600",
         "-M",
         "-U",
-        &udp_s,
+        "-1",
         "-k",
         "-v",
     ]);
     let mut c = d.connect();
     let settings = c.stats("settings");
-    let get = |name: &str| {
-        settings
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let get = |name: &str| stat_value(&settings, name);
     assert_eq!(get("growth_factor").as_deref(), Some("1.25"));
     assert_eq!(get("chunk_size").as_deref(), Some("48"));
     assert_eq!(get("tcp_backlog").as_deref(), Some("512"));
@@ -488,7 +492,7 @@ fn more_flags_take_effect_in_the_running_daemon() {
     assert_eq!(get("hashpower_init").as_deref(), Some("20"));
     assert_eq!(get("idle_timeout").as_deref(), Some("3600"));
     assert_eq!(get("evictions").as_deref(), Some("off"));
-    assert_eq!(get("udpport").as_deref(), Some(udp_s.as_str()));
+    assert_eq!(get("udpport").as_deref(), Some("-1"));
     // -F: flush_all is refused.
     c.roundtrip(b"flush_all\r\n", b"CLIENT_ERROR flush_all not allowed\r\n");
     // -B ascii: a binary NOOP packet is text to this server (0x0a, its opcode, ends a line).
@@ -500,7 +504,11 @@ fn more_flags_take_effect_in_the_running_daemon() {
     // -U: a framed UDP request is answered.
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    udp.connect(("127.0.0.1", udp_port)).unwrap();
+    udp.connect((
+        "127.0.0.1",
+        d.udp_port.expect("a UDP port in the port file"),
+    ))
+    .unwrap();
     let mut frame = vec![0, 9, 0, 0, 0, 1, 0, 0];
     frame.extend_from_slice(b"version\r\n");
     udp.send(&frame).unwrap();

@@ -6,7 +6,7 @@ mod common;
 use std::io::{ErrorKind, Read, Write};
 use std::time::Duration;
 
-use common::{Client, Tern};
+use common::{stat_value, Client, Tern};
 
 /// memcached 1.6.18's largest value for key `k` with flags 0 and CAS on under `-I 1m`:
 /// 48 (header) + 2 (key and NUL) + 8 (CAS) + value + 2 (`\r\n`) <= 1048576.
@@ -282,13 +282,7 @@ fn counters_add_up_across_worker_threads() {
         c.roundtrip(b"delete nope\r\n", b"NOT_FOUND\r\n");
     }
     let stats = clients[0].stats("");
-    let get = |name: &str| -> String {
-        stats
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .unwrap()
-    };
+    let get = |name: &str| stat_value(&stats, name).unwrap();
     assert_eq!(get("cmd_set"), "8");
     assert_eq!(get("cmd_get"), "16");
     assert_eq!(get("get_hits"), "8");

@@ -28,7 +28,7 @@ pub use extended::{NO_OP_EXTENDED, UNSUPPORTED_EXTENDED};
 pub use validate::UNSUPPORTED_FLAGS;
 
 /// memcached's default TCP port.
-pub const DEFAULT_PORT: u16 = 11211;
+pub const DEFAULT_PORT: ListenPort = ListenPort::Fixed(11211);
 /// Listen on loopback only unless told otherwise: a cache has no authentication by default and
 /// should not be open to the network by accident.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1";
@@ -48,7 +48,7 @@ pub const DEFAULT_ITEM_SIZE_MAX: usize = 1024 * 1024;
 pub const DEFAULT_UNIX_MASK: u32 = 0o700;
 /// memcached's default UDP port (`-U`): off, because UDP replies can be used to amplify
 /// reflection attacks.
-pub const DEFAULT_UDP_PORT: u16 = 0;
+pub const DEFAULT_UDP_PORT: ListenPort = ListenPort::Off;
 /// memcached's default slab chunk growth factor (`-f`), reported by `stats settings` when the
 /// store is left to its default.
 pub const DEFAULT_GROWTH_FACTOR: f64 = 1.25;
@@ -79,11 +79,48 @@ pub enum BindingProtocol {
     Binary,
 }
 
+/// A port flag (`-p`, `-U`) with memcached's meanings: 0 turns the transport off, -1 asks the
+/// system for a free port (which `MEMCACHED_PORT_FILENAME` then reports), anything else is the
+/// port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListenPort {
+    /// `0`: no listener for this transport.
+    Off,
+    /// `-1`: a port the system chooses.
+    Ephemeral,
+    /// A fixed port.
+    Fixed(u16),
+}
+
+impl ListenPort {
+    /// Whether the transport listens at all.
+    pub fn is_on(self) -> bool {
+        self != ListenPort::Off
+    }
+
+    /// The port to bind (0, the system's choice, for an ephemeral port).
+    pub fn bind_port(self) -> u16 {
+        match self {
+            ListenPort::Fixed(port) => port,
+            ListenPort::Off | ListenPort::Ephemeral => 0,
+        }
+    }
+
+    /// The value as memcached keeps and reports it (`stats settings`): 0, -1 or the port.
+    pub fn as_memcached(self) -> i32 {
+        match self {
+            ListenPort::Off => 0,
+            ListenPort::Ephemeral => -1,
+            ListenPort::Fixed(port) => i32::from(port),
+        }
+    }
+}
+
 /// Everything the daemon is configured with.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// TCP port (`-p`); 0 asks the OS for a free one.
-    pub port: u16,
+    /// TCP port (`-p`).
+    pub port: ListenPort,
     /// Addresses to listen on (`-l`).
     pub listen: Vec<String>,
     /// Worker threads (`-t`).
@@ -113,8 +150,8 @@ pub struct Settings {
     pub cluster_config: Option<PathBuf>,
     /// The item store's settings (`-m`, `-I`, `-n`, `-f`, `-M`, `-C`).
     pub store: StoreConfig,
-    /// UDP port (`-U`); 0 is off.
-    pub udp_port: u16,
+    /// UDP port (`-U`).
+    pub udp_port: ListenPort,
     /// Unix socket to listen on instead of TCP and UDP (`-s`).
     pub unix_socket: Option<PathBuf>,
     /// Permission mask of the Unix socket, as for chmod (`-a`, octal).

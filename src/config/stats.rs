@@ -48,8 +48,8 @@ impl Settings {
         vec![
             ("maxbytes", store.memory_limit.to_string()),
             ("maxconns", self.max_connections.to_string()),
-            ("tcpport", self.port.to_string()),
-            ("udpport", self.udp_port.to_string()),
+            ("tcpport", self.port.as_memcached().to_string()),
+            ("udpport", self.udp_port.as_memcached().to_string()),
             // memcached prints the -l string or NULL (every interface); tern's default is
             // loopback, so it always has a list to print.
             (

@@ -13,6 +13,7 @@ use super::conffile::ConfFile;
 use super::error::{ConfigError, EX_USAGE};
 use super::extended::Extended;
 use super::listen::{parse_entry, split_entries};
+use super::ListenPort;
 use super::{
     BindingProtocol, Settings, ITEM_SIZE_MAX_LOWER_LIMIT, ITEM_SIZE_MAX_UPPER_LIMIT,
     SLAB_CHUNK_MAX, SLAB_PAGE_SIZE, THREADS_WARNING_ABOVE,
@@ -129,7 +130,7 @@ pub fn build(
     apply_flags(raw, &mut s, &mut ext)?;
 
     // With -U and no -p, memcached listens for TCP on the UDP port too.
-    if raw.port.is_none() && s.udp_port != 0 {
+    if raw.port.is_none() && s.udp_port.is_on() {
         s.port = s.udp_port;
     }
     check_item_size(raw, &s)?;
@@ -188,17 +189,22 @@ fn number<T: std::str::FromStr>(
         .map_err(|_| ConfigError::malformed(option, value, expected))
 }
 
-/// A port: 0..=65535, memcached's message otherwise.
-fn port(option: &str, value: &str) -> Result<u16, ConfigError> {
-    let n: i64 = number(option, value, "a port number from 0 to 65535")?;
-    u16::try_from(n).map_err(|_| {
-        ConfigError::invalid(
-            option,
-            value,
-            format!("ERROR: Invalid port number {n}."),
-            EX_USAGE,
-        )
-    })
+/// A port: 0 (off), -1 (a free port the system chooses, as memcached's test harness asks for)
+/// or 1..=65535; memcached's message otherwise.
+fn port(option: &str, value: &str) -> Result<ListenPort, ConfigError> {
+    let n: i64 = number(option, value, "a port number from -1 to 65535")?;
+    match n {
+        -1 => Ok(ListenPort::Ephemeral),
+        0 => Ok(ListenPort::Off),
+        _ => u16::try_from(n).map(ListenPort::Fixed).map_err(|_| {
+            ConfigError::invalid(
+                option,
+                value,
+                format!("ERROR: Invalid port number {n}."),
+                EX_USAGE,
+            )
+        }),
+    }
 }
 
 /// A value that must be a positive whole number, with memcached's message for the rest.
@@ -249,10 +255,10 @@ fn apply_auth(raw: &RawArgs, env: &Environment, s: &mut Settings) -> Result<(), 
                 EX_USAGE,
             ));
         }
-        if s.udp_port != 0 {
+        if s.udp_port.is_on() {
             return Err(ConfigError::invalid(
                 "-U",
-                s.udp_port.to_string(),
+                s.udp_port.as_memcached().to_string(),
                 "Cannot enable UDP while using binary SASL authentication.".to_string(),
                 EX_USAGE,
             ));
@@ -279,10 +285,10 @@ fn apply_auth(raw: &RawArgs, env: &Environment, s: &mut Settings) -> Result<(), 
             ));
         }
         // UDP has no connection to log in on: with -Y it would serve everyone unauthenticated.
-        if s.udp_port != 0 {
+        if s.udp_port.is_on() {
             return Err(ConfigError::invalid(
                 "-U",
-                s.udp_port.to_string(),
+                s.udp_port.as_memcached().to_string(),
                 "Cannot use UDP with ascii authentication enabled (-U 0 to disable)".to_string(),
                 EX_USAGE,
             ));
@@ -522,8 +528,8 @@ mod tests {
     #[test]
     fn defaults_without_flags() {
         let s = parse("").unwrap();
-        assert_eq!(s.port, 11211);
-        assert_eq!(s.udp_port, 0);
+        assert_eq!(s.port, ListenPort::Fixed(11211));
+        assert_eq!(s.udp_port, ListenPort::Off);
         assert_eq!(s.listen, vec!["127.0.0.1"]);
         assert_eq!(s.max_connections, 1024);
         assert_eq!(s.store.memory_limit, 64 << 20);
@@ -541,8 +547,8 @@ mod tests {
              -P /tmp/t.pid -f 1.5 -n 64 -t 3 -R 7 -b 99 -B ascii -I 2m",
         )
         .unwrap();
-        assert_eq!(s.port, 22300);
-        assert_eq!(s.udp_port, 22301);
+        assert_eq!(s.port, ListenPort::Fixed(22300));
+        assert_eq!(s.udp_port, ListenPort::Fixed(22301));
         assert_eq!(s.unix_socket, Some(PathBuf::from("/tmp/t.sock")));
         assert_eq!(s.unix_mask, 0o755);
         assert_eq!(s.listen, vec!["127.0.0.1", "[::1]"]);
@@ -705,8 +711,8 @@ mod tests {
             "invalid value '65536' for -p: ERROR: Invalid port number 65536."
         );
         assert_eq!(
-            err("-p -1"),
-            "invalid value '-1' for -p: ERROR: Invalid port number -1."
+            err("-p -2"),
+            "invalid value '-2' for -p: ERROR: Invalid port number -2."
         );
         assert_eq!(
             err("-U 70000"),
@@ -714,16 +720,35 @@ mod tests {
         );
         assert_eq!(
             err("-p abc"),
-            "invalid value 'abc' for -p: expected a port number from 0 to 65535"
+            "invalid value 'abc' for -p: expected a port number from -1 to 65535"
         );
+    }
+
+    #[test]
+    fn port_minus_one_is_ephemeral_and_zero_is_off_as_in_memcached() {
+        let s = parse("-p -1 -U -1").unwrap();
+        assert_eq!(
+            (s.port, s.udp_port),
+            (ListenPort::Ephemeral, ListenPort::Ephemeral)
+        );
+        assert_eq!(s.port.bind_port(), 0);
+        let s = parse("-p 0").unwrap();
+        assert_eq!(s.port, ListenPort::Off);
+        assert!(!s.port.is_on());
     }
 
     #[test]
     fn udp_port_without_tcp_port_moves_tcp_too() {
         let s = parse("-U 22310").unwrap();
-        assert_eq!((s.port, s.udp_port), (22310, 22310));
+        assert_eq!(
+            (s.port, s.udp_port),
+            (ListenPort::Fixed(22310), ListenPort::Fixed(22310))
+        );
         let s = parse("-U 22310 -p 22311").unwrap();
-        assert_eq!((s.port, s.udp_port), (22311, 22310));
+        assert_eq!(
+            (s.port, s.udp_port),
+            (ListenPort::Fixed(22311), ListenPort::Fixed(22310))
+        );
     }
 
     #[test]
@@ -882,7 +907,7 @@ mod tests {
         let path = write_conf("debian.conf", DEBIAN_DEFAULT);
         let s = parse_with_conf(&path, "").unwrap();
         assert_eq!(s.store.memory_limit, 64 << 20);
-        assert_eq!(s.port, 11211);
+        assert_eq!(s.port, ListenPort::Fixed(11211));
         assert_eq!(s.user.as_deref(), Some("memcache"));
         assert_eq!(s.listen, vec!["127.0.0.1"]);
         assert_eq!(
@@ -904,7 +929,7 @@ mod tests {
             "-m 256\n-p 11211\n-l 10.1.1.1\n-v\n-o idle_timeout=5,hashpower=16\n-c 10\n",
         );
         let s = parse_with_conf(&path, "-p 22320 -l 127.0.0.1 -o idle_timeout=9 -vv").unwrap();
-        assert_eq!(s.port, 22320);
+        assert_eq!(s.port, ListenPort::Fixed(22320));
         assert_eq!(s.store.memory_limit, 256 << 20);
         assert_eq!(s.listen, vec!["127.0.0.1"]);
         assert_eq!(s.verbosity, 2);
@@ -953,7 +978,7 @@ mod tests {
         let text = include_str!("../../memcached.conf.example");
         let path = write_conf("example.conf", text);
         let s = parse_with_conf(&path, "").unwrap();
-        assert_eq!(s.port, 11211);
+        assert_eq!(s.port, ListenPort::Fixed(11211));
         assert_eq!(s.listen, vec!["127.0.0.1"]);
     }
 

@@ -311,16 +311,16 @@ pub fn bind(settings: &Settings) -> io::Result<Listeners> {
         });
     }
     let mut listeners = Listeners::default();
-    if settings.port != 0 {
+    if settings.port.is_on() {
         listeners.tcp = settings
-            .listen_addrs(settings.port)?
+            .listen_addrs(settings.port.bind_port())?
             .into_iter()
             .map(|addr| bind_one(addr, settings.backlog))
             .collect::<io::Result<Vec<_>>>()?;
     }
-    if settings.udp_port != 0 {
+    if settings.udp_port.is_on() {
         listeners.udp = settings
-            .listen_addrs(settings.udp_port)?
+            .listen_addrs(settings.udp_port.bind_port())?
             .into_iter()
             .map(bind_udp)
             .collect::<io::Result<Vec<_>>>()?;
@@ -428,10 +428,12 @@ pub fn start_on(
     // The node describes itself by the first TCP address it listens on (see
     // `cluster::local`); a node on a Unix socket alone is reachable by no cluster client, and
     // describes itself as loopback on its `-p` port.
-    let self_addr = addrs
-        .first()
-        .copied()
-        .unwrap_or_else(|| SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, settings.port.max(1))));
+    let self_addr = addrs.first().copied().unwrap_or_else(|| {
+        SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            settings.port.bind_port().max(1),
+        ))
+    });
     let cluster = Cluster::for_node(self_addr, settings.cluster_config.clone());
     let limits = Limits {
         item_size_max: settings.store.item_size_max,

@@ -40,16 +40,32 @@ def wait_listening(port, proc, what):
 
 
 class Node:
-    """One tern process on 127.0.0.1."""
+    """One tern process on 127.0.0.1, on a port the system chose (`-p -1`), read back from
+    MEMCACHED_PORT_FILENAME as memcached's own test harness does: no race for a free port."""
+
+    _started = 0
 
     def __init__(self, *extra):
-        self.port = free_port()
+        Node._started += 1
+        ports_file = Path(f"/tmp/tern-client-ports-{os.getpid()}-{Node._started}")
+        ports_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
-            [TERN_BIN, "-p", str(self.port), "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "64",
-             *extra],
+            [TERN_BIN, "-p", "-1", "-l", "127.0.0.1", "-U", "0", "-t", "1", "-m", "64", *extra],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env={**os.environ, "MEMCACHED_PORT_FILENAME": str(ports_file)},
         )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not ports_file.exists():
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"tern exited with {self.proc.returncode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("tern did not write its port file")
+            time.sleep(0.02)
+        # Lines like "TCP INET: 40123".
+        lines = ports_file.read_text().splitlines()
+        ports_file.unlink()
+        self.port = int(next(l for l in lines if l.startswith("TCP")).rsplit(" ", 1)[1])
         wait_listening(self.port, self.proc, "tern")
 
     @property

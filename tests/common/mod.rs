@@ -27,7 +27,7 @@ impl Tern {
     /// Starts tern on 127.0.0.1, port 0, with `settings` adjusted by `tweak`.
     pub fn start_with(tweak: impl FnOnce(&mut Settings)) -> Tern {
         let mut settings = Settings {
-            port: 0,
+            port: tern::config::ListenPort::Ephemeral,
             listen: vec!["127.0.0.1".into()],
             threads: 2,
             ..Settings::default()
@@ -223,10 +223,14 @@ impl Client {
     }
 
     pub fn stat(&mut self, name: &str) -> String {
-        self.stats("")
-            .into_iter()
-            .find(|(k, _)| k == name)
-            .unwrap_or_else(|| panic!("no stat {name}"))
-            .1
+        stat_value(&self.stats(""), name).unwrap_or_else(|| panic!("no stat {name}"))
     }
+}
+
+/// The value of stat `name` in a `stats` reply read by [`Client::stats`].
+pub fn stat_value(stats: &[(String, String)], name: &str) -> Option<String> {
+    stats
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
 }
