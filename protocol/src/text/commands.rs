@@ -29,8 +29,11 @@ pub(super) fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     Ok(Request::Delete { key, noreply })
 }
 
-/// `incr|decr <key> <delta> [noreply]`.
-pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refusal> {
+/// `<command> <key> <argument> [noreply]` (incr, decr, touch), checked in memcached's order: a
+/// wrong token count is `ERROR` (never silenced), then a key over the limit is
+/// `CLIENT_ERROR bad command line format` (silenced by `noreply`). Returns the key, the
+/// unparsed argument and whether `noreply` was given.
+fn key_and_argument<'a>(t: &Tokens<'a>) -> Result<(&'a [u8], &'a [u8], bool), Refusal> {
     if t.len != 3 && t.len != 4 {
         return Err(refuse(ErrorReply::UnknownCommand, false));
     }
@@ -39,7 +42,13 @@ pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refus
     if key.len() > KEY_MAX_LENGTH {
         return Err(refuse(ErrorReply::BadCommandLine, noreply));
     }
-    let delta = strtoull(t.get(2)).ok_or(refuse(ErrorReply::InvalidDelta, noreply))?;
+    Ok((key, t.get(2), noreply))
+}
+
+/// `incr|decr <key> <delta> [noreply]`.
+pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refusal> {
+    let (key, arg, noreply) = key_and_argument(t)?;
+    let delta = strtoull(arg).ok_or(refuse(ErrorReply::InvalidDelta, noreply))?;
     Ok(Request::Arith(ArithRequest {
         key,
         delta,
@@ -51,15 +60,8 @@ pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refus
 
 /// `touch <key> <exptime> [noreply]`.
 pub(super) fn touch<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
-    if t.len != 3 && t.len != 4 {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
-    }
-    let noreply = t.noreply();
-    let key = t.get(1);
-    if key.len() > KEY_MAX_LENGTH {
-        return Err(refuse(ErrorReply::BadCommandLine, noreply));
-    }
-    let exptime = strtol32(t.get(2)).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?;
+    let (key, arg, noreply) = key_and_argument(t)?;
+    let exptime = strtol32(arg).ok_or(refuse(ErrorReply::InvalidExptime, noreply))?;
     Ok(Request::Touch {
         key,
         exptime: i64::from(exptime),
