@@ -414,3 +414,38 @@ fn every_scenario_split_at_every_byte_boundary() {
     }
     assert!(splits > 1000, "only {splits} splits ran");
 }
+
+/// A key over 250 bytes: `get` refuses the whole line (no VALUE for the keys beside it), and a
+/// storage command is refused without swallowing its data, whose line memcached then reads as
+/// a command of its own (`ERROR`). Checked against memcached 1.6.18 in the differential run.
+#[test]
+fn key_over_250_bytes_is_a_bad_command_line() {
+    let long = "k".repeat(251);
+    let ok = "k".repeat(250);
+    let steps: Vec<(Vec<u8>, Vec<u8>)> = vec![
+        (b"set a 0 0 1\r\nx\r\n".to_vec(), b"STORED\r\n".to_vec()),
+        (
+            format!("get a {long} a\r\n").into_bytes(),
+            b"CLIENT_ERROR bad command line format\r\n".to_vec(),
+        ),
+        (
+            format!("set {long} 0 0 1\r\nx\r\n").into_bytes(),
+            b"CLIENT_ERROR bad command line format\r\nERROR\r\n".to_vec(),
+        ),
+        (
+            format!("set {ok} 0 0 1\r\ny\r\nget {ok}\r\n").into_bytes(),
+            format!("STORED\r\nVALUE {ok} 0 1\r\ny\r\nEND\r\n").into_bytes(),
+        ),
+    ];
+    let run_on = |mut c: Client| {
+        for (send, expect) in &steps {
+            c.roundtrip(send, expect);
+        }
+    };
+    let tern = Tern::start();
+    run_on(tern.connect());
+    if differential() {
+        let mc = Memcached::start(&[]);
+        run_on(Client::connect(mc.addr));
+    }
+}

@@ -311,14 +311,8 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
 }
 
 fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
-    // A key over the limit fails the whole command; drop the VALUEs already composed for it.
-    let mark = cx.out.len();
+    // No key here is over 250 bytes: the parser refuses such a line whole, before any lookup.
     for key in get.keys {
-        if key.len() > tern_protocol::KEY_MAX_LENGTH {
-            cx.out.truncate(mark);
-            text::compose(&Response::Error(ErrorReply::BadCommandLine), cx.out);
-            return;
-        }
         if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
             // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
             // multi-key get answers it in its place among the others.
