@@ -258,43 +258,11 @@ pub fn link(chunk: &[u8]) -> u32 {
     rd32(chunk, 4)
 }
 
-/// Parses a value the way memcached's `safe_strtoull` does on the item data (which ends in
-/// "\r\n" there): leading white space, an optional sign, decimal digits, then white space or
-/// the end; no overflow; a '-' anywhere is refused when the result would be negative as i64.
+/// Parses an item's value for incr/decr as memcached's `do_add_delta` does: `safe_strtoull`
+/// on the data, which C reads only up to its first NUL.
 pub fn parse_u64(value: &[u8]) -> Option<u64> {
-    // strtoull stops at the first NUL like any C string function.
-    let s = match value.iter().position(|&b| b == 0) {
-        Some(n) => &value[..n],
-        None => value,
-    };
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let mut i = 0;
-    while i < s.len() && is_space(s[i]) {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < s.len() && (s[i] == b'+' || s[i] == b'-') {
-        neg = s[i] == b'-';
-        i += 1;
-    }
-    let start = i;
-    let mut v: u64 = 0;
-    while i < s.len() && s[i].is_ascii_digit() {
-        v = v.checked_mul(10)?.checked_add(u64::from(s[i] - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        return None;
-    }
-    // After the digits: end of data (memcached sees '\r') or white space; NUL ended `s`.
-    if i < s.len() && !is_space(s[i]) {
-        return None;
-    }
-    let v = if neg { v.wrapping_neg() } else { v };
-    if (v as i64) < 0 && s.contains(&b'-') {
-        return None;
-    }
-    Some(v)
+    let until_nul = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+    tern_protocol::text::safe_strtoull(&value[..until_nul])
 }
 
 #[cfg(test)]
