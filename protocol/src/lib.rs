@@ -98,6 +98,44 @@ pub enum ErrorReply {
     InvalidDelta,
     /// Text `CLIENT_ERROR line too long`-style refusal where memcached simply closes; no reply.
     Close,
-    /// Any other fixed reply line memcached sends for a malformed request, without `\r\n`.
-    Other(&'static str),
+    /// Text `delete <key> <n>` with `n` other than 0: memcached's usage line.
+    DeleteUsage,
+    /// Text `shutdown <anything but graceful>` when shutdown is enabled (`-A`).
+    InvalidShutdownMode,
+    /// Any `shutdown` when shutdown is not enabled (memcached checks this before the mode).
+    ShutdownDisabled,
+    /// incr/decr of an item whose value is not a decimal number. Binary: status 0x0006.
+    NonNumeric,
+    /// `flush_all` when flushing is disabled (`-F`). Binary: status 0x0020 "Auth failure.".
+    FlushDisabled,
+    /// `stats detail ...`: tern keeps no per-prefix detail; text answers memcached's usage line.
+    StatsDetailUsage,
+    /// Binary SASL data that memcached could not hold in an item: status 0x0082 "Out of
+    /// memory" (the connection stays open).
+    SaslOutOfMemory,
+}
+
+/// `sizeof(item)` in memcached 1.6.18 on a 64-bit machine: the per-item header its size limit
+/// counts (pointers, times, lengths, flags bytes).
+pub const ITEM_HEADER_SIZE: usize = 48;
+
+/// memcached's `item_size_ok` (`item_make_header` + `slabs_clsid`): whether an item of this key,
+/// flags and value length fits under `limits.item_size_max`. Both codecs refuse a storage
+/// command by it as soon as its header is read.
+///
+/// memcached counts its item header, the key and a NUL, 4 bytes for non-zero flags, the value
+/// and its `\r\n`, and 8 bytes of CAS unless `-C`. Verified at the boundary (largest value
+/// accepted, next one refused) against memcached 1.6.18 with `-I 1m`, `-I 2m` and `-C`, keys of
+/// 1 and 250 bytes, flags 0 and non-zero: with `-I 1m`, a 3-byte key and flags 0 fit a
+/// 1048514-byte value but not 1048515; with flags 1 the limit is 1048510.
+pub fn item_fits(limits: &Limits, key_len: usize, flags: u32, value_len: usize) -> bool {
+    let flags_len = if flags == 0 { 0 } else { 4 };
+    let cas_len = if limits.cas_enabled { 8 } else { 0 };
+    let total = (ITEM_HEADER_SIZE as u64)
+        .saturating_add(key_len as u64 + 1)
+        .saturating_add(flags_len)
+        .saturating_add(value_len as u64)
+        .saturating_add(2)
+        .saturating_add(cas_len);
+    total <= limits.item_size_max as u64
 }

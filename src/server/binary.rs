@@ -5,11 +5,11 @@
 use tern_protocol::binary::{
     compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
 };
-use tern_protocol::{ConfigRequest, Request, Response};
+use tern_protocol::{ConfigRequest, ErrorReply, Request, Response};
 
 use super::exec::{
     arith_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After, Ctx,
-    StatsReply, NON_NUMERIC,
+    StatsReply,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::ItemView;
@@ -40,18 +40,19 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         }
         Request::Arith(arith) => {
             let response = arith_op(&arith, frame.cas, cx);
-            if response == NON_NUMERIC {
-                compose_status(frame, Status::NonNumeric, 0, cx.out);
-            } else {
-                compose(frame, &response, 0, cx.out);
-            }
+            compose(frame, &response, 0, cx.out);
         }
         Request::FlushAll { delay, .. } => {
             if flush_op(delay, cx) {
                 compose(frame, &Response::Ok, 0, cx.out);
             } else {
                 // -F: memcached answers a binary FLUSH with an auth error (never quiet).
-                compose_status(frame, Status::AuthError, 0, cx.out);
+                compose(
+                    frame,
+                    &Response::Error(ErrorReply::FlushDisabled),
+                    0,
+                    cx.out,
+                );
             }
         }
         Request::Version => compose(frame, &Response::Version(super::VERSION), 0, out),

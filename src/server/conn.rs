@@ -334,10 +334,8 @@ impl Conn {
             Err(ParseError::Protocol(err)) => {
                 let reply = match err.reply {
                     // memcached refuses any shutdown form when -A is off.
-                    ErrorReply::Other(text::INVALID_SHUTDOWN_MODE)
-                        if !shared.settings.allow_shutdown =>
-                    {
-                        ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)
+                    ErrorReply::InvalidShutdownMode if !shared.settings.allow_shutdown => {
+                        ErrorReply::ShutdownDisabled
                     }
                     other => other,
                 };

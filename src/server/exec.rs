@@ -123,7 +123,7 @@ pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
 }
 
 /// incr/decr (only if the item's CAS is `cas`, when non-zero). A non-numeric value answers
-/// [`NON_NUMERIC`]; an item created from the binary initial value counts neither a hit nor a
+/// [`ErrorReply::NonNumeric`]; an item created from the binary initial value counts neither a hit nor a
 /// miss, as in memcached.
 pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'static> {
     let outcome = cx
@@ -146,18 +146,13 @@ pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'sta
             Response::NotFound
         }
         ArithOutcome::Exists => Response::Exists,
-        ArithOutcome::NonNumeric => NON_NUMERIC,
+        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
         ArithOutcome::OutOfMemory => {
             cx.stats.store_no_memory.incr();
             Response::OutOfMemory
         }
     }
 }
-
-/// The reply [`arith_op`] gives for a value that is not a number (text: the `CLIENT_ERROR`
-/// line; binary: status 0x06).
-pub const NON_NUMERIC: Response<'static> =
-    Response::Error(ErrorReply::Other(text::NON_NUMERIC_VALUE));
 
 /// Looks one key up (and touches it when `touch` is given), running `f` on a hit, and counts
 /// it as memcached does: `cmd_get`/`get_*` for a plain lookup, `cmd_touch`/`touch_*` for a
@@ -280,7 +275,7 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
                 Response::Ok
             } else {
                 // -F: memcached refuses every flush_all.
-                Response::Error(ErrorReply::Other(text::FLUSH_ALL_NOT_ALLOWED))
+                Response::Error(ErrorReply::FlushDisabled)
             };
             cx.reply(response, noreply);
         }
@@ -292,10 +287,7 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
         Request::Quit => return After::Close,
         Request::Shutdown { graceful: _ } => {
             if !cx.shared.settings.allow_shutdown {
-                cx.reply(
-                    Response::Error(ErrorReply::Other(text::SHUTDOWN_NOT_ENABLED)),
-                    false,
-                );
+                cx.reply(Response::Error(ErrorReply::ShutdownDisabled), false);
             } else {
                 cx.shared.request_shutdown();
                 return After::Close;
@@ -350,7 +342,7 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
         StatsReply::Reset => text::compose(&Response::Reset, cx.out),
         StatsReply::Unknown(args) => {
             let reply = if args.starts_with(b"detail") {
-                ErrorReply::Other("CLIENT_ERROR usage: stats detail on|off|dump")
+                ErrorReply::StatsDetailUsage
             } else {
                 ErrorReply::UnknownCommand
             };

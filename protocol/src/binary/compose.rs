@@ -107,19 +107,24 @@ pub fn compose_value_head(
 }
 
 /// The binary status and body for one of the shared error replies, or `None` for
-/// [`ErrorReply::Close`] (no reply). `Other(text)` is an out-of-memory error with that text
-/// (the binary parser produces it only for SASL data that cannot be held); the text-protocol
-/// argument errors all become `Invalid arguments`.
+/// [`ErrorReply::Close`] (no reply): the binary codec's one table of errors. The text-only
+/// argument errors all become `Invalid arguments`; a text-only command error `Unknown command`.
 fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
     let status = match reply {
         ErrorReply::Close => return None,
-        ErrorReply::UnknownCommand => Status::UnknownCommand,
+        ErrorReply::UnknownCommand | ErrorReply::ShutdownDisabled => Status::UnknownCommand,
         ErrorReply::TooLarge => Status::TooLarge,
-        ErrorReply::Other(text) => return Some((Status::OutOfMemory, text.as_bytes())),
+        ErrorReply::NonNumeric => Status::NonNumeric,
+        // -F: memcached answers a binary FLUSH with an auth error.
+        ErrorReply::FlushDisabled => Status::AuthError,
+        ErrorReply::SaslOutOfMemory => Status::OutOfMemory,
         ErrorReply::BadCommandLine
         | ErrorReply::BadDataChunk
         | ErrorReply::InvalidExptime
-        | ErrorReply::InvalidDelta => Status::InvalidArguments,
+        | ErrorReply::InvalidDelta
+        | ErrorReply::DeleteUsage
+        | ErrorReply::InvalidShutdownMode
+        | ErrorReply::StatsDetailUsage => Status::InvalidArguments,
     };
     Some((status, status.default_body()))
 }

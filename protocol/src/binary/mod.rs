@@ -92,11 +92,12 @@ mod parse;
 #[cfg(test)]
 mod tests;
 
+pub use crate::item_fits;
 pub use compose::{
     compose, compose_error_reply, compose_header_status, compose_request, compose_status,
     compose_status_body, compose_value_head, write_response_header, ResponseHeader,
 };
-pub use parse::{item_fits, parse};
+pub use parse::parse;
 
 use crate::Request;
 

@@ -1,35 +1,15 @@
 //! The request parser: bytes in, [`Frame`] out, with memcached 1.6.18's checks in its order.
 
 use super::{Frame, Header, Opcode, HEADER_LEN, REQUEST_MAGIC};
+use crate::item_fits;
 use crate::{
     ArithRequest, ConfigRequest, ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError,
     Request, StatsGroup, StoreMode, StoreRequest, KEY_MAX_LENGTH,
 };
 
-/// memcached's `sizeof(item)` on a 64-bit build: the per-item header counted against `-I`.
-const ITEM_HEADER_SIZE: usize = 48;
-
 /// The error a SASL_AUTH/SASL_STEP gets when its data could not be held in an item: memcached
 /// answers 0x82 with this body and discards the data (the connection stays open).
-const SASL_OUT_OF_MEMORY: ErrorReply = ErrorReply::Other("Out of memory");
-
-/// Whether an item with this key length, flags and value length fits under the item size
-/// limit, by memcached's own arithmetic (`item_make_header` + `slabs_clsid`): a 48-byte item
-/// header, the key and its NUL, 4 bytes of flags only when they are non-zero, the value and its
-/// `\r\n`, and 8 bytes of CAS when CAS is enabled.
-///
-/// Verified against 1.6.18 with `-I 1m`: a 3-byte key and flags 0 fit a 1048514-byte value but
-/// not 1048515; with flags 1 the limit is 1048510.
-pub fn item_fits(limits: &Limits, key_len: usize, flags: u32, value_len: usize) -> bool {
-    let total = ITEM_HEADER_SIZE
-        .saturating_add(key_len)
-        .saturating_add(1)
-        .saturating_add(if flags != 0 { 4 } else { 0 })
-        .saturating_add(value_len)
-        .saturating_add(2)
-        .saturating_add(if limits.cas_enabled { 8 } else { 0 });
-    total <= limits.item_size_max
-}
+const SASL_OUT_OF_MEMORY: ErrorReply = ErrorReply::SaslOutOfMemory;
 
 /// A protocol error memcached answers and then closes the connection on.
 fn fatal(reply: ErrorReply) -> ParseError {

@@ -729,7 +729,7 @@ fn incr_decr_replies() {
     assert_eq!(
         reply(
             &frame_of(&p),
-            Response::Error(ErrorReply::Other("unused")),
+            Response::Error(ErrorReply::SaslOutOfMemory),
             0
         )[6..8],
         [0, 0x82]
@@ -1097,4 +1097,15 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn non_numeric_incr_is_status_6_not_out_of_memory() {
+    // memcached 1.6.18 answers INCREMENT on a non-numeric value with status 0x06 and this
+    // body; the shared error must map to it in the binary codec, never to 0x82.
+    let p = packet(0x05, b"foo", &arith_ext(1, 0, 0), &[], 0x10, 0);
+    assert_eq!(
+        reply(&frame_of(&p), Response::Error(ErrorReply::NonNumeric), 0),
+        unhex("81050000000000060000002e0000001000000000000000004e6f6e2d6e756d65726963207365727665722d736964652076616c756520666f7220696e6372206f722064656372")
+    );
 }

@@ -1,10 +1,10 @@
 //! The commands other than retrieval and storage: one small function each, mirroring the
 //! matching `process_*_command` of memcached 1.6.18.
 
+use super::item_fits;
 use super::number::{strtol32, strtoul32, strtoull};
 use super::parse::{byte_count, data_block, refuse, Parsed, Refusal};
 use super::tokens::Tokens;
-use super::{item_fits, DELETE_USAGE, INVALID_SHUTDOWN_MODE};
 use crate::{ArithRequest, ConfigRequest, ErrorReply, Limits, Request, StatsGroup, KEY_MAX_LENGTH};
 
 /// `delete <key> [0] [noreply]`.
@@ -19,7 +19,7 @@ pub(super) fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
         let valid =
             (t.len == 3 && (hold_is_zero || noreply)) || (t.len == 4 && hold_is_zero && noreply);
         if !valid {
-            return Err(refuse(ErrorReply::Other(DELETE_USAGE), noreply));
+            return Err(refuse(ErrorReply::DeleteUsage, noreply));
         }
     }
     let key = t.get(1);
@@ -104,7 +104,7 @@ pub(super) fn shutdown<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     match (t.len, t.get(1)) {
         (1, _) => Ok(Request::Shutdown { graceful: false }),
         (2, b"graceful") => Ok(Request::Shutdown { graceful: true }),
-        _ => Err(refuse(ErrorReply::Other(INVALID_SHUTDOWN_MODE), false)),
+        _ => Err(refuse(ErrorReply::InvalidShutdownMode, false)),
     }
 }
 

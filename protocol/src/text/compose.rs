@@ -22,8 +22,17 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::TooLarge => "SERVER_ERROR object too large for cache",
         ErrorReply::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
         ErrorReply::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
+        ErrorReply::DeleteUsage => {
+            "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]"
+        }
+        ErrorReply::InvalidShutdownMode => "CLIENT_ERROR invalid shutdown mode",
+        ErrorReply::ShutdownDisabled => "ERROR: shutdown not enabled",
+        ErrorReply::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
+        ErrorReply::FlushDisabled => "CLIENT_ERROR flush_all not allowed",
+        ErrorReply::StatsDetailUsage => "CLIENT_ERROR usage: stats detail on|off|dump",
+        // Binary-only (SASL); the text protocol never produces it.
+        ErrorReply::SaslOutOfMemory => "SERVER_ERROR out of memory",
         ErrorReply::Close => return None,
-        ErrorReply::Other(line) => line,
     })
 }
 

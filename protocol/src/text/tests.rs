@@ -588,7 +588,7 @@ fn delete_forms() {
     assert_eq!(ok(b"delete a 0\r\n").0, del(b"a", false));
     assert_eq!(ok(b"delete a noreply\r\n").0, del(b"a", true));
     assert_eq!(ok(b"delete a 0 noreply\r\n").0, del(b"a", true));
-    let usage = ErrorReply::Other(DELETE_USAGE);
+    let usage = ErrorReply::DeleteUsage;
     assert_line_error(b"delete a 1\r\n", usage, false);
     assert_line_error(b"delete a 00\r\n", usage, false);
     assert_line_error(b"delete t 0\t\r\n", usage, false);
@@ -708,7 +708,7 @@ fn version_quit_shutdown() {
         ok(b"shutdown graceful\r\n").0,
         Request::Shutdown { graceful: true }
     );
-    let mode = ErrorReply::Other(INVALID_SHUTDOWN_MODE);
+    let mode = ErrorReply::InvalidShutdownMode;
     assert_line_error(b"shutdown foo\r\n", mode, false);
     assert_line_error(b"shutdown graceful x\r\n", mode, false);
 }
@@ -879,11 +879,11 @@ fn compose_every_error() {
             b"CLIENT_ERROR invalid numeric delta argument\r\n",
         ),
         (
-            ErrorReply::Other(DELETE_USAGE),
+            ErrorReply::DeleteUsage,
             b"CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]\r\n",
         ),
         (
-            ErrorReply::Other(SHUTDOWN_NOT_ENABLED),
+            ErrorReply::ShutdownDisabled,
             b"ERROR: shutdown not enabled\r\n",
         ),
     ];
