@@ -164,3 +164,14 @@ fn idle_connections_are_kicked_after_idle_timeout() {
     busy.roundtrip(b"get a\r\n", b"END\r\n");
     assert_eq!(busy.stat("idle_kicks"), "1");
 }
+
+#[test]
+fn udp_shutdown_without_dash_a_answers_as_tcp_does() {
+    // With -A off memcached refuses every shutdown form the same way, whatever the mode; UDP
+    // runs the same text executor as TCP, so it must not leak the parser's mode error.
+    let (server, c) = start_udp();
+    let mut tcp = common::Client::connect(server.local_addr());
+    tcp.roundtrip(b"shutdown foo\r\n", b"ERROR: shutdown not enabled\r\n");
+    let r = udp_call(&c, 3, b"shutdown foo\r\n");
+    assert_eq!(r, vec![(0, 1, b"ERROR: shutdown not enabled\r\n".to_vec())]);
+}

@@ -23,7 +23,8 @@ mod response;
 pub mod text;
 
 pub use request::{
-    ArithRequest, ConfigRequest, GetRequest, Keys, Request, StatsGroup, StoreMode, StoreRequest,
+    ArithRequest, ConfigRequest, GetRequest, Keys, ReplyMode, Request, StatsGroup, StoreMode,
+    StoreRequest,
 };
 pub use response::Response;
 

@@ -1,5 +1,49 @@
 //! The request type every codec parses into.
 
+/// Which replies a request wants, shared by every protocol: text `noreply`, binary quiet opcodes
+/// and the meta protocol's `q` flag all map here, and each executor consults it the same way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum ReplyMode {
+    /// Every reply is sent.
+    #[default]
+    Normal,
+    /// Nothing is sent, errors included (text `noreply`).
+    Noreply,
+    /// The uninteresting successes are hidden, never the errors (binary quiet opcodes, meta
+    /// `q`). Which successes are uninteresting is the command's (a get's miss, a set's stored).
+    Quiet,
+}
+
+impl ReplyMode {
+    /// Text `noreply` as parsed: [`ReplyMode::Noreply`] when given, else normal.
+    pub fn from_noreply(noreply: bool) -> ReplyMode {
+        if noreply {
+            ReplyMode::Noreply
+        } else {
+            ReplyMode::Normal
+        }
+    }
+
+    /// A binary opcode's quietness: [`ReplyMode::Quiet`] for a quiet opcode, else normal.
+    pub fn from_quiet(quiet: bool) -> ReplyMode {
+        if quiet {
+            ReplyMode::Quiet
+        } else {
+            ReplyMode::Normal
+        }
+    }
+
+    /// Whether a reply is sent: `uninteresting` is true for the successes a quiet request hides.
+    /// Errors are never uninteresting.
+    pub fn shows(self, uninteresting: bool) -> bool {
+        match self {
+            ReplyMode::Normal => true,
+            ReplyMode::Noreply => false,
+            ReplyMode::Quiet => !uninteresting,
+        }
+    }
+}
+
 /// How a storage command treats an existing (or missing) item.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum StoreMode {
@@ -33,8 +77,8 @@ pub struct StoreRequest<'a> {
     pub value: &'a [u8],
     /// The CAS unique to compare against (`cas` command and binary requests; 0 otherwise).
     pub cas: u64,
-    /// Whether the client asked for no reply (`noreply`, or a quiet binary opcode).
-    pub noreply: bool,
+    /// Which replies the client wants (text `noreply`, binary quiet opcodes).
+    pub reply: ReplyMode,
 }
 
 /// The keys of a retrieval command, borrowed from the request line, yielded without copying.
@@ -106,8 +150,8 @@ pub struct ArithRequest<'a> {
     /// Binary protocol only: create the item with this value (and expiration) when it is
     /// missing. `None` means "do not create" (text protocol, or binary expiration 0xffffffff).
     pub initial: Option<(u64, i64)>,
-    /// Whether the client asked for no reply.
-    pub noreply: bool,
+    /// Which replies the client wants (text `noreply`, binary quiet opcodes).
+    pub reply: ReplyMode,
 }
 
 /// The group named after `stats`.
@@ -183,15 +227,15 @@ pub enum ConfigRequest<'a> {
         flags: u32,
         /// The data block without its trailing `\r\n`.
         data: &'a [u8],
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `config delete <key>`.
     Delete {
         /// The config key (`cluster`).
         key: &'a [u8],
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
 }
 
@@ -213,15 +257,15 @@ pub enum Request<'a> {
         key: &'a [u8],
         /// Bytes of data (including the trailing `\r\n`) to discard after the header.
         swallow: usize,
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `delete <key> [0] [noreply]`.
     Delete {
         /// The key.
         key: &'a [u8],
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `incr` / `decr`.
     Arith(ArithRequest<'a>),
@@ -231,15 +275,15 @@ pub enum Request<'a> {
         key: &'a [u8],
         /// The new expiration time.
         exptime: i64,
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `flush_all [delay] [noreply]`.
     FlushAll {
         /// Seconds (or absolute time, by the exptime rules) until the flush takes effect.
         delay: i64,
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `version`.
     Version,
@@ -247,8 +291,8 @@ pub enum Request<'a> {
     Verbosity {
         /// The level.
         level: u32,
-        /// Whether the client asked for no reply.
-        noreply: bool,
+        /// Which replies the client wants.
+        reply: ReplyMode,
     },
     /// `quit`.
     Quit,
@@ -277,6 +321,23 @@ pub enum Request<'a> {
 }
 
 impl<'a> Request<'a> {
+    /// The reply mode the request carries ([`ReplyMode::Normal`] for requests without one).
+    pub fn reply_mode(&self) -> ReplyMode {
+        match *self {
+            Request::Store(StoreRequest { reply, .. })
+            | Request::Arith(ArithRequest { reply, .. })
+            | Request::TooLarge { reply, .. }
+            | Request::Delete { reply, .. }
+            | Request::Touch { reply, .. }
+            | Request::FlushAll { reply, .. }
+            | Request::Verbosity { reply, .. }
+            | Request::Config(
+                ConfigRequest::Set { reply, .. } | ConfigRequest::Delete { reply, .. },
+            ) => reply,
+            _ => ReplyMode::Normal,
+        }
+    }
+
     /// The one key the request names (the first, for a multi-key get; the mechanism, for a
     /// SASL request), or empty when it names none.
     pub fn key(&self) -> &'a [u8] {

@@ -20,7 +20,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 use tern_protocol::text::{compose, parse};
-use tern_protocol::{Limits, ParseError, Request, Response};
+use tern_protocol::{Limits, ParseError, ReplyMode, Request, Response};
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 struct Rng(u64);
@@ -230,15 +230,10 @@ enum Expect {
 
 fn expectation(input: &[u8], limits: &Limits) -> (Expect, Vec<u8>) {
     match parse(input, limits) {
-        Ok((
-            Request::TooLarge {
-                noreply, swallow, ..
-            },
-            n,
-        )) => {
+        Ok((Request::TooLarge { reply, swallow, .. }, n)) => {
             let mut bytes = input[..n].to_vec();
             bytes.extend(std::iter::repeat(b'v').take(swallow));
-            let expect = if noreply {
+            let expect = if reply == ReplyMode::Noreply {
                 Expect::Silence
             } else {
                 Expect::Line("SERVER_ERROR object too large for cache".into())

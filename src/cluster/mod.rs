@@ -20,12 +20,11 @@ pub mod format;
 pub mod local;
 
 use std::fmt;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use parking_lot::RwLock;
-use tern_protocol::ConfigRequest;
 
 pub use format::{ClusterConfig, ConfigError, Node, CONFIG_KEY, FLAGS, LEGACY_KEY, VERSION_MAX};
 
@@ -263,45 +262,6 @@ impl Cluster {
         state.current = Some(Arc::new(Published::new(config)));
     }
 
-    /// Executes a text `config` command, appending the whole reply to `out`.
-    pub fn execute_text(&self, request: ConfigRequest<'_>, out: &mut Vec<u8>) {
-        match request {
-            ConfigRequest::Get { key } => match self.current() {
-                Some(p) if key == CONFIG_KEY => out.extend_from_slice(p.text_reply()),
-                // Like ElastiCache with no config (and like `get` of a missing key).
-                _ => out.extend_from_slice(b"END\r\n"),
-            },
-            ConfigRequest::Set {
-                key,
-                flags: _,
-                data,
-                noreply,
-            } => {
-                let result = self.set_data(key, data);
-                if noreply {
-                    return;
-                }
-                match result {
-                    Ok(()) => out.extend_from_slice(b"STORED\r\n"),
-                    Err(e) => {
-                        // `Vec`'s `Write` cannot fail.
-                        let _ = write!(out, "CLIENT_ERROR {e}\r\n");
-                    }
-                }
-            }
-            ConfigRequest::Delete { key, noreply } => {
-                let deleted = self.delete(key);
-                if !noreply {
-                    out.extend_from_slice(if deleted {
-                        b"DELETED\r\n"
-                    } else {
-                        b"NOT_FOUND\r\n"
-                    });
-                }
-            }
-        }
-    }
-
     /// Appends the legacy `VALUE AmazonElastiCache:cluster …` hit for a `get` (or, with
     /// `with_cas`, a `gets`, whose CAS is the config version: it changes exactly when the
     /// config does). Whether there was a config to answer with.
@@ -339,9 +299,16 @@ mod tests {
         .unwrap()
     }
 
+    use tern_protocol::ConfigRequest;
+
     fn text(cluster: &Cluster, request: ConfigRequest<'_>) -> String {
         let mut out = Vec::new();
-        cluster.execute_text(request, &mut out);
+        let outcome = crate::server::ops::config_op(request, cluster);
+        crate::server::text::compose_config(
+            &outcome,
+            tern_protocol::Request::Config(request).reply_mode(),
+            &mut out,
+        );
         String::from_utf8(out).unwrap()
     }
 
@@ -356,7 +323,7 @@ mod tests {
                 key: b"cluster",
                 flags: 0,
                 data,
-                noreply: false,
+                reply: tern_protocol::ReplyMode::Normal,
             },
         )
     }
@@ -417,7 +384,7 @@ mod tests {
                 key: b"other",
                 flags: 0,
                 data: b"2\nh|127.0.0.1|1\n",
-                noreply: false,
+                reply: tern_protocol::ReplyMode::Normal,
             },
         );
         assert_eq!(reply, "CLIENT_ERROR unknown config key\r\n");
@@ -433,7 +400,7 @@ mod tests {
                 key: b"cluster",
                 flags: 7,
                 data: b"2\nh|127.0.0.1|1\n",
-                noreply: false,
+                reply: tern_protocol::ReplyMode::Normal,
             },
         );
         assert_eq!(reply, "STORED\r\n");
@@ -449,7 +416,7 @@ mod tests {
                 key: b"cluster",
                 flags: 0,
                 data: b"2\nh|127.0.0.1|1\n",
-                noreply: true,
+                reply: tern_protocol::ReplyMode::Noreply,
             },
         );
         assert_eq!(reply, "");
@@ -458,7 +425,7 @@ mod tests {
             &c,
             ConfigRequest::Delete {
                 key: b"cluster",
-                noreply: true,
+                reply: tern_protocol::ReplyMode::Noreply,
             },
         );
         assert_eq!(reply, "");
@@ -473,7 +440,7 @@ mod tests {
                 c,
                 ConfigRequest::Delete {
                     key: b"cluster",
-                    noreply: false,
+                    reply: tern_protocol::ReplyMode::Normal,
                 },
             )
         };

@@ -1,15 +1,15 @@
-//! Executes binary-protocol frames: composes the protocol-neutral operations of
-//! [`super::exec`] into memcached 1.6.18's binary replies (see `tern_protocol::binary` for the
+//! The binary protocol's executor: the only place that composes the protocol-neutral
+//! operations of [`super::ops`] into memcached 1.6.18's binary replies (see `tern_protocol::binary` for the
 //! rules each arm follows), and runs SASL (`-S`) through [`crate::auth`].
 
 use tern_protocol::binary::{
     compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
 };
-use tern_protocol::{ConfigRequest, ErrorReply, Request, Response};
+use tern_protocol::{ConfigRequest, Request, Response};
 
-use super::exec::{
-    arith_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After, Ctx,
-    StatsReply,
+use super::ops::{
+    arith_op, config_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After,
+    ConfigOutcome, Ctx, StatsReply,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::ItemView;
@@ -43,17 +43,9 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
             compose(frame, &response, 0, cx.out);
         }
         Request::FlushAll { delay, .. } => {
-            if flush_op(delay, cx) {
-                compose(frame, &Response::Ok, 0, cx.out);
-            } else {
-                // -F: memcached answers a binary FLUSH with an auth error (never quiet).
-                compose(
-                    frame,
-                    &Response::Error(ErrorReply::FlushDisabled),
-                    0,
-                    cx.out,
-                );
-            }
+            // -F: memcached answers a binary FLUSH with an auth error (never quiet).
+            let response = flush_op(delay, cx);
+            compose(frame, &response, 0, cx.out);
         }
         Request::Version => compose(frame, &Response::Version(super::VERSION), 0, out),
         Request::Noop => compose_status_body(frame, Status::Success, b"", 0, out),
@@ -122,40 +114,32 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
 /// arguments` (bad key or data) or `Not stored.` (a version not above the highest served),
 /// with the reason as the body.
 fn cluster_config(frame: &Frame<'_>, request: ConfigRequest<'_>, cx: &mut Ctx<'_>) {
-    let cluster = &cx.shared.cluster;
     let out = &mut *cx.out;
-    match request {
-        ConfigRequest::Get { key } => match cluster.current() {
-            Some(p) if key == crate::cluster::CONFIG_KEY => {
-                let data = p.data();
-                compose_value_head(
-                    frame,
-                    b"",
-                    p.flags(),
-                    u64::from(p.version()),
-                    data.len(),
-                    out,
-                );
-                out.extend_from_slice(data);
-            }
-            _ => compose_status(frame, Status::KeyNotFound, 0, out),
-        },
-        ConfigRequest::Set { key, data, .. } => match cluster.set_data(key, data) {
-            Ok(()) => compose_status_body(frame, Status::Success, b"", 0, out),
-            Err(e) => {
-                let status = match e {
-                    crate::cluster::SetError::NotNewer { .. } => Status::NotStored,
-                    _ => Status::InvalidArguments,
-                };
-                compose_status_body(frame, status, e.to_string().as_bytes(), 0, out);
-            }
-        },
-        ConfigRequest::Delete { key, .. } => {
-            if cluster.delete(key) {
-                compose_status_body(frame, Status::Success, b"", 0, out);
-            } else {
-                compose_status(frame, Status::KeyNotFound, 0, out);
-            }
+    match config_op(request, &cx.shared.cluster) {
+        ConfigOutcome::Found(p) => {
+            let data = p.data();
+            compose_value_head(
+                frame,
+                b"",
+                p.flags(),
+                u64::from(p.version()),
+                data.len(),
+                out,
+            );
+            out.extend_from_slice(data);
+        }
+        ConfigOutcome::Missing | ConfigOutcome::NotFound => {
+            compose_status(frame, Status::KeyNotFound, 0, out)
+        }
+        ConfigOutcome::Stored | ConfigOutcome::Deleted => {
+            compose_status_body(frame, Status::Success, b"", 0, out)
+        }
+        ConfigOutcome::Refused(e) => {
+            let status = match e {
+                crate::cluster::SetError::NotNewer { .. } => Status::NotStored,
+                _ => Status::InvalidArguments,
+            };
+            compose_status_body(frame, status, e.to_string().as_bytes(), 0, out);
         }
     }
 }

@@ -9,9 +9,9 @@
 use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
-use tern_protocol::{text, ErrorReply, ParseError, Response};
+use tern_protocol::{text, ParseError};
 
-use super::exec::{self, After, Ctx};
+use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::Shared;
 use crate::auth::{self, AsciiAuth, AsciiAuthOutcome, SaslSession};
@@ -322,7 +322,7 @@ impl Conn {
                     let line = &line[..line.len().min(200)];
                     log::debug!("<{id:x} {}", String::from_utf8_lossy(line).trim_end());
                 }
-                let after = exec::execute(request, &mut cx);
+                let after = super::text::execute(request, &mut cx);
                 if log::log_enabled!(log::Level::Debug) {
                     let reply = &cx.out[mark..];
                     let shown = &reply[..reply.len().min(200)];
@@ -331,22 +331,10 @@ impl Conn {
                 Step::Done { consumed, after }
             }
             Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
-            Err(ParseError::Protocol(err)) => {
-                let reply = match err.reply {
-                    // memcached refuses any shutdown form when -A is off.
-                    ErrorReply::InvalidShutdownMode if !shared.settings.allow_shutdown => {
-                        ErrorReply::ShutdownDisabled
-                    }
-                    other => other,
-                };
-                if !err.noreply && reply != ErrorReply::Close {
-                    text::compose(&Response::Error(reply), cx.out);
-                }
-                Step::Done {
-                    consumed: err.consumed,
-                    after: refused_after(err.swallow, err.close),
-                }
-            }
+            Err(ParseError::Protocol(err)) => Step::Done {
+                consumed: err.consumed,
+                after: super::text::refused(&err, &mut cx),
+            },
         }
     }
 

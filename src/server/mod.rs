@@ -19,10 +19,11 @@
 
 mod binary;
 mod conn;
-mod exec;
+pub(crate) mod ops;
 mod registry;
 pub mod socket;
 pub mod stats;
+pub(crate) mod text;
 pub mod udp;
 mod worker;
 

@@ -15,9 +15,9 @@ use std::io;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use tern_protocol::{text, ErrorReply, ParseError, Response};
+use tern_protocol::{text, ParseError};
 
-use super::exec::{self, After, Ctx};
+use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::Shared;
 
@@ -104,7 +104,7 @@ fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &m
         let mut cx = Ctx { shared, stats, out };
         match text::parse(payload, &shared.limits) {
             Ok((request, used)) => {
-                let after = exec::execute(request, &mut cx);
+                let after = super::text::execute(request, &mut cx);
                 payload = &payload[used..];
                 match after {
                     After::Continue => {}
@@ -116,10 +116,8 @@ fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &m
             // The rest of a request cannot arrive in another datagram.
             Err(ParseError::Incomplete { .. }) => return,
             Err(ParseError::Protocol(err)) => {
-                if !err.noreply && err.reply != ErrorReply::Close {
-                    text::compose(&Response::Error(err.reply), out);
-                }
-                if err.close {
+                // The same step as TCP's: the same bytes, the same `-A` rule.
+                if super::text::refused(&err, &mut cx) == After::Close {
                     return;
                 }
                 let skip = err.consumed.saturating_add(err.swallow);

@@ -4,7 +4,7 @@ use super::{Frame, Header, Opcode, HEADER_LEN, REQUEST_MAGIC};
 use crate::item_fits;
 use crate::{
     ArithRequest, ConfigRequest, ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError,
-    Request, StatsGroup, StoreMode, StoreRequest, KEY_MAX_LENGTH,
+    ReplyMode, Request, StatsGroup, StoreMode, StoreRequest, KEY_MAX_LENGTH,
 };
 
 /// The error a SASL_AUTH/SASL_STEP gets when its data could not be held in an item: memcached
@@ -152,7 +152,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
         Touch => Request::Touch {
             key,
             exptime: i64::from(be_u32(extras)),
-            noreply: false,
+            reply: ReplyMode::Normal,
         },
         Set | SetQ | Add | AddQ | Replace | ReplaceQ | Append | AppendQ | Prepend | PrependQ => {
             let (flags, exptime) = if ext == 8 {
@@ -175,7 +175,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
                         mode,
                         key,
                         swallow: value_len,
-                        noreply: quiet,
+                        reply: ReplyMode::from_quiet(quiet),
                     }),
                     head_end,
                 ));
@@ -188,12 +188,12 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
                 exptime,
                 value: &input[head_end..HEADER_LEN + body],
                 cas: h.cas,
-                noreply: quiet,
+                reply: ReplyMode::from_quiet(quiet),
             })
         }
         Delete | DeleteQ => Request::Delete {
             key,
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         },
         Increment | IncrementQ | Decrement | DecrementQ => {
             let expiration = be_u32(&extras[16..]);
@@ -203,7 +203,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
                 incr: matches!(op, Increment | IncrementQ),
                 initial: (expiration != u32::MAX)
                     .then(|| (be_u64(&extras[8..]), i64::from(expiration))),
-                noreply: quiet,
+                reply: ReplyMode::from_quiet(quiet),
             })
         }
         Quit | QuitQ => Request::Quit,
@@ -213,7 +213,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
             } else {
                 0
             },
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         },
         Noop => Request::Noop,
         Version => Request::Version,
@@ -239,7 +239,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
         ConfigGet => Request::Config(ConfigRequest::Get { key }),
         ConfigDelete => Request::Config(ConfigRequest::Delete {
             key,
-            noreply: false,
+            reply: ReplyMode::Normal,
         }),
         ConfigSet => {
             let flags = if ext >= 4 { be_u32(extras) } else { 0 };
@@ -257,7 +257,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
                 key,
                 flags,
                 data: &input[head_end..HEADER_LEN + body],
-                noreply: false,
+                reply: ReplyMode::Normal,
             })
         }
     };

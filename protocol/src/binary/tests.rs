@@ -4,7 +4,7 @@
 use super::*;
 use crate::{
     ArithRequest, ConfigRequest, ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError,
-    Request, Response, StatsGroup, StoreMode, StoreRequest,
+    ReplyMode, Request, Response, StatsGroup, StoreMode, StoreRequest,
 };
 use proptest::prelude::*;
 
@@ -137,7 +137,7 @@ fn gat_family_and_touch_parse_expiration() {
         Request::Touch {
             key: b"k",
             exptime: 0xffff_fff0,
-            noreply: false
+            reply: ReplyMode::Normal
         }
     );
 }
@@ -175,7 +175,7 @@ fn set_add_replace_parse_flags_exptime_value_and_quiet() {
                 exptime: 100,
                 value: b"bar",
                 cas: 0,
-                noreply: quiet
+                reply: ReplyMode::from_quiet(quiet)
             })
         );
     }
@@ -211,7 +211,7 @@ fn append_prepend_keep_their_mode_and_carry_the_cas() {
                 exptime: 0,
                 value: b"xy",
                 cas: 8,
-                noreply: quiet
+                reply: ReplyMode::from_quiet(quiet)
             })
         );
     }
@@ -223,7 +223,7 @@ fn delete_parses_key_and_quiet() {
         parse_ok(&packet(0x04, b"foo", &[], &[], 1, 3)).0.request,
         Request::Delete {
             key: b"foo",
-            noreply: false
+            reply: ReplyMode::Normal
         }
     );
     let p = packet(0x14, b"foo", &[], &[], 1, 3);
@@ -233,7 +233,7 @@ fn delete_parses_key_and_quiet() {
         (
             Request::Delete {
                 key: b"foo",
-                noreply: true
+                reply: ReplyMode::Quiet
             },
             3
         )
@@ -250,7 +250,7 @@ fn incr_decr_parse_delta_initial_and_no_create_expiration() {
             delta: 5,
             incr: true,
             initial: Some((10, 60)),
-            noreply: false
+            reply: ReplyMode::Normal
         })
     );
     let p = packet(0x16, b"ctr", &arith_ext(1, 10, 0xffff_ffff), &[], 1, 0);
@@ -261,7 +261,7 @@ fn incr_decr_parse_delta_initial_and_no_create_expiration() {
             delta: 1,
             incr: false,
             initial: None,
-            noreply: true
+            reply: ReplyMode::Quiet
         })
     );
 }
@@ -295,7 +295,7 @@ fn flush_takes_optional_expiration() {
         parse_ok(&packet(0x08, b"", &[], &[], 1, 0)).0.request,
         Request::FlushAll {
             delay: 0,
-            noreply: false
+            reply: ReplyMode::Normal
         }
     );
     assert_eq!(
@@ -304,7 +304,7 @@ fn flush_takes_optional_expiration() {
             .request,
         Request::FlushAll {
             delay: 30,
-            noreply: true
+            reply: ReplyMode::Quiet
         }
     );
 }
@@ -377,7 +377,7 @@ fn config_commands_parse_into_config_requests() {
             key: b"cluster",
             flags: 7,
             data: b"1\nh|1.2.3.4|11211",
-            noreply: false
+            reply: ReplyMode::Normal
         })
     );
     assert_eq!(
@@ -386,7 +386,7 @@ fn config_commands_parse_into_config_requests() {
             .request,
         Request::Config(ConfigRequest::Delete {
             key: b"cluster",
-            noreply: false
+            reply: ReplyMode::Normal
         })
     );
 }
@@ -518,7 +518,7 @@ fn set_too_large_swallows_value_without_buffering_it() {
             mode: StoreMode::Set,
             key: b"big",
             swallow: big,
-            noreply: false
+            reply: ReplyMode::Normal
         }
     );
     assert_eq!(
@@ -560,7 +560,7 @@ fn append_too_large_is_reported_with_its_mode() {
             mode: StoreMode::Append,
             key: b"big",
             swallow: 1048576,
-            noreply: true
+            reply: ReplyMode::Quiet
         }
     );
 }
@@ -923,7 +923,7 @@ fn build(p: &Parts) -> Frame<'_> {
         Touch => Request::Touch {
             key,
             exptime: i64::from(p.exptime),
-            noreply: false,
+            reply: ReplyMode::Normal,
         },
         Set | SetQ | Add | AddQ | Replace | ReplaceQ => {
             let mode = match p.opcode {
@@ -939,7 +939,7 @@ fn build(p: &Parts) -> Frame<'_> {
                 exptime: i64::from(p.exptime),
                 value: &p.value,
                 cas: p.cas,
-                noreply: quiet,
+                reply: ReplyMode::from_quiet(quiet),
             })
         }
         Append | AppendQ | Prepend | PrependQ => Request::Store(StoreRequest {
@@ -953,23 +953,23 @@ fn build(p: &Parts) -> Frame<'_> {
             exptime: 0,
             value: &p.value,
             cas: p.cas,
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         }),
         Delete | DeleteQ => Request::Delete {
             key,
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         },
         Increment | IncrementQ | Decrement | DecrementQ => Request::Arith(ArithRequest {
             key,
             delta: p.delta,
             incr: matches!(p.opcode, Increment | IncrementQ),
             initial: (p.exptime != u32::MAX).then_some((p.initial, i64::from(p.exptime))),
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         }),
         Quit | QuitQ => Request::Quit,
         Flush | FlushQ => Request::FlushAll {
             delay: i64::from(p.exptime),
-            noreply: quiet,
+            reply: ReplyMode::from_quiet(quiet),
         },
         Noop => Request::Noop,
         Version => Request::Version,
@@ -985,11 +985,11 @@ fn build(p: &Parts) -> Frame<'_> {
             key,
             flags: p.flags,
             data: &p.value,
-            noreply: false,
+            reply: ReplyMode::Normal,
         }),
         ConfigDelete => Request::Config(ConfigRequest::Delete {
             key,
-            noreply: false,
+            reply: ReplyMode::Normal,
         }),
     };
     Frame {

@@ -5,7 +5,9 @@ use super::item_fits;
 use super::number::{strtol32, strtoul32, strtoull};
 use super::parse::{byte_count, data_block, refuse, Parsed, Refusal};
 use super::tokens::Tokens;
-use crate::{ArithRequest, ConfigRequest, ErrorReply, Limits, Request, StatsGroup, KEY_MAX_LENGTH};
+use crate::{
+    ArithRequest, ConfigRequest, ErrorReply, Limits, ReplyMode, Request, StatsGroup, KEY_MAX_LENGTH,
+};
 
 /// `delete <key> [0] [noreply]`.
 pub(super) fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
@@ -26,7 +28,10 @@ pub(super) fn delete<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     if key.len() > KEY_MAX_LENGTH {
         return Err(refuse(ErrorReply::BadCommandLine, noreply));
     }
-    Ok(Request::Delete { key, noreply })
+    Ok(Request::Delete {
+        key,
+        reply: ReplyMode::from_noreply(noreply),
+    })
 }
 
 /// `<command> <key> <argument> [noreply]` (incr, decr, touch), checked in memcached's order: a
@@ -54,7 +59,7 @@ pub(super) fn arith<'a>(t: &Tokens<'a>, incr: bool) -> Result<Request<'a>, Refus
         delta,
         incr,
         initial: None,
-        noreply,
+        reply: ReplyMode::from_noreply(noreply),
     }))
 }
 
@@ -65,7 +70,7 @@ pub(super) fn touch<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     Ok(Request::Touch {
         key,
         exptime: i64::from(exptime),
-        noreply,
+        reply: ReplyMode::from_noreply(noreply),
     })
 }
 
@@ -84,7 +89,7 @@ pub(super) fn flush_all<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     };
     Ok(Request::FlushAll {
         delay: i64::from(delay),
-        noreply,
+        reply: ReplyMode::from_noreply(noreply),
     })
 }
 
@@ -95,7 +100,10 @@ pub(super) fn verbosity<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     }
     let noreply = t.noreply();
     let level = strtoul32(t.get(1)).ok_or(refuse(ErrorReply::BadCommandLine, noreply))?;
-    Ok(Request::Verbosity { level, noreply })
+    Ok(Request::Verbosity {
+        level,
+        reply: ReplyMode::from_noreply(noreply),
+    })
 }
 
 /// `shutdown [graceful]`. Anything else is `CLIENT_ERROR invalid shutdown mode`, which a server
@@ -145,7 +153,10 @@ pub(super) fn config<'a>(
             if key.len() > KEY_MAX_LENGTH || (t.len == 4 && !noreply) {
                 return Err(refuse(ErrorReply::BadCommandLine, noreply));
             }
-            done(ConfigRequest::Delete { key, noreply })
+            done(ConfigRequest::Delete {
+                key,
+                reply: ReplyMode::from_noreply(noreply),
+            })
         }
         b"set" if t.len == 5 || t.len == 6 => {
             let noreply = t.noreply();
@@ -168,7 +179,7 @@ pub(super) fn config<'a>(
                 key,
                 flags,
                 data,
-                noreply,
+                reply: ReplyMode::from_noreply(noreply),
             };
             Ok(Parsed::Done(
                 Request::Config(request),

@@ -1,6 +1,6 @@
 //! Writing the text protocol: the server's replies and, for clients, requests.
 
-use crate::{ConfigRequest, ErrorReply, Request, Response, StoreMode};
+use crate::{ConfigRequest, ErrorReply, ReplyMode, Request, Response, StoreMode};
 
 const CRLF: &[u8] = b"\r\n";
 
@@ -121,8 +121,8 @@ fn store_command(mode: StoreMode) -> &'static [u8] {
     }
 }
 
-fn put_noreply(out: &mut Vec<u8>, noreply: bool) {
-    if noreply {
+fn put_noreply(out: &mut Vec<u8>, reply: ReplyMode) {
+    if reply == ReplyMode::Noreply {
         out.extend_from_slice(b" noreply");
     }
 }
@@ -167,7 +167,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
                 out.push(b' ');
                 put_u64(out, store.cas);
             }
-            put_noreply(out, store.noreply);
+            put_noreply(out, store.reply);
             out.extend_from_slice(CRLF);
             out.extend_from_slice(store.value);
         }
@@ -175,7 +175,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             mode,
             key,
             swallow,
-            noreply,
+            reply,
         } => {
             out.extend_from_slice(store_command(mode));
             out.push(b' ');
@@ -185,44 +185,44 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             if mode == StoreMode::Cas {
                 out.extend_from_slice(b" 0");
             }
-            put_noreply(out, noreply);
+            put_noreply(out, reply);
         }
-        Request::Delete { key, noreply } => {
+        Request::Delete { key, reply } => {
             out.extend_from_slice(b"delete ");
             out.extend_from_slice(key);
-            put_noreply(out, noreply);
+            put_noreply(out, reply);
         }
         Request::Arith(arith) => {
             out.extend_from_slice(if arith.incr { b"incr " } else { b"decr " });
             out.extend_from_slice(arith.key);
             out.push(b' ');
             put_u64(out, arith.delta);
-            put_noreply(out, arith.noreply);
+            put_noreply(out, arith.reply);
         }
         Request::Touch {
             key,
             exptime,
-            noreply,
+            reply,
         } => {
             out.extend_from_slice(b"touch ");
             out.extend_from_slice(key);
             out.push(b' ');
             put_i64(out, exptime);
-            put_noreply(out, noreply);
+            put_noreply(out, reply);
         }
-        Request::FlushAll { delay, noreply } => {
+        Request::FlushAll { delay, reply } => {
             out.extend_from_slice(b"flush_all");
             if delay != 0 {
                 out.push(b' ');
                 put_i64(out, delay);
             }
-            put_noreply(out, noreply);
+            put_noreply(out, reply);
         }
         Request::Version => out.extend_from_slice(b"version"),
-        Request::Verbosity { level, noreply } => {
+        Request::Verbosity { level, reply } => {
             out.extend_from_slice(b"verbosity ");
             put_u64(out, u64::from(level));
-            put_noreply(out, noreply);
+            put_noreply(out, reply);
         }
         Request::Quit => out.extend_from_slice(b"quit"),
         Request::Shutdown { graceful } => {
@@ -250,7 +250,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
                 key,
                 flags,
                 data,
-                noreply,
+                reply,
             } => {
                 out.extend_from_slice(b"config set ");
                 out.extend_from_slice(key);
@@ -258,14 +258,14 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
                 put_u64(out, u64::from(flags));
                 out.push(b' ');
                 put_u64(out, data.len() as u64);
-                put_noreply(out, noreply);
+                put_noreply(out, reply);
                 out.extend_from_slice(CRLF);
                 out.extend_from_slice(data);
             }
-            ConfigRequest::Delete { key, noreply } => {
+            ConfigRequest::Delete { key, reply } => {
                 out.extend_from_slice(b"config delete ");
                 out.extend_from_slice(key);
-                put_noreply(out, noreply);
+                put_noreply(out, reply);
             }
         },
         Request::SaslListMechs | Request::SaslAuth { .. } => return,

@@ -18,7 +18,7 @@ use super::item_fits;
 use super::number::{strtol32, strtoul32, strtoull};
 use super::tokens::Tokens;
 use crate::{
-    ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError, Request, StoreMode,
+    ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError, ReplyMode, Request, StoreMode,
     StoreRequest, KEY_MAX_LENGTH,
 };
 
@@ -230,7 +230,7 @@ fn storage<'a>(
             mode,
             key,
             swallow: vlen + 2,
-            noreply,
+            reply: ReplyMode::from_noreply(noreply),
         };
         return Ok(Parsed::Done(request, line_end));
     }
@@ -245,7 +245,7 @@ fn storage<'a>(
         exptime: i64::from(exptime),
         value,
         cas,
-        noreply,
+        reply: ReplyMode::from_noreply(noreply),
     });
     Ok(Parsed::Done(request, line_end.saturating_add(vlen + 2)))
 }

@@ -3,8 +3,8 @@
 
 use super::{compose_request, parse};
 use crate::{
-    ArithRequest, ConfigRequest, GetRequest, Keys, Limits, ParseError, Request, StatsGroup,
-    StoreMode, StoreRequest, KEY_MAX_LENGTH,
+    ArithRequest, ConfigRequest, GetRequest, Keys, Limits, ParseError, ReplyMode, Request,
+    StatsGroup, StoreMode, StoreRequest, KEY_MAX_LENGTH,
 };
 use proptest::prelude::*;
 
@@ -66,31 +66,31 @@ impl Owned {
                 exptime: i64::from(*exptime),
                 value,
                 cas: if *mode == StoreMode::Cas { *cas } else { 0 },
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             }),
             Owned::Delete(key, noreply) => Request::Delete {
                 key,
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             },
             Owned::Arith(key, delta, incr, noreply) => Request::Arith(ArithRequest {
                 key,
                 delta: *delta,
                 incr: *incr,
                 initial: None,
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             }),
             Owned::Touch(key, exptime, noreply) => Request::Touch {
                 key,
                 exptime: i64::from(*exptime),
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             },
             Owned::FlushAll(delay, noreply) => Request::FlushAll {
                 delay: i64::from(*delay),
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             },
             Owned::Verbosity(level, noreply) => Request::Verbosity {
                 level: *level,
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             },
             Owned::Version => Request::Version,
             Owned::Quit => Request::Quit,
@@ -112,11 +112,11 @@ impl Owned {
                 key,
                 flags: *flags,
                 data,
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             }),
             Owned::ConfigDelete(key, noreply) => Request::Config(ConfigRequest::Delete {
                 key,
-                noreply: *noreply,
+                reply: ReplyMode::from_noreply(*noreply),
             }),
         }
     }

@@ -27,7 +27,7 @@
 use super::*;
 use crate::{
     ArithRequest, ConfigRequest, ErrorReply, GetRequest, Keys, Limits, ParseError, ProtocolError,
-    Request, Response, StatsGroup, StoreMode, StoreRequest,
+    ReplyMode, Request, Response, StatsGroup, StoreMode, StoreRequest,
 };
 
 fn limits() -> Limits {
@@ -119,7 +119,7 @@ fn set_with_crlf_and_bare_newline_headers() {
             exptime: 0,
             value: b"x",
             cas: 0,
-            noreply: false,
+            reply: ReplyMode::Normal,
         })
     );
     assert_eq!(keys(&ok(&input[16..]).0), vec![b"a".to_vec()]);
@@ -286,7 +286,7 @@ fn storage_commands_parse_each_mode() {
     let s = store(b"cas k 0 0 1 18446744073709551615\r\nx\r\n");
     assert_eq!((s.mode, s.cas), (StoreMode::Cas, u64::MAX));
     let s = store(b"cas t 0 0 1 1 noreply\r\nx\r\n");
-    assert_eq!((s.cas, s.noreply), (1, true));
+    assert_eq!((s.cas, s.reply), (1, ReplyMode::Noreply));
 }
 
 #[test]
@@ -295,9 +295,9 @@ fn storage_token_counts() {
     unknown(b"set a 0 0 1 noreply junk\r\nx\r\n");
     unknown(b"cas t 0 0 1\r\nx\r\n");
     let s = store(b"set a 0 0 1 junk\r\nx\r\n");
-    assert!(!s.noreply);
+    assert_eq!(s.reply, ReplyMode::Normal);
     let s = store(b"set a 0 0 1 noreply\r\nx\r\n");
-    assert!(s.noreply);
+    assert_eq!(s.reply, ReplyMode::Noreply);
     assert_line_error(
         b"cas t 0 0 1 abc\r\nx\r\n",
         ErrorReply::BadCommandLine,
@@ -427,7 +427,7 @@ fn set_too_large_swallows_data() {
             mode: StoreMode::Set,
             key: b"big",
             swallow: 2_000_002,
-            noreply: false,
+            reply: ReplyMode::Normal,
         }
     );
     let (request, _) = ok(b"set a 0 0 2147483645 noreply\r\n");
@@ -437,7 +437,7 @@ fn set_too_large_swallows_data() {
             mode: StoreMode::Set,
             key: b"a",
             swallow: 2_147_483_647,
-            noreply: true,
+            reply: ReplyMode::Noreply,
         }
     );
     let (request, _) = ok(b"append old 0 0 2000000\r\n");
@@ -583,7 +583,10 @@ fn get_with_one_long_key_refuses_the_whole_line() {
 
 #[test]
 fn delete_forms() {
-    let del = |key: &'static [u8], noreply| Request::Delete { key, noreply };
+    let del = |key: &'static [u8], noreply| Request::Delete {
+        key,
+        reply: ReplyMode::from_noreply(noreply),
+    };
     assert_eq!(ok(b"delete a\r\n").0, del(b"a", false));
     assert_eq!(ok(b"delete a 0\r\n").0, del(b"a", false));
     assert_eq!(ok(b"delete a noreply\r\n").0, del(b"a", true));
@@ -613,7 +616,7 @@ fn arith_forms() {
             delta,
             incr,
             initial: None,
-            noreply,
+            reply: ReplyMode::from_noreply(noreply),
         })
     };
     assert_eq!(ok(b"incr n 5\r\n").0, arith(true, 5, false));
@@ -649,7 +652,7 @@ fn touch_forms() {
     let touch = |exptime, noreply| Request::Touch {
         key: b"n",
         exptime,
-        noreply,
+        reply: ReplyMode::from_noreply(noreply),
     };
     assert_eq!(ok(b"touch n 10\r\n").0, touch(10, false));
     assert_eq!(ok(b"touch n 2592001 noreply\r\n").0, touch(2_592_001, true));
@@ -664,7 +667,10 @@ fn touch_forms() {
 
 #[test]
 fn flush_all_forms() {
-    let flush = |delay, noreply| Request::FlushAll { delay, noreply };
+    let flush = |delay, noreply| Request::FlushAll {
+        delay,
+        reply: ReplyMode::from_noreply(noreply),
+    };
     assert_eq!(ok(b"flush_all\r\n").0, flush(0, false));
     assert_eq!(ok(b"flush_all 0\r\n").0, flush(0, false));
     assert_eq!(ok(b"flush_all noreply\r\n").0, flush(0, true));
@@ -687,7 +693,10 @@ fn flush_all_forms() {
 
 #[test]
 fn verbosity_forms() {
-    let v = |level, noreply| Request::Verbosity { level, noreply };
+    let v = |level, noreply| Request::Verbosity {
+        level,
+        reply: ReplyMode::from_noreply(noreply),
+    };
     assert_eq!(ok(b"verbosity 1\r\n").0, v(1, false));
     assert_eq!(ok(b"verbosity 1 noreply\r\n").0, v(1, true));
     assert_eq!(ok(b"verbosity 1 2\r\n").0, v(1, false));
@@ -769,7 +778,7 @@ fn config_forms() {
             key: b"cluster",
             flags: 0,
             data: b"1\nh|i|1\n",
-            noreply: false,
+            reply: ReplyMode::Normal,
         })
     );
     assert_eq!(incomplete(&input[..30]), Some(input.len()));
@@ -778,7 +787,7 @@ fn config_forms() {
         r,
         Request::Config(ConfigRequest::Delete {
             key: b"cluster",
-            noreply: true
+            reply: ReplyMode::Noreply
         })
     );
     unknown(b"config\r\n");
@@ -913,7 +922,7 @@ fn compose_requests() {
                 exptime: -1,
                 value: b"v",
                 cas: 9,
-                noreply: true,
+                reply: ReplyMode::Noreply,
             }),
             b"cas k 1 -1 1 9 noreply\r\nv\r\n",
         ),
@@ -928,7 +937,7 @@ fn compose_requests() {
         (
             Request::FlushAll {
                 delay: 0,
-                noreply: true,
+                reply: ReplyMode::Noreply,
             },
             b"flush_all noreply\r\n",
         ),
@@ -941,7 +950,7 @@ fn compose_requests() {
                 mode: StoreMode::Set,
                 key: b"k",
                 swallow: 12,
-                noreply: false,
+                reply: ReplyMode::Normal,
             },
             b"set k 0 0 10\r\n",
         ),

@@ -1,18 +1,23 @@
-//! Executes parsed requests against the store.
+//! The protocol-neutral operations every executor runs.
 //!
-//! The operations (`*_op`) are protocol-neutral: each calls the store, bumps the worker's
-//! counters as memcached counts them, and returns the shared [`Response`] (with the item's new
-//! CAS where the binary protocol reports it). [`execute`] composes them into text replies;
-//! `super::binary` composes the same operations into binary packets. Store closures copy item
-//! bytes into the output buffer, so nothing here holds a store lock once a function returns.
+//! Each operation calls the store (or the cluster config, or the server's shared state), bumps
+//! the worker's counters exactly as memcached counts them, and returns a typed outcome: the
+//! shared [`Response`] (with typed [`ErrorReply`] errors and, where the binary protocol reports
+//! it, the item's new CAS), or an outcome enum of its own ([`StatsReply`], [`ConfigOutcome`]).
+//! It writes no reply bytes: `super::text` and `super::binary` (and later the meta executor)
+//! are each the only place that turns these outcomes into their protocol's replies. Store
+//! closures copy item bytes into the output buffer, so nothing here holds a store lock once a
+//! function returns.
 
-use tern_protocol::text;
+use std::sync::Arc;
+
 use tern_protocol::{
-    ArithRequest, ErrorReply, GetRequest, Request, Response, StatsGroup, StoreMode, StoreRequest,
+    ArithRequest, ConfigRequest, ErrorReply, Response, StatsGroup, StoreMode, StoreRequest,
 };
 
 use super::stats::ThreadStats;
 use super::Shared;
+use crate::cluster::{Cluster, Published, SetError, CONFIG_KEY};
 use crate::store::{ArithOutcome, DeleteOutcome, ItemView, Lookup, SetMode, StoreOutcome};
 
 /// What the connection does after a request has been executed.
@@ -34,15 +39,6 @@ pub struct Ctx<'a> {
     pub stats: &'a ThreadStats,
     /// The connection's output buffer.
     pub out: &'a mut Vec<u8>,
-}
-
-impl Ctx<'_> {
-    /// Writes `response` unless the request asked for no reply.
-    fn reply(&mut self, response: Response<'_>, noreply: bool) {
-        if !noreply {
-            text::compose(&response, self.out);
-        }
-    }
 }
 
 /// Maps the protocol's storage mode to the store's.
@@ -194,14 +190,15 @@ pub fn lookup_op<R>(
     found
 }
 
-/// `flush_all` / FLUSH: `false` (and nothing done) when `-F` forbids it.
-pub fn flush_op(delay: i64, cx: &Ctx<'_>) -> bool {
+/// `flush_all` / FLUSH: `Ok`, or [`ErrorReply::FlushDisabled`] (and nothing done) when `-F`
+/// forbids it.
+pub fn flush_op(delay: i64, cx: &Ctx<'_>) -> Response<'static> {
     if !cx.shared.settings.flush_enabled {
-        return false;
+        return Response::Error(ErrorReply::FlushDisabled);
     }
     cx.stats.cmd_flush.incr();
     cx.shared.store.flush_all(delay);
-    true
+    Response::Ok
 }
 
 /// What a stats request yields, for each protocol to compose.
@@ -231,122 +228,77 @@ pub fn stats_op<'a>(group: StatsGroup<'a>, cx: &Ctx<'_>) -> StatsReply<'a> {
     })
 }
 
-/// Executes one text request.
-pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
+/// `shutdown [graceful]`: refused with [`ErrorReply::ShutdownDisabled`] unless `-A` allows it;
+/// otherwise every thread is asked to stop.
+pub fn shutdown_op(cx: &Ctx<'_>) -> Result<(), ErrorReply> {
+    if !cx.shared.settings.allow_shutdown {
+        return Err(ErrorReply::ShutdownDisabled);
+    }
+    cx.shared.request_shutdown();
+    Ok(())
+}
+
+/// The error a refused request's parser reported, as the server answers it: memcached refuses
+/// every `shutdown` form with "shutdown not enabled" when `-A` is off, whatever the mode.
+pub fn refusal(reply: ErrorReply, cx: &Ctx<'_>) -> ErrorReply {
+    match reply {
+        ErrorReply::InvalidShutdownMode if !cx.shared.settings.allow_shutdown => {
+            ErrorReply::ShutdownDisabled
+        }
+        other => other,
+    }
+}
+
+/// `verbosity <level>`.
+pub fn verbosity_op(level: u32, cx: &Ctx<'_>) -> Response<'static> {
+    cx.shared.set_verbosity(level);
+    Response::Ok
+}
+
+/// `touch <key> <exptime>`: `Touched` or `NotFound`, counted as a touch.
+pub fn touch_op(key: &[u8], exptime: i64, cx: &Ctx<'_>) -> Response<'static> {
+    if lookup_op(cx.shared, cx.stats, key, Some(exptime), |_| ()).is_hit() {
+        Response::Touched
+    } else {
+        Response::NotFound
+    }
+}
+
+/// What a cluster `config` command did, for each protocol to compose.
+#[derive(Debug)]
+pub enum ConfigOutcome {
+    /// `config get cluster` with a config published.
+    Found(Arc<Published>),
+    /// `config get` of another key, or no config published.
+    Missing,
+    /// `config set` published the new config.
+    Stored,
+    /// `config set` refused (bad key or data, or a version not above the highest served).
+    Refused(SetError),
+    /// `config delete` removed the config.
+    Deleted,
+    /// `config delete` found no config.
+    NotFound,
+}
+
+/// The ElastiCache auto-discovery `config get|set|delete` (text) and CONFIG_GET/SET/DELETE
+/// (binary), on the cluster state shared by every thread.
+pub fn config_op(request: ConfigRequest<'_>, cluster: &Cluster) -> ConfigOutcome {
     match request {
-        Request::Get(get) => retrieve(get, cx),
-        Request::Store(store) => {
-            let (response, _) = store_op(&store, cx);
-            cx.reply(response, store.noreply);
-        }
-        Request::TooLarge {
-            mode,
-            key,
-            swallow,
-            noreply,
-        } => {
-            let response = too_large_op(mode, key, true, cx);
-            cx.reply(response, noreply);
-            return After::Swallow(swallow);
-        }
-        Request::Delete { key, noreply } => {
-            let response = delete_op(key, 0, cx);
-            cx.reply(response, noreply);
-        }
-        Request::Arith(arith) => {
-            let response = arith_op(&arith, 0, cx);
-            cx.reply(response, arith.noreply);
-        }
-        Request::Touch {
-            key,
-            exptime,
-            noreply,
-        } => {
-            let found = lookup_op(cx.shared, cx.stats, key, Some(exptime), |_| ());
-            let response = if found.is_hit() {
-                Response::Touched
+        ConfigRequest::Get { key } => match cluster.current() {
+            Some(p) if key == CONFIG_KEY => ConfigOutcome::Found(p),
+            _ => ConfigOutcome::Missing,
+        },
+        ConfigRequest::Set { key, data, .. } => match cluster.set_data(key, data) {
+            Ok(()) => ConfigOutcome::Stored,
+            Err(e) => ConfigOutcome::Refused(e),
+        },
+        ConfigRequest::Delete { key, .. } => {
+            if cluster.delete(key) {
+                ConfigOutcome::Deleted
             } else {
-                Response::NotFound
-            };
-            cx.reply(response, noreply);
-        }
-        Request::FlushAll { delay, noreply } => {
-            let response = if flush_op(delay, cx) {
-                Response::Ok
-            } else {
-                // -F: memcached refuses every flush_all.
-                Response::Error(ErrorReply::FlushDisabled)
-            };
-            cx.reply(response, noreply);
-        }
-        Request::Version => cx.reply(Response::Version(super::VERSION), false),
-        Request::Verbosity { level, noreply } => {
-            cx.shared.set_verbosity(level);
-            cx.reply(Response::Ok, noreply);
-        }
-        Request::Quit => return After::Close,
-        Request::Shutdown { graceful: _ } => {
-            if !cx.shared.settings.allow_shutdown {
-                cx.reply(Response::Error(ErrorReply::ShutdownDisabled), false);
-            } else {
-                cx.shared.request_shutdown();
-                return After::Close;
+                ConfigOutcome::NotFound
             }
-        }
-        Request::Stats(group) => stats(group, cx),
-        Request::Config(config) => cx.shared.cluster.execute_text(config, cx.out),
-        Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
-            cx.reply(Response::Error(ErrorReply::UnknownCommand), false);
-        }
-    }
-    After::Continue
-}
-
-fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
-    // No key here is over 250 bytes: the parser refuses such a line whole, before any lookup.
-    for key in get.keys {
-        if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
-            // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
-            // multi-key get answers it in its place among the others.
-            cx.stats.cmd_get.incr();
-            if cx.shared.cluster.compose_legacy(get.with_cas, cx.out) {
-                cx.stats.get_hits.incr();
-            } else {
-                cx.stats.get_misses.incr();
-            }
-            continue;
-        }
-        let out = &mut *cx.out;
-        let with_cas = get.with_cas;
-        let copy = |item: &ItemView<'_>| {
-            let cas = with_cas.then(|| item.cas());
-            text::compose_value_header(key, item.flags(), item.value_len(), cas, out);
-            for chunk in item.value_chunks() {
-                out.extend_from_slice(chunk);
-            }
-            out.extend_from_slice(b"\r\n");
-        };
-        lookup_op(cx.shared, cx.stats, key, get.touch, copy);
-    }
-    text::compose(&Response::End, cx.out);
-}
-
-fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
-    match stats_op(group, cx) {
-        StatsReply::Lines(lines) => {
-            for (name, value) in &lines {
-                text::compose(&Response::Stat { name, value }, cx.out);
-            }
-            text::compose(&Response::End, cx.out);
-        }
-        StatsReply::Reset => text::compose(&Response::Reset, cx.out),
-        StatsReply::Unknown(args) => {
-            let reply = if args.starts_with(b"detail") {
-                ErrorReply::StatsDetailUsage
-            } else {
-                ErrorReply::UnknownCommand
-            };
-            text::compose(&Response::Error(reply), cx.out);
         }
     }
 }
