@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use tern::clock::Clock;
-use tern::store::{SetMode, Store, StoreConfig};
+use tern::store::{
+    ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest, Store, StoreConfig,
+};
 
 const KEYS: u64 = 100_000;
 
@@ -27,7 +29,14 @@ fn filled(memory: usize, value_len: usize) -> Store {
     let mut k = Vec::new();
     for i in 0..KEYS {
         key(&mut k, i);
-        s.store(SetMode::Set, &k, 0, 0, &v, 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: &k,
+            flags: 0,
+            exptime: 0,
+            value: &v,
+            cas: 0,
+        });
     }
     s
 }
@@ -46,19 +55,31 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             key(&mut k, i);
-            s.get(&k, |v| {
-                out.clear();
-                for c in v.value_chunks() {
-                    out.extend_from_slice(c);
-                }
-            })
+            s.get(
+                &GetRequest {
+                    key: &k,
+                    touch: None,
+                },
+                |v| {
+                    out.clear();
+                    for c in v.value_chunks() {
+                        out.extend_from_slice(c);
+                    }
+                },
+            )
         })
     });
     g.bench_function("get_miss", |b| {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             key(&mut k, i + KEYS);
-            s.get(&k, |_| ())
+            s.get(
+                &GetRequest {
+                    key: &k,
+                    touch: None,
+                },
+                |_| (),
+            )
         })
     });
     let v = vec![b'w'; 100];
@@ -66,20 +87,51 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             key(&mut k, i);
-            s.store(SetMode::Set, &k, 0, 0, &v, 0)
+            s.set(&SetRequest {
+                mode: SetMode::Set,
+                key: &k,
+                flags: 0,
+                exptime: 0,
+                value: &v,
+                cas: 0,
+            })
+            .0
         })
     });
     g.bench_function("delete_then_set_100B", |b| {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             key(&mut k, i);
-            s.delete(&k);
-            s.store(SetMode::Set, &k, 0, 0, &v, 0)
+            s.delete(&DeleteRequest { key: &k, cas: 0 });
+            s.set(&SetRequest {
+                mode: SetMode::Set,
+                key: &k,
+                flags: 0,
+                exptime: 0,
+                value: &v,
+                cas: 0,
+            })
+            .0
         })
     });
     g.bench_function("incr", |b| {
-        s.store(SetMode::Set, b"counter", 0, 0, b"0", 0);
-        b.iter(|| s.arith(b"counter", true, 1, None))
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: b"counter",
+            flags: 0,
+            exptime: 0,
+            value: b"0",
+            cas: 0,
+        });
+        b.iter(|| {
+            s.arith(&ArithRequest {
+                key: b"counter",
+                incr: true,
+                delta: 1,
+                initial: None,
+                cas: 0,
+            })
+        })
     });
 
     // A 4 MB store written with ever-new keys: every set evicts.
@@ -89,7 +141,16 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             n += 1;
             key(&mut k, n);
-            small.store(SetMode::Set, &k, 0, 0, &v, 0)
+            small
+                .set(&SetRequest {
+                    mode: SetMode::Set,
+                    key: &k,
+                    flags: 0,
+                    exptime: 0,
+                    value: &v,
+                    cas: 0,
+                })
+                .0
         })
     });
     g.bench_function("set_1MB_value", |b| {
@@ -105,7 +166,17 @@ fn bench(c: &mut Criterion) {
         .unwrap();
         b.iter_batched(
             || (),
-            |_| s.store(SetMode::Set, b"big", 0, 0, &big, 0),
+            |_| {
+                s.set(&SetRequest {
+                    mode: SetMode::Set,
+                    key: b"big",
+                    flags: 0,
+                    exptime: 0,
+                    value: &big,
+                    cas: 0,
+                })
+                .0
+            },
             BatchSize::SmallInput,
         )
     });

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use tern::clock::Clock;
-use tern::store::{SetMode, Store, StoreConfig};
+use tern::store::{SetMode, SetRequest, Store, StoreConfig};
 
 fn rss_kb() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -57,7 +57,14 @@ fn main() {
             key.extend_from_slice(b"key:");
             key.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
             let t = std::time::Instant::now();
-            store.store(SetMode::Set, &key, 0, 0, &value, 0);
+            store.set(&SetRequest {
+                mode: SetMode::Set,
+                key: &key,
+                flags: 0,
+                exptime: 0,
+                value: &value,
+                cas: 0,
+            });
             worst = worst.max(t.elapsed());
             if i % 256 == 0 {
                 let st = store.stats();

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use tern::clock::Clock;
-use tern::store::{SetMode, Store, StoreConfig, StoreOutcome};
+use tern::store::{SetMode, SetRequest, Store, StoreConfig, StoreOutcome};
 
 /// Fills a fresh `-m 64` store until it first evicts; returns the items it held then.
 fn fill_until_eviction(value_len: usize) -> u64 {
@@ -25,7 +25,16 @@ fn fill_until_eviction(value_len: usize) -> u64 {
             key.extend_from_slice(b"key:");
             key.extend_from_slice(itoa::Buffer::new().format(i).as_bytes());
             assert_eq!(
-                store.store(SetMode::Set, &key, 0, 0, &value, 0),
+                store
+                    .set(&SetRequest {
+                        mode: SetMode::Set,
+                        key: &key,
+                        flags: 0,
+                        exptime: 0,
+                        value: &value,
+                        cas: 0
+                    })
+                    .0,
                 StoreOutcome::Stored
             );
         }

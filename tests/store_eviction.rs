@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use tern::clock::Clock;
-use tern::store::{Lookup, SetMode, Store, StoreConfig, StoreOutcome};
+use tern::store::{GetRequest, Lookup, SetMode, SetRequest, Store, StoreConfig, StoreOutcome};
 
 fn store_with(config: StoreConfig) -> (Store, Arc<Clock>) {
     let clock = Arc::new(Clock::manual(1_700_000_000));
@@ -49,30 +49,55 @@ fn hot_set_survives_a_scan_of_keys_written_once() {
     let hot: Vec<String> = (0..400).map(|i| format!("hot:{i}")).collect();
     for k in &hot {
         assert_eq!(
-            s.store(SetMode::Set, k.as_bytes(), 0, 0, &value, 0),
+            s.set(&SetRequest {
+                mode: SetMode::Set,
+                key: k.as_bytes(),
+                flags: 0,
+                exptime: 0,
+                value: &value,
+                cas: 0
+            })
+            .0,
             StoreOutcome::Stored
         );
     }
     for _ in 0..3 {
         for k in &hot {
-            assert!(s.get(k.as_bytes(), |_| ()).is_hit());
+            assert!(s
+                .get(
+                    &GetRequest {
+                        key: k.as_bytes(),
+                        touch: None
+                    },
+                    |_| ()
+                )
+                .is_hit());
         }
     }
     // One scan of twice the cache size, each key written once and never read.
     for i in 0..8_000 {
-        s.store(
-            SetMode::Set,
-            format!("scan:{i}").as_bytes(),
-            0,
-            0,
-            &value,
-            0,
-        );
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("scan:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: &value,
+            cas: 0,
+        });
     }
     assert!(s.stats().evictions > 3_000);
     let alive = hot
         .iter()
-        .filter(|k| s.get(k.as_bytes(), |_| ()).is_hit())
+        .filter(|k| {
+            s.get(
+                &GetRequest {
+                    key: k.as_bytes(),
+                    touch: None,
+                },
+                |_| (),
+            )
+            .is_hit()
+        })
         .count();
     assert!(
         alive >= 390,
@@ -90,23 +115,28 @@ fn eviction_makes_room_and_never_returns_wrong_data() {
     for i in 0..60_000u32 {
         let v = format!("value-of-{i}-{}", "x".repeat((i % 60) as usize));
         assert_eq!(
-            s.store(
-                SetMode::Set,
-                format!("k{i}").as_bytes(),
-                i,
-                0,
-                v.as_bytes(),
-                0
-            ),
+            s.set(&SetRequest {
+                mode: SetMode::Set,
+                key: format!("k{i}").as_bytes(),
+                flags: i,
+                exptime: 0,
+                value: v.as_bytes(),
+                cas: 0
+            })
+            .0,
             StoreOutcome::Stored
         );
     }
     let mut hits = 0;
     for i in 0..60_000u32 {
         let want = format!("value-of-{i}-{}", "x".repeat((i % 60) as usize));
-        if let Lookup::Hit(ok) = s.get(format!("k{i}").as_bytes(), |v| {
-            v.flags() == i && v.value_chunks().next().unwrap() == want.as_bytes()
-        }) {
+        if let Lookup::Hit(ok) = s.get(
+            &GetRequest {
+                key: format!("k{i}").as_bytes(),
+                touch: None,
+            },
+            |v| v.flags() == i && v.value_chunks().next().unwrap() == want.as_bytes(),
+        ) {
             assert!(ok, "k{i}");
             hits += 1;
         }
@@ -125,14 +155,14 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
     });
     let small = [b's'; 100];
     for i in 0..100_000 {
-        s.store(
-            SetMode::Set,
-            format!("small:{i}").as_bytes(),
-            0,
-            0,
-            &small,
-            0,
-        );
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("small:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: &small,
+            cas: 0,
+        });
     }
     let c_big = class_id(&s, 12 + 9 + 1000);
     let before = slabs(&s);
@@ -144,7 +174,14 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
     for _tick in 0..10 {
         for _ in 0..2_000 {
             i += 1;
-            s.store(SetMode::Set, format!("big:{i}").as_bytes(), 0, 0, &big, 0);
+            s.set(&SetRequest {
+                mode: SetMode::Set,
+                key: format!("big:{i}").as_bytes(),
+                flags: 0,
+                exptime: 0,
+                value: &big,
+                cas: 0,
+            });
         }
         s.maintain();
     }
@@ -158,7 +195,16 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
     assert!(s.stats().slabs_moved > 0);
     // The moved pages serve the new class: most recent big items are there.
     let recent = (i - 500..=i)
-        .filter(|j| s.get(format!("big:{j}").as_bytes(), |_| ()).is_hit())
+        .filter(|j| {
+            s.get(
+                &GetRequest {
+                    key: format!("big:{j}").as_bytes(),
+                    touch: None,
+                },
+                |_| (),
+            )
+            .is_hit()
+        })
         .count();
     assert!(recent > 450, "{recent}");
 }
@@ -171,33 +217,70 @@ fn a_class_with_no_pages_takes_one_from_another_class_instead_of_failing() {
         ..StoreConfig::default()
     });
     for i in 0..50_000 {
-        s.store(
-            SetMode::Set,
-            format!("small:{i}").as_bytes(),
-            0,
-            0,
-            &[b's'; 10],
-            0,
-        );
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("small:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: &[b's'; 10],
+            cas: 0,
+        });
     }
     // All 16 pages now belong to the small class; a large item still gets stored.
     assert_eq!(
-        s.store(SetMode::Set, b"big", 0, 0, &[b'b'; 20_000], 0),
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: b"big",
+            flags: 0,
+            exptime: 0,
+            value: &[b'b'; 20_000],
+            cas: 0
+        })
+        .0,
         StoreOutcome::Stored
     );
-    assert_eq!(s.get(b"big", |v| v.value_len()), Lookup::Hit(20_000));
+    assert_eq!(
+        s.get(
+            &GetRequest {
+                key: b"big",
+                touch: None
+            },
+            |v| v.value_len()
+        ),
+        Lookup::Hit(20_000)
+    );
 }
 
 #[test]
 fn crawler_reclaims_expired_items_without_reads() {
     let (s, clock) = store_with(StoreConfig::default());
     for i in 0..10_000 {
-        s.store(SetMode::Set, format!("ttl:{i}").as_bytes(), 0, 10, b"v", 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("ttl:{i}").as_bytes(),
+            flags: 0,
+            exptime: 10,
+            value: b"v",
+            cas: 0,
+        });
     }
     for i in 0..100 {
-        s.store(SetMode::Set, format!("keep:{i}").as_bytes(), 0, 0, b"v", 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("keep:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: b"v",
+            cas: 0,
+        });
     }
-    s.get(b"ttl:1", |_| ());
+    s.get(
+        &GetRequest {
+            key: b"ttl:1",
+            touch: None,
+        },
+        |_| (),
+    );
     clock.advance(11);
     s.maintain();
     let st = s.stats();
@@ -212,7 +295,14 @@ fn crawler_reclaims_expired_items_without_reads() {
 fn crawler_reclaims_flushed_items() {
     let (s, _) = store_with(StoreConfig::default());
     for i in 0..1_000 {
-        s.store(SetMode::Set, format!("f:{i}").as_bytes(), 0, 0, b"v", 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("f:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: b"v",
+            cas: 0,
+        });
     }
     s.flush_all(0);
     s.maintain();
@@ -228,12 +318,26 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
     });
     let value = [b'v'; 1000];
     for i in 0..900 {
-        s.store(SetMode::Set, format!("old:{i}").as_bytes(), 0, 5, &value, 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("old:{i}").as_bytes(),
+            flags: 0,
+            exptime: 5,
+            value: &value,
+            cas: 0,
+        });
     }
     let evicted_while_filling = s.stats().evictions;
     clock.advance(6);
     for i in 0..500 {
-        s.store(SetMode::Set, format!("new:{i}").as_bytes(), 0, 0, &value, 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: format!("new:{i}").as_bytes(),
+            flags: 0,
+            exptime: 0,
+            value: &value,
+            cas: 0,
+        });
     }
     let st = s.stats();
     assert!(st.reclaimed > 0);
@@ -243,8 +347,21 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
 #[test]
 fn stats_slabs_and_items_use_memcacheds_names() {
     let (s, _) = store_with(StoreConfig::default());
-    s.store(SetMode::Set, b"a", 0, 0, b"1", 0);
-    s.get(b"a", |_| ());
+    s.set(&SetRequest {
+        mode: SetMode::Set,
+        key: b"a",
+        flags: 0,
+        exptime: 0,
+        value: b"1",
+        cas: 0,
+    });
+    s.get(
+        &GetRequest {
+            key: b"a",
+            touch: None,
+        },
+        |_| (),
+    );
     let sl: HashMap<_, _> = s.stats_slabs().into_iter().collect();
     for f in [
         "chunk_size",

@@ -4,7 +4,10 @@
 use std::sync::Arc;
 
 use tern::clock::Clock;
-use tern::store::{ArithOutcome, Lookup, SetMode, Store, StoreConfig, StoreOutcome};
+use tern::store::{
+    ArithOutcome, ArithRequest, DeleteRequest, GetRequest, Lookup, SetMode, SetRequest, Store,
+    StoreConfig, StoreOutcome,
+};
 
 const THREADS: usize = 4;
 
@@ -19,22 +22,39 @@ fn store(memory: usize) -> Arc<Store> {
 #[test]
 fn incr_from_many_threads_adds_up() {
     let s = store(64 << 20);
-    s.store(SetMode::Set, b"counter", 0, 0, b"0", 0);
+    s.set(&SetRequest {
+        mode: SetMode::Set,
+        key: b"counter",
+        flags: 0,
+        exptime: 0,
+        value: b"0",
+        cas: 0,
+    });
     std::thread::scope(|sc| {
         for _ in 0..THREADS {
             sc.spawn(|| {
                 for _ in 0..5_000 {
                     assert!(matches!(
-                        s.arith(b"counter", true, 1, None),
+                        s.arith(&ArithRequest {
+                            key: b"counter",
+                            incr: true,
+                            delta: 1,
+                            initial: None,
+                            cas: 0
+                        }),
                         ArithOutcome::Updated { .. }
                     ));
                 }
             });
         }
     });
-    let v = s.get(b"counter", |v| {
-        v.value_chunks().flatten().copied().collect::<Vec<u8>>()
-    });
+    let v = s.get(
+        &GetRequest {
+            key: b"counter",
+            touch: None,
+        },
+        |v| v.value_chunks().flatten().copied().collect::<Vec<u8>>(),
+    );
     assert_eq!(v, Lookup::Hit(b"20000".to_vec()));
 }
 
@@ -43,7 +63,14 @@ fn cas_retry_loops_lose_no_update() {
     let s = store(64 << 20);
     let keys: Vec<Vec<u8>> = (0..4).map(|i| format!("cas:{i}").into_bytes()).collect();
     for k in &keys {
-        s.store(SetMode::Set, k, 0, 0, b"0", 0);
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: k,
+            flags: 0,
+            exptime: 0,
+            value: b"0",
+            cas: 0,
+        });
     }
     std::thread::scope(|sc| {
         for t in 0..THREADS {
@@ -53,17 +80,33 @@ fn cas_retry_loops_lose_no_update() {
                 for i in 0..2_000 {
                     let k = &keys[(i + t) % keys.len()];
                     loop {
-                        let Lookup::Hit((n, cas)) = s.get(k, |v| {
-                            let text: Vec<u8> = v.value_chunks().flatten().copied().collect();
-                            (
-                                String::from_utf8(text).unwrap().parse::<u64>().unwrap(),
-                                v.cas(),
-                            )
-                        }) else {
+                        let Lookup::Hit((n, cas)) = s.get(
+                            &GetRequest {
+                                key: k,
+                                touch: None,
+                            },
+                            |v| {
+                                let text: Vec<u8> = v.value_chunks().flatten().copied().collect();
+                                (
+                                    String::from_utf8(text).unwrap().parse::<u64>().unwrap(),
+                                    v.cas(),
+                                )
+                            },
+                        ) else {
                             panic!("key vanished");
                         };
                         let next = (n + 1).to_string();
-                        match s.store(SetMode::Cas, k, 0, 0, next.as_bytes(), cas) {
+                        match s
+                            .set(&SetRequest {
+                                mode: SetMode::Cas,
+                                key: k,
+                                flags: 0,
+                                exptime: 0,
+                                value: next.as_bytes(),
+                                cas,
+                            })
+                            .0
+                        {
                             StoreOutcome::Stored => break,
                             StoreOutcome::Exists => continue,
                             other => panic!("{other:?}"),
@@ -76,9 +119,13 @@ fn cas_retry_loops_lose_no_update() {
     let total: u64 = keys
         .iter()
         .map(|k| {
-            match s.get(k, |v| {
-                String::from_utf8(v.value_chunks().flatten().copied().collect()).unwrap()
-            }) {
+            match s.get(
+                &GetRequest {
+                    key: k,
+                    touch: None,
+                },
+                |v| String::from_utf8(v.value_chunks().flatten().copied().collect()).unwrap(),
+            ) {
                 Lookup::Hit(t) => t.parse::<u64>().unwrap(),
                 _ => panic!("missing"),
             }
@@ -106,14 +153,29 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                         0 | 1 => {
                             let mut v = (len as u32).to_le_bytes().to_vec();
                             v.resize(len + 4, fill);
-                            s.store(SetMode::Set, k.as_bytes(), 0, 0, &v, 0);
+                            s.set(&SetRequest {
+                                mode: SetMode::Set,
+                                key: k.as_bytes(),
+                                flags: 0,
+                                exptime: 0,
+                                value: &v,
+                                cas: 0,
+                            });
                         }
                         2 => {
-                            if let Lookup::Hit(ok) = s.get(k.as_bytes(), |v| {
-                                let data: Vec<u8> = v.value_chunks().flatten().copied().collect();
-                                let n = u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
-                                data.len() == n + 4 && data[4..].iter().all(|&b| b == fill)
-                            }) {
+                            if let Lookup::Hit(ok) = s.get(
+                                &GetRequest {
+                                    key: k.as_bytes(),
+                                    touch: None,
+                                },
+                                |v| {
+                                    let data: Vec<u8> =
+                                        v.value_chunks().flatten().copied().collect();
+                                    let n =
+                                        u32::from_le_bytes(data[..4].try_into().unwrap()) as usize;
+                                    data.len() == n + 4 && data[4..].iter().all(|&b| b == fill)
+                                },
+                            ) {
                                 assert!(ok, "torn value for {k}");
                             }
                         }
@@ -121,7 +183,10 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                             if i % 1000 == 3 {
                                 s.maintain();
                             } else {
-                                s.delete(k.as_bytes());
+                                s.delete(&DeleteRequest {
+                                    key: k.as_bytes(),
+                                    cas: 0,
+                                });
                             }
                         }
                     }

@@ -12,7 +12,7 @@ use super::ops::{
     ConfigOutcome, Ctx, StatsReply,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
-use crate::store::ItemView;
+use crate::store::{self, ItemView};
 
 /// Executes one binary frame, appending its reply (if any) to the connection's output.
 pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> After {
@@ -158,7 +158,8 @@ fn retrieve(frame: &Frame<'_>, key: &[u8], touch: Option<i64>, cx: &mut Ctx<'_>)
             }
         }
     };
-    if !lookup_op(cx.shared, cx.stats, key, touch, copy).is_hit() {
+    let req = store::GetRequest { key, touch };
+    if !lookup_op(cx.shared, cx.stats, &req, copy).is_hit() {
         compose(frame, &Response::NotFound, 0, cx.out);
     }
 }

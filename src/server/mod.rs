@@ -42,7 +42,7 @@ use crate::auth::PasswordDb;
 use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
-use crate::store::Store;
+use crate::store::{Store, StoreConfig};
 use socket::{Listener, Socket};
 use stats::ThreadStats;
 
@@ -398,7 +398,12 @@ pub fn start_on(
         }
         None => None,
     };
-    let store = Store::new(settings.store.clone(), clock.clone())
+    // The store takes its key limit from its config; the server speaks memcached's.
+    let store_config = StoreConfig {
+        key_max_length: tern_protocol::KEY_MAX_LENGTH,
+        ..settings.store.clone()
+    };
+    let store = Store::new(store_config, clock.clone())
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let threads_n = settings.threads.max(1);
     // One set of counters per worker, then one per UDP socket's thread.

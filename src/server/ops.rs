@@ -18,7 +18,7 @@ use tern_protocol::{
 use super::stats::ThreadStats;
 use super::Shared;
 use crate::cluster::{Cluster, Published, SetError, CONFIG_KEY};
-use crate::store::{ArithOutcome, DeleteOutcome, ItemView, Lookup, SetMode, StoreOutcome};
+use crate::store::{self, ArithOutcome, DeleteOutcome, ItemView, Lookup, SetMode, StoreOutcome};
 
 /// What the connection does after a request has been executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,14 +56,14 @@ pub fn set_mode(mode: StoreMode) -> SetMode {
 /// A storage command: the reply and, when stored, the item's new CAS unique.
 pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> (Response<'static>, u64) {
     cx.stats.cmd_set.incr();
-    let (outcome, cas) = cx.shared.store.store_with_cas(
-        set_mode(req.mode),
-        req.key,
-        req.flags,
-        req.exptime,
-        req.value,
-        req.cas,
-    );
+    let (outcome, cas) = cx.shared.store.set(&store::SetRequest {
+        mode: set_mode(req.mode),
+        key: req.key,
+        flags: req.flags,
+        exptime: req.exptime,
+        value: req.value,
+        cas: req.cas,
+    });
     if req.mode == StoreMode::Cas {
         match outcome {
             StoreOutcome::Stored => cx.stats.cas_hits.incr(),
@@ -97,7 +97,9 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> R
         cx.stats.store_too_large.incr();
     }
     if mode == StoreMode::Set {
-        cx.shared.store.delete(key);
+        cx.shared
+            .store
+            .delete(&store::DeleteRequest { key, cas: 0 });
     }
     Response::Error(ErrorReply::TooLarge)
 }
@@ -105,7 +107,7 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> R
 /// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero): `Deleted`, `NotFound` or
 /// `Exists`.
 pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
-    match cx.shared.store.delete_cas(key, cas) {
+    match cx.shared.store.delete(&store::DeleteRequest { key, cas }) {
         DeleteOutcome::Deleted => {
             cx.stats.delete_hits.incr();
             Response::Deleted
@@ -122,10 +124,13 @@ pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
 /// [`ErrorReply::NonNumeric`]; an item created from the binary initial value counts neither a hit nor a
 /// miss, as in memcached.
 pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'static> {
-    let outcome = cx
-        .shared
-        .store
-        .arith_cas(req.key, req.incr, req.delta, req.initial, cas);
+    let outcome = cx.shared.store.arith(&store::ArithRequest {
+        key: req.key,
+        incr: req.incr,
+        delta: req.delta,
+        initial: req.initial,
+        cas,
+    });
     let (hits, misses) = if req.incr {
         (&cx.stats.incr_hits, &cx.stats.incr_misses)
     } else {
@@ -150,22 +155,17 @@ pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'sta
     }
 }
 
-/// Looks one key up (and touches it when `touch` is given), running `f` on a hit, and counts
-/// it as memcached does: `cmd_get`/`get_*` for a plain lookup, `cmd_touch`/`touch_*` for a
+/// Looks one key up (and touches it when `req.touch` is given), running `f` on a hit, and
+/// counts it as memcached does: `cmd_get`/`get_*` for a plain lookup, `cmd_touch`/`touch_*` for a
 /// touch or get-and-touch.
 pub fn lookup_op<R>(
     shared: &Shared,
     stats: &ThreadStats,
-    key: &[u8],
-    touch: Option<i64>,
+    req: &store::GetRequest<'_>,
     f: impl FnOnce(&ItemView<'_>) -> R,
 ) -> Lookup<R> {
-    let store = &shared.store;
-    let found = match touch {
-        Some(exptime) => store.get_and_touch(key, exptime, f),
-        None => store.get(key, f),
-    };
-    if touch.is_some() {
+    let found = shared.store.get(req, f);
+    if req.touch.is_some() {
         stats.cmd_touch.incr();
         if found.is_hit() {
             stats.touch_hits.incr();
@@ -257,7 +257,11 @@ pub fn verbosity_op(level: u32, cx: &Ctx<'_>) -> Response<'static> {
 
 /// `touch <key> <exptime>`: `Touched` or `NotFound`, counted as a touch.
 pub fn touch_op(key: &[u8], exptime: i64, cx: &Ctx<'_>) -> Response<'static> {
-    if lookup_op(cx.shared, cx.stats, key, Some(exptime), |_| ()).is_hit() {
+    let req = store::GetRequest {
+        key,
+        touch: Some(exptime),
+    };
+    if lookup_op(cx.shared, cx.stats, &req, |_| ()).is_hit() {
         Response::Touched
     } else {
         Response::NotFound

@@ -12,7 +12,7 @@ use super::ops::{
     arith_op, config_op, delete_op, flush_op, lookup_op, refusal, shutdown_op, stats_op, store_op,
     too_large_op, touch_op, verbosity_op, After, ConfigOutcome, Ctx, StatsReply,
 };
-use crate::store::ItemView;
+use crate::store::{self, ItemView};
 
 /// Writes `response` as the request's reply mode allows: text `noreply` silences everything,
 /// errors included; a quiet request hides its successes only.
@@ -113,7 +113,11 @@ fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
             }
             out.extend_from_slice(b"\r\n");
         };
-        lookup_op(cx.shared, cx.stats, key, get.touch, copy);
+        let req = store::GetRequest {
+            key,
+            touch: get.touch,
+        };
+        lookup_op(cx.shared, cx.stats, &req, copy);
     }
     text::compose(&Response::End, cx.out);
 }

@@ -258,13 +258,6 @@ pub fn link(chunk: &[u8]) -> u32 {
     rd32(chunk, 4)
 }
 
-/// Parses an item's value for incr/decr as memcached's `do_add_delta` does: `safe_strtoull`
-/// on the data, which C reads only up to its first NUL.
-pub fn parse_u64(value: &[u8]) -> Option<u64> {
-    let until_nul = value.iter().position(|&b| b == 0).unwrap_or(value.len());
-    tern_protocol::text::safe_strtoull(&value[..until_nul])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,24 +313,5 @@ mod tests {
         assert_eq!(clock_pass(&mut chunk), 3);
         assert_eq!(parse(&chunk, true).clock(), 2);
         assert_eq!(parse(&chunk, true).key_len, 1);
-    }
-
-    #[test]
-    fn parse_u64_follows_safe_strtoull() {
-        assert_eq!(parse_u64(b"10"), Some(10));
-        assert_eq!(parse_u64(b"9 "), Some(9));
-        assert_eq!(parse_u64(b" 12"), Some(12));
-        assert_eq!(parse_u64(b"+5"), Some(5));
-        assert_eq!(parse_u64(b"12 34"), Some(12));
-        assert_eq!(parse_u64(b"18446744073709551615"), Some(u64::MAX));
-        assert_eq!(parse_u64(b"18446744073709551616"), None);
-        assert_eq!(parse_u64(b"000000000000000000000000001"), Some(1));
-        assert_eq!(parse_u64(b"-1"), None);
-        assert_eq!(parse_u64(b"-0"), Some(0));
-        assert_eq!(parse_u64(b"12abc"), None);
-        assert_eq!(parse_u64(b"abc"), None);
-        assert_eq!(parse_u64(b""), None);
-        assert_eq!(parse_u64(b"  "), None);
-        assert_eq!(parse_u64(b"7\0xyz"), Some(7));
     }
 }

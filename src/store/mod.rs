@@ -22,8 +22,10 @@ mod arena;
 mod classes;
 mod index;
 mod item;
+mod request;
 mod shard;
 mod stats;
+mod value;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ use crate::clock::Clock;
 use arena::{Arena, PAGE_SIZE};
 use classes::ClassTable;
 pub use classes::{DEFAULT_CHUNK_SIZE_MIN, DEFAULT_GROWTH_FACTOR};
+pub use request::{ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest};
 use shard::{Dead, Look, Padded, Shard, Shared};
 
 /// The most shards (a power of two). 16 keeps the per-class partly used pages at 16 x 64 KiB =
@@ -57,28 +60,13 @@ const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
 /// as a small one. Each moved page evicts what it holds under that shard's lock.
 const AUTOMOVE_PAGES_PER_TICK: usize = 4;
 
+/// The longest key by default: memcached's `KEY_MAX_LENGTH`.
+pub const DEFAULT_KEY_MAX_LENGTH: usize = 250;
+
 /// The largest `-I` tern accepts (memcached's limit too).
 pub const ITEM_SIZE_MAX_LIMIT: usize = 1024 * 1024 * 1024;
 /// The smallest `-I` (memcached's limit too).
 pub const ITEM_SIZE_MAX_MIN: usize = 1024;
-
-/// How a storage command treats an existing (or missing) item. Mirrors the protocol's modes; the
-/// store keeps its own type so it does not depend on any wire format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SetMode {
-    /// Store unconditionally.
-    Set,
-    /// Store only if no live item has the key.
-    Add,
-    /// Store only if a live item has the key.
-    Replace,
-    /// Append to the live item's data (keeps its flags and exptime).
-    Append,
-    /// Prepend to the live item's data (keeps its flags and exptime).
-    Prepend,
-    /// Store only if the live item's CAS equals the given one.
-    Cas,
-}
 
 /// The store's settings (from `-m`, `-I`, `-n`, `-f`, `-M`, `-C`, `-o ...`).
 #[derive(Debug, Clone, PartialEq)]
@@ -87,6 +75,8 @@ pub struct StoreConfig {
     pub memory_limit: usize,
     /// The largest item, in bytes (`-I`).
     pub item_size_max: usize,
+    /// The longest key, in bytes (memcached's 250; the server passes its protocol's limit).
+    pub key_max_length: usize,
     /// The smallest chunk size (`-n`), or `None` for tern's default.
     pub chunk_size_min: Option<usize>,
     /// The chunk size growth factor (`-f`), or `None` for tern's default.
@@ -108,6 +98,7 @@ impl Default for StoreConfig {
         StoreConfig {
             memory_limit: 64 * 1024 * 1024,
             item_size_max: 1024 * 1024,
+            key_max_length: DEFAULT_KEY_MAX_LENGTH,
             chunk_size_min: None,
             growth_factor: None,
             evict: true,
@@ -287,18 +278,18 @@ pub enum ArithOutcome {
     NonNumeric,
     /// The new value could not be stored.
     OutOfMemory,
-    /// [`Store::arith_cas`] only: the item's CAS differs from the one the client gave.
+    /// A non-zero [`ArithRequest::cas`] only: the item's CAS differs from the one the client gave.
     Exists,
 }
 
-/// The result of [`Store::delete_cas`].
+/// The result of [`Store::delete`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
     /// The item was removed.
     Deleted,
     /// No live item (missing, expired or flushed).
     NotFound,
-    /// A live item whose CAS differs from the one given; it stays.
+    /// A live item whose CAS differs from the non-zero one given; it stays.
     Exists,
 }
 
@@ -450,19 +441,10 @@ impl Store {
         &self.shared.shards[(hash as usize) & self.shared.shard_mask].0
     }
 
-    /// Looks `key` up and, on a hit, runs `f` on the item.
-    pub fn get<R>(&self, key: &[u8], f: impl FnOnce(&ItemView<'_>) -> R) -> Lookup<R> {
-        self.get_inner(key, None, f)
-    }
-
-    /// Looks `key` up and, on a hit, sets its exptime (memcached's exptime rules) and runs `f`.
-    pub fn get_and_touch<R>(
-        &self,
-        key: &[u8],
-        exptime: i64,
-        f: impl FnOnce(&ItemView<'_>) -> R,
-    ) -> Lookup<R> {
-        self.get_inner(key, Some(exptime), f)
+    /// Looks `req.key` up and, on a hit, sets its exptime when `req.touch` says so (memcached's
+    /// exptime rules) and runs `f` on the item.
+    pub fn get<R>(&self, req: &GetRequest<'_>, f: impl FnOnce(&ItemView<'_>) -> R) -> Lookup<R> {
+        self.get_inner(req.key, req.touch, f)
     }
 
     fn get_inner<R>(
@@ -519,46 +501,23 @@ impl Store {
         Lookup::Hit(r)
     }
 
-    /// Sets the exptime of `key`.
-    pub fn touch(&self, key: &[u8], exptime: i64) -> Lookup<()> {
-        self.get_and_touch(key, exptime, |_| ())
-    }
-
-    /// Runs a storage command.
-    pub fn store(
-        &self,
-        mode: SetMode,
-        key: &[u8],
-        flags: u32,
-        exptime: i64,
-        value: &[u8],
-        cas: u64,
-    ) -> StoreOutcome {
-        // The text protocol's append/prepend carry no CAS: whatever `cas` says, they ignore it.
-        let cas = match mode {
-            SetMode::Append | SetMode::Prepend => 0,
-            _ => cas,
-        };
-        self.store_with_cas(mode, key, flags, exptime, value, cas).0
-    }
-
     /// Runs a storage command and returns, with the outcome, the stored item's new CAS unique
     /// (0 unless [`StoreOutcome::Stored`]): binary replies carry it.
     ///
     /// As memcached's `do_store_item` does for every mode, a non-zero `cas` is compared by
     /// append and prepend too (binary APPEND/PREPEND): a live item with another CAS answers
-    /// [`StoreOutcome::Exists`]. [`Store::store`] ignores `cas` for append and prepend.
-    pub fn store_with_cas(
-        &self,
-        mode: SetMode,
-        key: &[u8],
-        flags: u32,
-        exptime: i64,
-        value: &[u8],
-        cas: u64,
-    ) -> (StoreOutcome, u64) {
+    /// [`StoreOutcome::Exists`].
+    pub fn set(&self, req: &SetRequest<'_>) -> (StoreOutcome, u64) {
+        let SetRequest {
+            mode,
+            key,
+            flags,
+            exptime,
+            value,
+            cas,
+        } = *req;
         let sh = &self.shared;
-        if key.is_empty() || key.len() > tern_protocol::KEY_MAX_LENGTH {
+        if key.is_empty() || key.len() > self.config.key_max_length {
             return (StoreOutcome::NotStored, 0);
         }
         let exptime = self.clock.realtime(exptime);
@@ -632,29 +591,10 @@ impl Store {
         (StoreOutcome::OutOfMemory, 0)
     }
 
-    /// Removes `key`.
-    pub fn delete(&self, key: &[u8]) -> Lookup<()> {
-        let sh = &self.shared;
-        let hash = sh.hash(key);
-        let now = self.clock.now();
-        let mut s = self.shard(hash).lock();
-        s.sync_flush(sh, now);
-        match s.lookup(sh, key, hash, now) {
-            Look::Live(f) => {
-                let cls = sh.class_of(f.handle);
-                s.classes[cls].stats.delete_hits += 1;
-                s.unlink(sh, f.pos, f.handle, &f.header);
-                Lookup::Hit(())
-            }
-            Look::Dead(Dead::Expired) => Lookup::Expired,
-            Look::Dead(Dead::Flushed) => Lookup::Flushed,
-            Look::Miss => Lookup::Miss,
-        }
-    }
-
-    /// Removes `key` if `cas` is 0 or equals the item's CAS unique (binary DELETE). Counts a
-    /// hit like [`Store::delete`]; a mismatch counts nothing, as in memcached.
-    pub fn delete_cas(&self, key: &[u8], cas: u64) -> DeleteOutcome {
+    /// Removes `req.key` if `req.cas` is 0 or equals the item's CAS unique (binary DELETE).
+    /// Counts a hit in `stats items`; a mismatch counts nothing, as in memcached.
+    pub fn delete(&self, req: &DeleteRequest<'_>) -> DeleteOutcome {
+        let DeleteRequest { key, cas } = *req;
         let sh = &self.shared;
         let hash = sh.hash(key);
         let now = self.clock.now();
@@ -674,29 +614,19 @@ impl Store {
         }
     }
 
-    /// incr (`incr == true`) or decr by `delta`; `initial` creates a missing item (binary).
-    pub fn arith(
-        &self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        initial: Option<(u64, i64)>,
-    ) -> ArithOutcome {
-        self.arith_cas(key, incr, delta, initial, 0)
-    }
-
-    /// [`Store::arith`] that, when `cas` is non-zero, changes a live item only if its CAS
-    /// unique still equals `cas` ([`ArithOutcome::Exists`] otherwise), as binary
-    /// INCREMENT/DECREMENT do. As in memcached's `do_add_delta`, an empty or chained value is
-    /// non-numeric before the CAS is compared.
-    pub fn arith_cas(
-        &self,
-        key: &[u8],
-        incr: bool,
-        delta: u64,
-        initial: Option<(u64, i64)>,
-        cas: u64,
-    ) -> ArithOutcome {
+    /// incr (`req.incr`) or decr by `req.delta`; `req.initial` creates a missing item
+    /// (binary). When `req.cas` is non-zero a live item changes only if its CAS unique still
+    /// equals it ([`ArithOutcome::Exists`] otherwise), as binary INCREMENT/DECREMENT do. As in
+    /// memcached's `do_add_delta`, an empty or chained value is non-numeric before the CAS is
+    /// compared.
+    pub fn arith(&self, req: &ArithRequest<'_>) -> ArithOutcome {
+        let ArithRequest {
+            key,
+            incr,
+            delta,
+            initial,
+            cas,
+        } = *req;
         let sh = &self.shared;
         let hash = sh.hash(key);
         let now = self.clock.now();
@@ -716,16 +646,12 @@ impl Store {
                 // SAFETY: the live item's head chunk, under the shard lock, only read here.
                 let old = {
                     let chunk = unsafe { sh.chunk_ref(f.handle) };
-                    item::parse_u64(&chunk[voff..voff + h.value_len])
+                    value::parse_u64(&chunk[voff..voff + h.value_len])
                 };
                 let Some(old) = old else {
                     return ArithOutcome::NonNumeric;
                 };
-                let value = if incr {
-                    old.wrapping_add(delta)
-                } else {
-                    old.saturating_sub(delta)
-                };
+                let value = value::apply_delta(old, incr, delta);
                 let digits = buf.format(value).as_bytes();
                 let cls = sh.class_of(f.handle);
                 if incr {

@@ -12,7 +12,6 @@ mod commands;
 mod compose;
 mod number;
 
-pub use number::strtoull as safe_strtoull;
 mod parse;
 #[cfg(test)]
 mod proptests;

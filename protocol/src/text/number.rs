@@ -49,8 +49,7 @@ fn sign_and_magnitude(token: &[u8]) -> Option<(bool, u64)> {
     Some((negative, value))
 }
 
-/// `safe_strtoull`: an unsigned 64-bit number (CAS unique, incr/decr delta; the store reads an
-/// item's value with it for incr/decr, as memcached's `do_add_delta` does).
+/// `safe_strtoull`: an unsigned 64-bit number (CAS unique, incr/decr delta).
 pub fn strtoull(token: &[u8]) -> Option<u64> {
     let (negative, magnitude) = sign_and_magnitude(token)?;
     let value = if negative {
