@@ -316,8 +316,9 @@ pub fn usage_text() -> String {
          --config-file=<file>      read flags from a Debian-style memcached.conf first;\n\
          \x20                         flags on the command line win over the file\n\
          \n\
-         Not supported by tern (refused with a reason): -L, -D, -S, -Y, -e, -Z, -N, and the\n\
-         -o options listed in tern's documentation (ext_*, ssl_*, LRU and crawler tuning, ...).\n",
+         Not supported by tern (refused with a reason): -L, -D, -e, -Z, -N, and the -o\n\
+         options listed in tern's documentation (ext_*, ssl_*, LRU and crawler tuning, ...).\n\
+         -S (SASL, binary protocol) and -Y (ASCII auth file) are supported as in memcached.\n",
     );
     s
 }
