@@ -2,7 +2,8 @@
 //! bytes out.
 //!
 //! This crate knows nothing of sockets, event loops or the item store. Every codec (the classic
-//! text protocol in [`text`], the binary protocol in [`binary`], and later the meta commands)
+//! text protocol in [`text`], the binary protocol in [`binary`], and the meta commands in
+//! [`meta`])
 //! parses into the same [`Request`] type and composes the same [`Response`] type, so the server
 //! executes a command once whatever protocol carried it.
 //!
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod binary;
+pub mod meta;
 mod request;
 mod response;
 pub mod text;
@@ -98,6 +100,8 @@ pub enum ErrorReply {
     InvalidDelta,
     /// Text `CLIENT_ERROR line too long`-style refusal where memcached simply closes; no reply.
     Close,
+    /// A meta-protocol error (`mg`, `ms`, `md`, `ma`), with memcached's wording.
+    Meta(meta::MetaError),
     /// Any other fixed reply line memcached sends for a malformed request, without `\r\n`.
     Other(&'static str),
 }

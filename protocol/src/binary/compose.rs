@@ -119,7 +119,8 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         ErrorReply::BadCommandLine
         | ErrorReply::BadDataChunk
         | ErrorReply::InvalidExptime
-        | ErrorReply::InvalidDelta => Status::InvalidArguments,
+        | ErrorReply::InvalidDelta
+        | ErrorReply::Meta(_) => Status::InvalidArguments,
     };
     Some((status, status.default_body()))
 }

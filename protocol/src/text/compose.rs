@@ -23,6 +23,7 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::InvalidExptime => "CLIENT_ERROR invalid exptime argument",
         ErrorReply::InvalidDelta => "CLIENT_ERROR invalid numeric delta argument",
         ErrorReply::Close => return None,
+        ErrorReply::Meta(error) => error.line(),
         ErrorReply::Other(line) => line,
     })
 }
@@ -260,6 +261,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             }
         },
         Request::SaslListMechs | Request::SaslAuth { .. } => return,
+        Request::Meta(meta) => return crate::meta::compose_request(&meta, out),
     }
     out.extend_from_slice(CRLF);
 }

@@ -10,7 +10,7 @@
 
 mod commands;
 mod compose;
-mod number;
+pub(crate) mod number;
 
 pub use number::strtoull as safe_strtoull;
 mod parse;
@@ -18,9 +18,10 @@ mod parse;
 mod proptests;
 #[cfg(test)]
 mod tests;
-mod tokens;
+pub(crate) mod tokens;
 
 pub use compose::{compose, compose_request, compose_value_header};
+pub(crate) use parse::byte_count;
 pub use parse::{parse, MAX_LINE_WITHOUT_NEWLINE};
 
 use crate::Limits;
