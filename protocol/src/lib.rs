@@ -2,7 +2,8 @@
 //! bytes out.
 //!
 //! This crate knows nothing of sockets, event loops or the item store. Every codec (the classic
-//! text protocol in [`text`], the binary protocol in [`binary`], and later the meta commands)
+//! text protocol in [`text`], the binary protocol in [`binary`], and the meta commands in
+//! [`meta`])
 //! parses into the same [`Request`] type and composes the same [`Response`] type, so the server
 //! executes a command once whatever protocol carried it.
 //!
@@ -18,6 +19,7 @@
 #![warn(missing_docs)]
 
 pub mod binary;
+pub mod meta;
 mod request;
 mod response;
 pub mod text;
@@ -114,6 +116,8 @@ pub enum ErrorReply {
     /// Binary SASL data that memcached could not hold in an item: status 0x0082 "Out of
     /// memory" (the connection stays open).
     SaslOutOfMemory,
+    /// A meta-protocol error (`mg`, `ms`, `md`, `ma`), with memcached's wording.
+    Meta(meta::MetaError),
 }
 
 /// `sizeof(item)` in memcached 1.6.18 on a 64-bit machine: the per-item header its size limit

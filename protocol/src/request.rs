@@ -309,6 +309,8 @@ pub enum Request<'a> {
     Config(ConfigRequest<'a>),
     /// Binary SASL_LIST_MECHS.
     SaslListMechs,
+    /// A meta command (`mg`, `ms`, `md`, `ma`, `mn`, `me`).
+    Meta(crate::meta::MetaRequest<'a>),
     /// Binary SASL_AUTH (`step == false`) or SASL_STEP (`step == true`).
     SaslAuth {
         /// The mechanism name (the key of the binary packet).
@@ -354,6 +356,7 @@ impl<'a> Request<'a> {
                 | ConfigRequest::Delete { key, .. },
             ) => key,
             Request::SaslAuth { mechanism, .. } => mechanism,
+            Request::Meta(meta) => meta.raw_key(),
             _ => b"",
         }
     }

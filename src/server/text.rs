@@ -68,6 +68,8 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
         Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
             Response::Error(ErrorReply::UnknownCommand)
         }
+        // The meta protocol is parsed but not yet executed: memcached before 1.6 answered so.
+        Request::Meta(_) => Response::Error(ErrorReply::UnknownCommand),
     };
     reply(&response, mode, cx.out);
     After::Continue

@@ -124,7 +124,8 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         | ErrorReply::InvalidDelta
         | ErrorReply::DeleteUsage
         | ErrorReply::InvalidShutdownMode
-        | ErrorReply::StatsDetailUsage => Status::InvalidArguments,
+        | ErrorReply::StatsDetailUsage
+        | ErrorReply::Meta(_) => Status::InvalidArguments,
     };
     Some((status, status.default_body()))
 }

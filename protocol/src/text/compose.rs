@@ -33,6 +33,7 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         // Binary-only (SASL); the text protocol never produces it.
         ErrorReply::SaslOutOfMemory => "SERVER_ERROR out of memory",
         ErrorReply::Close => return None,
+        ErrorReply::Meta(error) => error.line(),
     })
 }
 
@@ -269,6 +270,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             }
         },
         Request::SaslListMechs | Request::SaslAuth { .. } => return,
+        Request::Meta(meta) => return crate::meta::compose_request(&meta, out),
     }
     out.extend_from_slice(CRLF);
 }

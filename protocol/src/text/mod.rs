@@ -10,16 +10,17 @@
 
 mod commands;
 mod compose;
-mod number;
+pub(crate) mod number;
 
 mod parse;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
-mod tokens;
+pub(crate) mod tokens;
 
 pub use compose::{compose, compose_request, compose_value_header};
+pub(crate) use parse::byte_count;
 pub use parse::{parse, MAX_LINE_WITHOUT_NEWLINE};
 
 pub use crate::{item_fits, ITEM_HEADER_SIZE};

@@ -124,10 +124,24 @@ fn command<'a>(
     if t.len == 0 || name.len() < 2 {
         return Err(refuse(ErrorReply::UnknownCommand, false));
     }
-    // Meta commands (two bytes, starting with `m`): answered ERROR until tern's meta codec
-    // exists (memcached 1.6.18 serves mg, ms, md, ma, mn, me).
+    // Meta commands are all two bytes, starting with `m`.
     if name.len() == 2 && name[0] == b'm' {
-        return Err(refuse(ErrorReply::UnknownCommand, false));
+        return match crate::meta::command(t, input, line_end, limits) {
+            crate::meta::Step::Done(meta, consumed) => {
+                Ok(Parsed::Done(Request::Meta(meta), consumed))
+            }
+            crate::meta::Step::Incomplete(needed) => Ok(Parsed::Incomplete(needed)),
+            crate::meta::Step::Refused {
+                reply,
+                data,
+                swallow,
+            } => Err(Refusal {
+                reply,
+                noreply: false,
+                data,
+                swallow,
+            }),
+        };
     }
     match name {
         b"get" | b"gets" | b"gat" | b"gats" | b"bget" => {
@@ -252,7 +266,7 @@ fn storage<'a>(
 
 /// memcached's range for a data block's length: `0..=INT_MAX - 2` (the `\r\n` must still fit
 /// an `int`).
-pub(super) fn byte_count(vlen: i32) -> Option<usize> {
+pub(crate) fn byte_count(vlen: i32) -> Option<usize> {
     usize::try_from(vlen)
         .ok()
         .filter(|&n| n <= (i32::MAX - 2) as usize)

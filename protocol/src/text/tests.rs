@@ -750,8 +750,7 @@ fn stats_groups() {
 #[test]
 fn commands_tern_does_not_serve_are_unknown() {
     for line in [
-        &b"mn\r\n"[..],
-        b"mg a v\r\n",
+        &b"mz a\r\n"[..],
         b"slabs reassign 1 2\r\n",
         b"lru_crawler metadump all\r\n",
         b"watch HTTP/1.1\r\n",

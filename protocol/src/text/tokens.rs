@@ -4,17 +4,17 @@
 const MAX_TOKENS: usize = 24;
 
 /// The tokens of one command line, borrowed from it, without allocating.
-pub(super) struct Tokens<'a> {
+pub(crate) struct Tokens<'a> {
     line: &'a [u8],
     /// `(start, end)` of each token in `line`.
     spans: [(usize, usize); MAX_TOKENS - 1],
     /// How many tokens were split off (memcached's `ntokens` minus its terminal token).
-    pub(super) len: usize,
+    pub(crate) len: usize,
 }
 
 impl<'a> Tokens<'a> {
     /// memcached's `tokenize_command` with `MAX_TOKENS`.
-    pub(super) fn split(line: &'a [u8]) -> Self {
+    pub(crate) fn split(line: &'a [u8]) -> Self {
         let mut tokens = Tokens {
             line,
             spans: [(0, 0); MAX_TOKENS - 1],
@@ -44,7 +44,7 @@ impl<'a> Tokens<'a> {
     }
 
     /// The `i`th token; empty past the last one.
-    pub(super) fn get(&self, i: usize) -> &'a [u8] {
+    pub(crate) fn get(&self, i: usize) -> &'a [u8] {
         if i < self.len {
             let (start, end) = self.spans[i];
             &self.line[start..end]
@@ -54,18 +54,18 @@ impl<'a> Tokens<'a> {
     }
 
     /// The last token (memcached's `tokens[ntokens - 2]`).
-    pub(super) fn last(&self) -> &'a [u8] {
+    pub(crate) fn last(&self) -> &'a [u8] {
         self.get(self.len.wrapping_sub(1))
     }
 
     /// memcached's `set_noreply_maybe`: whether the last token is exactly `noreply`.
-    pub(super) fn noreply(&self) -> bool {
+    pub(crate) fn noreply(&self) -> bool {
         self.last() == b"noreply"
     }
 
     /// Everything from the start of token `i` to the end of the line, without trailing
     /// spaces; empty when there is no token `i`.
-    pub(super) fn run_from(&self, i: usize) -> &'a [u8] {
+    pub(crate) fn run_from(&self, i: usize) -> &'a [u8] {
         if i >= self.len {
             return &self.line[self.line.len()..];
         }
