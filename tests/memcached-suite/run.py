@@ -240,8 +240,9 @@ def run_file(rundir, logdir, name):
 
 def run_suite(rundir, label, files, jobs):
     logdir = CACHE / "logs" / label
-    shutil.rmtree(logdir, ignore_errors=True)
-    logdir.mkdir(parents=True)
+    logdir.mkdir(parents=True, exist_ok=True)
+    for name in files:
+        (logdir / (name + ".log")).unlink(missing_ok=True)
     start = time.monotonic()
     results = {}
     with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
