@@ -14,10 +14,10 @@ fn config_reply(data: &str) -> String {
     format!("CONFIG cluster 0 {}\r\n{data}\r\nEND\r\n", data.len())
 }
 
-/// What a tern on 127.0.0.1 describes itself as before anything is configured.
+/// What a tern on 127.0.0.1 describes itself as before anything is configured: the listener's
+/// address as both host and IP, never the machine's host name (which may resolve elsewhere).
 fn self_data(tern: &Tern) -> String {
-    let host = tern::cluster::local::hostname().unwrap_or_else(|| "127.0.0.1".into());
-    format!("1\n{host}|127.0.0.1|{}\n", tern.addr().port())
+    format!("1\n127.0.0.1|127.0.0.1|{}\n", tern.addr().port())
 }
 
 fn config_set(data: &str) -> Vec<u8> {
@@ -46,6 +46,25 @@ fn default_config_describes_this_node_at_version_1() {
         b"config get cluster\r\n",
         config_reply(&self_data(&tern)).as_bytes(),
     );
+}
+
+#[test]
+fn default_config_host_part_reaches_the_listener() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.send(b"config get cluster\r\n");
+    let reply = c.read_available();
+    let text = String::from_utf8(reply).unwrap();
+    let node = text.split("\r\n").nth(1).unwrap().lines().nth(1).unwrap();
+    let fields: Vec<&str> = node.split('|').collect();
+    // A client that prefers the host part (most do) must land on this listener.
+    let addr = format!("{}:{}", fields[0], fields[2]);
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    use std::io::Write;
+    s.write_all(b"version\r\n").unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"VERSION "), "{addr}");
 }
 
 #[test]

@@ -1,4 +1,11 @@
-//! How a node describes itself when nothing is configured: its host name, IP and port.
+//! How a node describes itself when nothing is configured: a host, IP and port.
+//!
+//! The host part is what most clients connect to (they prefer it to the IP), so it must lead
+//! to the listener too:
+//! - listening on a specific address: that address, written as an IP literal. The machine's
+//!   host name may resolve to another interface (or to nothing), where nobody listens.
+//! - listening on the wildcard: the machine's host name, which reaches the wildcard listener
+//!   through whatever interface it resolves to; the IP literal when there is no usable name.
 //!
 //! The IP is what clients will connect to, so it must be an address the node really listens
 //! on and never blank:
@@ -18,8 +25,13 @@ use super::format::{ClusterConfig, Node, HOST_MAX_LENGTH};
 /// The config a node serves before anyone configures one: version 1, itself alone.
 pub fn self_config(listen: SocketAddr) -> ClusterConfig {
     let ip = advertised_ip(listen.ip(), interface_addresses);
+    let host = if listen.ip().is_unspecified() {
+        hostname()
+    } else {
+        None
+    };
     let node = Node {
-        host: hostname().unwrap_or_else(|| ip.to_string()),
+        host: host.unwrap_or_else(|| ip.to_string()),
         ip,
         // A bound listener's port is never 0; `max` keeps the node valid all the same.
         port: listen.port().max(1),
@@ -137,7 +149,27 @@ mod tests {
         let n = &c.nodes()[0];
         assert_eq!(n.ip, "127.0.0.1".parse::<IpAddr>().unwrap());
         assert_eq!(n.port, 22500);
-        assert!(!n.host.is_empty());
+    }
+
+    #[test]
+    fn a_specific_listen_address_is_also_the_host_part() {
+        // The machine's host name may resolve elsewhere; the listener's address cannot.
+        let c = self_config("127.0.0.1:22500".parse().unwrap());
+        assert_eq!(c.nodes()[0].host, "127.0.0.1");
+        let c = self_config("[::1]:22501".parse().unwrap());
+        let n = &c.nodes()[0];
+        assert_eq!(n.host, "::1");
+        assert_eq!(n.ip, "::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn the_wildcard_advertises_the_host_name_when_there_is_one() {
+        let c = self_config("0.0.0.0:22502".parse().unwrap());
+        let n = &c.nodes()[0];
+        match hostname() {
+            Some(name) => assert_eq!(n.host, name),
+            None => assert_eq!(n.host, n.ip.to_string()),
+        }
     }
 
     #[test]

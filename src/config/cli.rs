@@ -298,7 +298,10 @@ pub fn usage_text() -> String {
          -B, --protocol=<name>     protocol - one of ascii, binary, or auto (default: auto-negotiate)\n\
          -I, --max-item-size=<num> adjusts max item size\n\
          \x20                         (default: 1m, min: 1k, max: 1024m)\n\
+         -S, --enable-sasl         turn on Sasl authentication\n\
          -F, --disable-flush-all   disable flush_all command\n\
+         -Y, --auth-file=<file>    enable ASCII protocol authentication. format:\n\
+         \x20                         user:pass\\nuser2:pass2\\n\n\
          -X, --disable-dumping     disable stats cachedump and lru_crawler metadump\n\
          -W  --disable-watch       disable watch commands (live logging)\n\
          -o, --extended            comma separated list of extended options\n\
@@ -312,13 +315,21 @@ pub fn usage_text() -> String {
          \x20  - no_lru_crawler:      disable LRU Crawler background thread.\n\
          \x20  - idle_timeout:        timeout for idle connections. (default: 0, no timeout)\n\
          \x20  - modern:              accepted; tern already uses modern defaults\n\
+         \x20  - no_modern:           memcached 1.4's defaults: no page moves, no crawler\n\
+         \x20  - slab_chunk_max, temporary_ttl, hot_lru_pct, warm_lru_pct, hot_max_factor,\n\
+         \x20    warm_max_factor, lru_crawler_sleep, lru_crawler_tocrawl, slab_automove_ratio,\n\
+         \x20    slab_automove_window, tail_repair_time, hash_algorithm, watcher_logbuf_size,\n\
+         \x20    worker_logbuf_size, no_hashexpand, no_chunked_items, no_lru_maintainer:\n\
+         \x20                         accepted as memcached reads them and shown by\n\
+         \x20                         stats settings; a start-up notice names each one\n\
+         \x20                         tern does not act on yet\n\
          \x20  - cluster_config:      file holding the ElastiCache cluster config (tern)\n\
          --config-file=<file>      read flags from a Debian-style memcached.conf first;\n\
          \x20                         flags on the command line win over the file\n\
          \n\
          Not supported by tern (refused with a reason): -L, -D, -e, -Z, -N, and the -o\n\
-         options listed in tern's documentation (ext_*, ssl_*, LRU and crawler tuning, ...).\n\
-         -S (SASL, binary protocol) and -Y (ASCII auth file) are supported as in memcached.\n",
+         options ext_*, ssl_*, proxy_*, slab_sizes, track_sizes, read_buf_mem_limit,\n\
+         drop_privileges, no_maxconns_fast, sock_cookie_id.\n",
     );
     s
 }

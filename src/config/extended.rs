@@ -12,15 +12,10 @@
 use std::path::PathBuf;
 
 use super::error::ConfigError;
+use super::tuning::{HashAlgorithm, Tuning, SLAB_PAGE_SIZE};
 
 /// `-o` options accepted because they ask for what tern always does, with why.
 pub const NO_OP_EXTENDED: &[(&str, &str)] = &[
-    (
-        "maxconns_fast",
-        "tern always answers a connection over -c with an error and closes it",
-    ),
-    ("lru_maintainer", "the default in memcached 1.6 and in tern"),
-    ("slab_reassign", "the default in memcached 1.6 and in tern"),
     ("modern", "memcached 1.6.18 ties nothing to it"),
     (
         "inline_ascii_resp",
@@ -34,6 +29,10 @@ pub const NO_OP_EXTENDED: &[(&str, &str)] = &[
         "no_drop_privileges",
         "the default: tern installs no seccomp sandbox",
     ),
+    (
+        "relaxed_privileges",
+        "memcached-debug's: tern installs no seccomp sandbox to relax",
+    ),
 ];
 
 /// `-o` options memcached 1.6.18 has that tern refuses, with why. Names ending in `*` are
@@ -43,45 +42,16 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
         "no_maxconns_fast",
         "tern always answers a connection over -c with an error and closes it; it never stops accepting",
     ),
-    ("no_hashexpand", "tern's index always grows as needed"),
-    (
-        "slab_automove_ratio",
-        "tern's slab page mover has no tunables yet",
-    ),
-    (
-        "slab_automove_window",
-        "tern's slab page mover has no tunables yet",
-    ),
-    (
-        "tail_repair_time",
-        "tern never force-frees referenced items by age",
-    ),
-    (
-        "hash_algorithm",
-        "tern's index uses its own hash function, which cannot be chosen",
-    ),
-    ("lru_crawler_sleep", "the LRU crawler has no tunables yet"),
-    ("lru_crawler_tocrawl", "the LRU crawler has no tunables yet"),
-    ("no_lru_maintainer", "tern's LRU layout cannot be changed"),
-    ("hot_lru_pct", "tern's LRU layout cannot be changed"),
-    ("warm_lru_pct", "tern's LRU layout cannot be changed"),
-    ("hot_max_factor", "tern's LRU layout cannot be changed"),
-    ("warm_max_factor", "tern's LRU layout cannot be changed"),
-    ("temporary_ttl", "tern has no separate LRU for short TTLs"),
-    ("watcher_logbuf_size", "tern has no `watch` log streams"),
-    ("worker_logbuf_size", "tern has no `watch` log streams"),
     ("slab_sizes", "tern's slab classes cannot be listed by hand"),
-    ("slab_chunk_max", "tern's slab chunk size cannot be changed"),
-    ("no_chunked_items", "tern's slab chunk size cannot be changed"),
     ("track_sizes", "`stats sizes` histograms are not implemented"),
-    (
-        "no_modern",
-        "memcached 1.4's defaults (jenkins hash, no crawler, ...) are not available",
-    ),
     ("drop_privileges", "tern has no seccomp sandbox"),
     (
         "read_buf_mem_limit",
         "a global limit on connection buffer memory is not implemented",
+    ),
+    (
+        "sock_cookie_id",
+        "socket marks (SO_MARK) on listeners are not implemented",
     ),
     ("proxy_config", "memcached's proxy mode is not implemented"),
     ("proxy_uring", "memcached's proxy mode is not implemented"),
@@ -105,6 +75,12 @@ pub struct Extended {
     pub idle_timeout: Option<u32>,
     /// `cluster_config=FILE` (tern's).
     pub cluster_config: Option<PathBuf>,
+    /// `no_modern`: memcached 1.4's defaults (no reassign, no automove, no crawler, ...).
+    pub no_modern: bool,
+    /// Whether `slab_chunk_max` was given (then `no_modern` and a large `-I` keep it).
+    pub slab_chunk_max_given: bool,
+    /// memcached's other knobs, as the options left them.
+    pub tuning: Tuning,
     /// Warnings to log at start-up (memcached prints them to stderr and carries on).
     pub warnings: Vec<String>,
 }
@@ -122,6 +98,20 @@ pub(crate) fn lookup(table: &'static [(&str, &str)], name: &str) -> Option<&'sta
 
 fn missing(option: &str, message: &str) -> ConfigError {
     ConfigError::invalid(format!("-o {option}"), "", message, 1)
+}
+
+/// The value of an option that needs one, or memcached's message for its absence.
+fn needed<'a>(key: &str, value: Option<&'a str>, message: &str) -> Result<&'a str, ConfigError> {
+    value.ok_or_else(|| missing(key, message))
+}
+
+/// memcached's range check: `message` unless `ok`.
+fn check(ok: bool, key: &str, value: &str, message: &str) -> Result<(), ConfigError> {
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::invalid(format!("-o {key}"), value, message, 1))
+    }
 }
 
 fn whole<T: std::str::FromStr>(
@@ -179,17 +169,16 @@ impl Extended {
                 self.hashpower = Some(n as u8);
             }
             "slab_automove" => match value {
-                None => self.slab_automove = Some(true),
+                None => {
+                    self.slab_automove = Some(true);
+                    self.tuning.slab_automove_mode = 1;
+                }
                 Some(v) => {
                     let n: i64 = whole(key, v, "0, 1 or 2")?;
                     match n {
-                        0 => self.slab_automove = Some(false),
-                        1 => self.slab_automove = Some(true),
-                        2 => {
-                            return Err(ConfigError::Unsupported {
-                                option: "-o slab_automove=2".into(),
-                                reason: "tern's slab page mover has a single mode (1)",
-                            })
+                        0..=2 => {
+                            self.slab_automove = Some(n != 0);
+                            self.tuning.slab_automove_mode = n as u8;
                         }
                         _ => {
                             return Err(ConfigError::invalid(
@@ -202,7 +191,10 @@ impl Extended {
                     }
                 }
             },
-            "no_slab_automove" => self.slab_automove = Some(false),
+            "no_slab_automove" => {
+                self.slab_automove = Some(false);
+                self.tuning.slab_automove_mode = 0;
+            }
             "no_slab_reassign" => self.no_slab_reassign = true,
             "lru_crawler" => self.lru_crawler = Some(true),
             "no_lru_crawler" => self.lru_crawler = Some(false),
@@ -215,6 +207,164 @@ impl Extended {
                 Some(v) if !v.is_empty() => self.cluster_config = Some(PathBuf::from(v)),
                 _ => return Err(missing(key, "Missing cluster_config file argument")),
             },
+            "no_modern" => {
+                // memcached.c's NO_MODERN case, item by item.
+                self.no_modern = true;
+                if !self.slab_chunk_max_given {
+                    self.tuning.slab_chunk_max = SLAB_PAGE_SIZE;
+                }
+                self.no_slab_reassign = true;
+                self.slab_automove = Some(false);
+                self.tuning.slab_automove_mode = 0;
+                self.tuning.maxconns_fast = false;
+                self.tuning.lru_segmented = false;
+                self.tuning.hash_algorithm = HashAlgorithm::Jenkins;
+                self.lru_crawler = Some(false);
+                self.tuning.lru_maintainer = false;
+            }
+            "no_hashexpand" => self.tuning.hashexpand = false,
+            // Both are defaults, but undo an earlier `no_modern`, as in memcached.
+            "maxconns_fast" => self.tuning.maxconns_fast = true,
+            "slab_reassign" => self.no_slab_reassign = false,
+            "slab_automove_ratio" => {
+                let v = needed(key, value, "Missing slab_automove_ratio argument")?;
+                let r: f64 = whole(key, v, "a number above 0, at most 1")?;
+                check(
+                    r > 0.0 && r <= 1.0,
+                    key,
+                    v,
+                    "slab_automove_ratio must be > 0 and < 1",
+                )?;
+                self.tuning.slab_automove_ratio = r;
+            }
+            "slab_automove_window" => {
+                let v = needed(key, value, "Missing slab_automove_window argument")?;
+                let n: u32 = whole(key, v, "a whole number above 2")?;
+                check(n >= 3, key, v, "slab_automove_window must be > 2")?;
+                self.tuning.slab_automove_window = n;
+            }
+            "tail_repair_time" => {
+                let v = needed(key, value, "Missing numeric argument for tail_repair_time")?;
+                let n: u32 = whole(key, v, "a whole number of seconds, at least 10")?;
+                check(
+                    n >= 10,
+                    key,
+                    v,
+                    "Cannot set tail_repair_time to less than 10 seconds",
+                )?;
+                self.tuning.tail_repair_time = n;
+            }
+            "hash_algorithm" => {
+                let v = needed(key, value, "Missing hash_algorithm argument")?;
+                self.tuning.hash_algorithm = match v {
+                    "jenkins" => HashAlgorithm::Jenkins,
+                    "murmur3" => HashAlgorithm::Murmur3,
+                    "xxh3" => HashAlgorithm::Xxh3,
+                    _ => {
+                        return Err(ConfigError::invalid(
+                            "-o hash_algorithm",
+                            v,
+                            "Unknown hash_algorithm option (jenkins, murmur3, xxh3)",
+                            1,
+                        ))
+                    }
+                };
+            }
+            "lru_crawler_sleep" => {
+                let v = needed(key, value, "Missing lru_crawler_sleep value")?;
+                let n: u32 = whole(key, v, "a whole number of microseconds up to 1000000")?;
+                check(
+                    n <= 1_000_000,
+                    key,
+                    v,
+                    "LRU crawler sleep must be between 0 and 1 second",
+                )?;
+                self.tuning.lru_crawler_sleep = n;
+            }
+            "lru_crawler_tocrawl" => {
+                let v = needed(key, value, "Missing lru_crawler_tocrawl value")?;
+                self.tuning.lru_crawler_tocrawl = v.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "-o lru_crawler_tocrawl",
+                        v,
+                        "lru_crawler_tocrawl takes a numeric 32bit value",
+                        1,
+                    )
+                })?;
+            }
+            "lru_maintainer" => {
+                self.tuning.lru_maintainer = true;
+                self.tuning.lru_segmented = true;
+            }
+            "no_lru_maintainer" => {
+                self.tuning.lru_maintainer = false;
+                self.tuning.lru_segmented = false;
+            }
+            "hot_lru_pct" | "warm_lru_pct" => {
+                let v = needed(key, value, &format!("Missing {key} argument"))?;
+                let n: u32 = whole(key, v, "a whole percentage from 1 to 79")?;
+                check(
+                    (1..80).contains(&n),
+                    key,
+                    v,
+                    &format!("{key} must be > 1 and < 80"),
+                )?;
+                if key == "hot_lru_pct" {
+                    self.tuning.hot_lru_pct = n;
+                } else {
+                    self.tuning.warm_lru_pct = n;
+                }
+            }
+            "hot_max_factor" | "warm_max_factor" => {
+                let v = needed(key, value, &format!("Missing {key} argument"))?;
+                let f: f64 = whole(key, v, "a number above 0")?;
+                check(f > 0.0, key, v, &format!("{key} must be > 0"))?;
+                if key == "hot_max_factor" {
+                    self.tuning.hot_max_factor = f;
+                } else {
+                    self.tuning.warm_max_factor = f;
+                }
+            }
+            "temporary_ttl" => {
+                let v = needed(key, value, "Missing temporary_ttl argument")?;
+                self.tuning.temporary_ttl = whole(key, v, "a whole number of seconds")?;
+                self.tuning.temp_lru = true;
+            }
+            "watcher_logbuf_size" | "worker_logbuf_size" => {
+                let v = needed(key, value, &format!("Missing {key} argument"))?;
+                let kb: u32 = v.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        format!("-o {key}"),
+                        v,
+                        format!("could not parse argument to {key}"),
+                        1,
+                    )
+                })?;
+                let bytes = kb.checked_mul(1024).ok_or_else(|| {
+                    ConfigError::invalid(format!("-o {key}"), v, "too large (kilobytes)", 1)
+                })?;
+                if key == "watcher_logbuf_size" {
+                    self.tuning.watcher_logbuf_size = bytes;
+                } else {
+                    self.tuning.worker_logbuf_size = bytes;
+                }
+            }
+            "slab_chunk_max" => {
+                // memcached 1.6.18 reads it in bytes (later releases in kilobytes).
+                let v = needed(key, value, "Missing slab_chunk_max argument")?;
+                let n: usize = v.parse().map_err(|_| {
+                    ConfigError::invalid(
+                        "-o slab_chunk_max",
+                        v,
+                        "could not parse argument to slab_chunk_max",
+                        1,
+                    )
+                })?;
+                check(n > 0, key, v, "could not parse argument to slab_chunk_max")?;
+                self.tuning.slab_chunk_max = n;
+                self.slab_chunk_max_given = true;
+            }
+            "no_chunked_items" => self.tuning.slab_chunk_max = SLAB_PAGE_SIZE,
             "resp_obj_mem_limit" => self.warnings.push(
                 "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into(),
             ),
@@ -273,7 +423,7 @@ mod tests {
     #[test]
     fn no_op_options_are_accepted() {
         assert_eq!(
-            ext("modern,maxconns_fast,lru_maintainer,slab_reassign,no_drop_privileges").unwrap(),
+            ext("modern,maxconns_fast,lru_maintainer,slab_reassign,no_drop_privileges,relaxed_privileges").unwrap(),
             Extended::default()
         );
     }
@@ -305,10 +455,7 @@ mod tests {
             ext("slab_automove=3").unwrap_err().to_string(),
             "invalid value '3' for -o slab_automove: slab_automove must be between 0 and 2"
         );
-        assert!(matches!(
-            ext("slab_automove=2").unwrap_err(),
-            ConfigError::Unsupported { .. }
-        ));
+        assert_eq!(ext("slab_automove=2").unwrap().tuning.slab_automove_mode, 2);
     }
 
     #[test]
@@ -355,13 +502,13 @@ mod tests {
     #[test]
     fn unsupported_options_say_why() {
         for name in [
-            "hash_algorithm=murmur3",
             "ext_path=/tmp/x:1G",
             "ssl_chain_cert=x",
             "track_sizes",
-            "no_modern",
-            "lru_crawler_sleep=10",
-            "slab_chunk_max=16384",
+            "slab_sizes=100-200",
+            "read_buf_mem_limit=10",
+            "drop_privileges",
+            "no_maxconns_fast",
         ] {
             match ext(name).unwrap_err() {
                 ConfigError::Unsupported { option, reason } => {
@@ -370,6 +517,87 @@ mod tests {
                 }
                 other => panic!("{name}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn no_modern_is_memcached_1_4_s_defaults() {
+        let e = ext("no_modern").unwrap();
+        assert!(e.no_modern && e.no_slab_reassign);
+        assert_eq!(e.slab_automove, Some(false));
+        assert_eq!(e.lru_crawler, Some(false));
+        assert_eq!(e.tuning.slab_chunk_max, SLAB_PAGE_SIZE);
+        assert_eq!(e.tuning.hash_algorithm, HashAlgorithm::Jenkins);
+        assert!(!e.tuning.maxconns_fast && !e.tuning.lru_segmented && !e.tuning.lru_maintainer);
+        // A chunk limit given first survives it.
+        let e = ext("slab_chunk_max=16384,no_modern").unwrap();
+        assert_eq!(e.tuning.slab_chunk_max, 16384);
+        // Later options undo parts of it, as in memcached.
+        let e = ext("no_modern,slab_reassign,lru_crawler,maxconns_fast").unwrap();
+        assert!(!e.no_slab_reassign && e.tuning.maxconns_fast);
+        assert_eq!(e.lru_crawler, Some(true));
+    }
+
+    #[test]
+    fn knobs_are_read_in_memcached_s_units() {
+        let e = ext(
+            "slab_chunk_max=16384,temporary_ttl=30,watcher_logbuf_size=128,\
+             worker_logbuf_size=32,lru_crawler_tocrawl=7,no_chunked_items",
+        )
+        .unwrap();
+        // no_chunked_items, after it, sets the whole page.
+        assert_eq!(e.tuning.slab_chunk_max, SLAB_PAGE_SIZE);
+        assert!(e.tuning.temp_lru);
+        assert_eq!(e.tuning.temporary_ttl, 30);
+        assert_eq!(e.tuning.watcher_logbuf_size, 128 * 1024);
+        assert_eq!(e.tuning.worker_logbuf_size, 32 * 1024);
+        assert_eq!(e.tuning.lru_crawler_tocrawl, 7);
+    }
+
+    #[test]
+    fn knob_rejections_use_memcached_wording() {
+        for (opt, message) in [
+            (
+                "slab_automove_ratio=0",
+                "slab_automove_ratio must be > 0 and < 1",
+            ),
+            (
+                "slab_automove_ratio",
+                "Missing slab_automove_ratio argument",
+            ),
+            ("slab_automove_window=2", "slab_automove_window must be > 2"),
+            (
+                "tail_repair_time=5",
+                "Cannot set tail_repair_time to less than 10 seconds",
+            ),
+            (
+                "hash_algorithm=md5",
+                "Unknown hash_algorithm option (jenkins, murmur3, xxh3)",
+            ),
+            (
+                "lru_crawler_sleep=1000001",
+                "LRU crawler sleep must be between 0 and 1 second",
+            ),
+            (
+                "lru_crawler_tocrawl=x",
+                "lru_crawler_tocrawl takes a numeric 32bit value",
+            ),
+            ("hot_lru_pct=80", "hot_lru_pct must be > 1 and < 80"),
+            ("warm_lru_pct=0", "warm_lru_pct must be > 1 and < 80"),
+            ("hot_max_factor=0", "hot_max_factor must be > 0"),
+            ("temporary_ttl", "Missing temporary_ttl argument"),
+            (
+                "watcher_logbuf_size=x",
+                "could not parse argument to watcher_logbuf_size",
+            ),
+            (
+                "slab_chunk_max=x",
+                "could not parse argument to slab_chunk_max",
+            ),
+            ("slab_chunk_max", "Missing slab_chunk_max argument"),
+        ] {
+            let e = ext(opt).unwrap_err().to_string();
+            assert!(e.ends_with(message), "{opt}: {e}");
         }
     }
 

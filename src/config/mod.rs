@@ -21,6 +21,7 @@ pub mod error;
 pub mod extended;
 pub mod listen;
 pub mod stats;
+pub mod tuning;
 pub mod validate;
 
 pub use error::ConfigError;
@@ -174,6 +175,8 @@ pub struct Settings {
     pub watch_enabled: bool,
     /// Whether slab pages may move between classes at all (`-o no_slab_reassign` turns it off).
     pub slab_reassign: bool,
+    /// memcached's other `-o` knobs, as given (reported by `stats settings`).
+    pub tuning: tuning::Tuning,
     /// Worker threads serving each UDP socket: 1 with several listen addresses, else all
     /// (memcached's rule; reported by `stats settings`).
     pub num_threads_per_udp: usize,
@@ -225,6 +228,7 @@ impl Default for Settings {
             dump_enabled: true,
             watch_enabled: true,
             slab_reassign: true,
+            tuning: tuning::Tuning::default(),
             num_threads_per_udp: 0,
             logfile: None,
             port_filename: None,

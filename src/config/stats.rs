@@ -7,7 +7,7 @@
 //! has neither. Settings tern has no knob for are reported at memcached's default, which is
 //! what tern does (`maxconns_fast yes`) or the closest description of it.
 
-use super::{BindingProtocol, Settings, DEFAULT_CHUNK_SIZE, DEFAULT_GROWTH_FACTOR, SLAB_CHUNK_MAX};
+use super::{BindingProtocol, Settings, DEFAULT_CHUNK_SIZE, DEFAULT_GROWTH_FACTOR};
 
 /// Settings that change while the server runs, which `stats settings` reports live.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -45,6 +45,7 @@ impl Settings {
     /// `stats settings` with the live values the server keeps.
     pub fn stats_settings_with(&self, rt: RuntimeSettings) -> Vec<(&'static str, String)> {
         let store = &self.store;
+        let t = &self.tuning;
         vec![
             ("maxbytes", store.memory_limit.to_string()),
             ("maxconns", self.max_connections.to_string()),
@@ -105,34 +106,38 @@ impl Settings {
                     .map_or_else(|| "no".to_string(), |f| f.display().to_string()),
             ),
             ("item_size_max", store.item_size_max.to_string()),
-            ("maxconns_fast", yes_no(true)),
+            ("maxconns_fast", yes_no(t.maxconns_fast)),
             (
                 "hashpower_init",
                 store.hashpower_init.unwrap_or(0).to_string(),
             ),
             ("slab_reassign", yes_no(self.slab_reassign)),
-            ("slab_automove", u8::from(store.slab_automove).to_string()),
-            ("slab_automove_ratio", "0.80".to_string()),
-            ("slab_automove_window", "30".to_string()),
-            ("slab_chunk_max", SLAB_CHUNK_MAX.to_string()),
+            // memcached prints the mode as set: no_slab_reassign stops the mover but leaves it.
+            ("slab_automove", t.slab_automove_mode.to_string()),
+            (
+                "slab_automove_ratio",
+                format!("{:.2}", t.slab_automove_ratio),
+            ),
+            ("slab_automove_window", t.slab_automove_window.to_string()),
+            ("slab_chunk_max", t.slab_chunk_max.to_string()),
             ("lru_crawler", yes_no(store.lru_crawler)),
-            ("lru_crawler_sleep", "100".to_string()),
-            ("lru_crawler_tocrawl", "0".to_string()),
-            ("tail_repair_time", "0".to_string()),
+            ("lru_crawler_sleep", t.lru_crawler_sleep.to_string()),
+            ("lru_crawler_tocrawl", t.lru_crawler_tocrawl.to_string()),
+            ("tail_repair_time", t.tail_repair_time.to_string()),
             ("flush_enabled", yes_no(self.flush_enabled)),
             ("dump_enabled", yes_no(self.dump_enabled)),
-            ("hash_algorithm", "murmur3".to_string()),
-            ("lru_maintainer_thread", yes_no(true)),
-            ("lru_segmented", yes_no(true)),
-            ("hot_lru_pct", "20".to_string()),
-            ("warm_lru_pct", "40".to_string()),
-            ("hot_max_factor", "0.20".to_string()),
-            ("warm_max_factor", "2.00".to_string()),
-            ("temp_lru", yes_no(false)),
-            ("temporary_ttl", "61".to_string()),
+            ("hash_algorithm", t.hash_algorithm.name().to_string()),
+            ("lru_maintainer_thread", yes_no(t.lru_maintainer)),
+            ("lru_segmented", yes_no(t.lru_segmented)),
+            ("hot_lru_pct", t.hot_lru_pct.to_string()),
+            ("warm_lru_pct", t.warm_lru_pct.to_string()),
+            ("hot_max_factor", format!("{:.2}", t.hot_max_factor)),
+            ("warm_max_factor", format!("{:.2}", t.warm_max_factor)),
+            ("temp_lru", yes_no(t.temp_lru)),
+            ("temporary_ttl", t.temporary_ttl.to_string()),
             ("idle_timeout", self.idle_timeout.to_string()),
-            ("watcher_logbuf_size", "262144".to_string()),
-            ("worker_logbuf_size", "65536".to_string()),
+            ("watcher_logbuf_size", t.watcher_logbuf_size.to_string()),
+            ("worker_logbuf_size", t.worker_logbuf_size.to_string()),
             ("read_buf_mem_limit", "0".to_string()),
             ("track_sizes", yes_no(false)),
             ("inline_ascii_response", yes_no(false)),
@@ -228,6 +233,102 @@ STAT inline_ascii_response no\r\nSTAT num_napi_ids (null)\r\nSTAT memory_file (n
             ("idle_timeout", "30"),
         ] {
             assert_eq!(get(k), v, "{k}");
+        }
+    }
+
+    /// The `stats settings` lines from `maxconns_fast` to `worker_logbuf_size`.
+    fn knob_lines(s: &Settings) -> String {
+        let stats = s.stats_settings();
+        let from = stats
+            .iter()
+            .position(|(n, _)| *n == "maxconns_fast")
+            .unwrap();
+        let to = stats
+            .iter()
+            .position(|(n, _)| *n == "worker_logbuf_size")
+            .unwrap();
+        stats[from..=to]
+            .iter()
+            .filter(|(n, _)| *n != "hashpower_init" && !n.ends_with("_enabled"))
+            .map(|(k, v)| format!("STAT {k} {v}\r\n"))
+            .collect()
+    }
+
+    /// Real memcached 1.6.18 for `-o no_modern` (its slab_automove_freeratio, an extstore
+    /// line, left out).
+    #[test]
+    fn no_modern_reads_as_memcached() {
+        let s = settings("-u nobody -o no_modern");
+        assert_eq!(
+            knob_lines(&s),
+            "STAT maxconns_fast no\r\nSTAT slab_reassign no\r\nSTAT slab_automove 0\r\n\
+             STAT slab_automove_ratio 0.80\r\nSTAT slab_automove_window 30\r\n\
+             STAT slab_chunk_max 1048576\r\nSTAT lru_crawler no\r\n\
+             STAT lru_crawler_sleep 100\r\nSTAT lru_crawler_tocrawl 0\r\n\
+             STAT tail_repair_time 0\r\nSTAT hash_algorithm jenkins\r\n\
+             STAT lru_maintainer_thread no\r\nSTAT lru_segmented no\r\nSTAT hot_lru_pct 20\r\n\
+             STAT warm_lru_pct 40\r\nSTAT hot_max_factor 0.20\r\nSTAT warm_max_factor 2.00\r\n\
+             STAT temp_lru no\r\nSTAT temporary_ttl 61\r\nSTAT idle_timeout 0\r\n\
+             STAT watcher_logbuf_size 262144\r\nSTAT worker_logbuf_size 65536\r\n"
+        );
+        // What tern honours of it: no page moves, no crawler.
+        assert!(!s.slab_reassign);
+        assert!(!s.store.slab_automove);
+        assert!(!s.store.lru_crawler);
+    }
+
+    /// Real memcached 1.6.18: an explicit slab_chunk_max survives a later no_modern, and
+    /// `slab_reassign,maxconns_fast` after it turn those back on.
+    #[test]
+    fn no_modern_keeps_a_given_chunk_max_and_can_be_undone() {
+        let s =
+            settings("-u nobody -o slab_chunk_max=16384,no_modern -o slab_reassign,maxconns_fast");
+        let lines = knob_lines(&s);
+        assert!(lines.starts_with(
+            "STAT maxconns_fast yes\r\nSTAT slab_reassign yes\r\nSTAT slab_automove 0\r\n"
+        ));
+        assert!(lines.contains("STAT slab_chunk_max 16384\r\n"));
+        assert!(lines.contains("STAT hash_algorithm jenkins\r\n"));
+        assert!(s.slab_reassign);
+    }
+
+    /// Real memcached 1.6.18 for `-o slab_chunk_max=16384,temporary_ttl=30,hot_lru_pct=25,
+    /// warm_lru_pct=30,hot_max_factor=0.5,warm_max_factor=1.5,slab_automove=2,
+    /// slab_automove_ratio=0.5,slab_automove_window=10,lru_crawler_sleep=50,
+    /// lru_crawler_tocrawl=7,tail_repair_time=20,hash_algorithm=xxh3,watcher_logbuf_size=128,
+    /// no_hashexpand`.
+    #[test]
+    fn every_knob_is_reported_as_memcached_reports_it() {
+        let s = settings(
+            "-u nobody -o slab_chunk_max=16384,temporary_ttl=30,hot_lru_pct=25,warm_lru_pct=30,\
+             hot_max_factor=0.5,warm_max_factor=1.5,slab_automove=2,slab_automove_ratio=0.5,\
+             slab_automove_window=10,lru_crawler_sleep=50,lru_crawler_tocrawl=7,\
+             tail_repair_time=20,hash_algorithm=xxh3,watcher_logbuf_size=128,no_hashexpand",
+        );
+        assert_eq!(
+            knob_lines(&s),
+            "STAT maxconns_fast yes\r\nSTAT slab_reassign yes\r\nSTAT slab_automove 2\r\n\
+             STAT slab_automove_ratio 0.50\r\nSTAT slab_automove_window 10\r\n\
+             STAT slab_chunk_max 16384\r\nSTAT lru_crawler yes\r\n\
+             STAT lru_crawler_sleep 50\r\nSTAT lru_crawler_tocrawl 7\r\n\
+             STAT tail_repair_time 20\r\nSTAT hash_algorithm xxh3\r\n\
+             STAT lru_maintainer_thread yes\r\nSTAT lru_segmented yes\r\nSTAT hot_lru_pct 25\r\n\
+             STAT warm_lru_pct 30\r\nSTAT hot_max_factor 0.50\r\nSTAT warm_max_factor 1.50\r\n\
+             STAT temp_lru yes\r\nSTAT temporary_ttl 30\r\nSTAT idle_timeout 0\r\n\
+             STAT watcher_logbuf_size 131072\r\nSTAT worker_logbuf_size 65536\r\n"
+        );
+        // Accepted, shown, and each one tern does not act on yet is named at start-up.
+        for name in [
+            "temporary_ttl",
+            "hot_lru_pct",
+            "slab_chunk_max",
+            "hash_algorithm",
+        ] {
+            assert!(
+                s.notices.iter().any(|n| n.contains(name)),
+                "{name}: {:?}",
+                s.notices
+            );
         }
     }
 

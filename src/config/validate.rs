@@ -16,7 +16,7 @@ use super::listen::{parse_entry, split_entries};
 use super::ListenPort;
 use super::{
     BindingProtocol, Settings, ITEM_SIZE_MAX_LOWER_LIMIT, ITEM_SIZE_MAX_UPPER_LIMIT,
-    SLAB_CHUNK_MAX, SLAB_PAGE_SIZE, THREADS_WARNING_ABOVE,
+    SLAB_PAGE_SIZE, THREADS_WARNING_ABOVE,
 };
 
 /// Flags memcached 1.6.18 has that tern refuses, with why.
@@ -133,7 +133,15 @@ pub fn build(
     if raw.port.is_none() && s.udp_port.is_on() {
         s.port = s.udp_port;
     }
+    // memcached: a large -I without an explicit slab_chunk_max keeps the default chunk limit
+    // (undoing no_modern's and no_chunked_items' whole page).
+    if s.store.item_size_max > 1024 * 1024 && !ext.slab_chunk_max_given {
+        ext.tuning.slab_chunk_max = SLAB_PAGE_SIZE / 2;
+    }
+    s.tuning = ext.tuning.clone();
     check_item_size(raw, &s)?;
+    check_tuning(&s)?;
+    s.notices.extend(s.tuning.notices());
 
     if let Some(n) = ext.hashpower {
         s.store.hashpower_init = Some(n);
@@ -493,19 +501,51 @@ fn check_item_size(raw: &RawArgs, s: &Settings) -> Result<(), ConfigError> {
     if item > ITEM_SIZE_MAX_UPPER_LIMIT {
         return fail("Cannot set item size limit higher than a gigabyte.".into());
     }
-    // memcached 1.6.18 reads -o slab_chunk_max in bytes (later releases in kilobytes); tern
-    // does not take it at all, so the chunk size is always memcached's default.
-    if SLAB_CHUNK_MAX > item {
+    // memcached 1.6.18 reads -o slab_chunk_max in bytes (later releases in kilobytes).
+    let chunk = s.tuning.slab_chunk_max;
+    if chunk > item {
         return fail(format!(
-            "slab_chunk_max (bytes: {SLAB_CHUNK_MAX}) cannot be larger than -I (item_size_max {item})"
+            "slab_chunk_max (bytes: {chunk}) cannot be larger than -I (item_size_max {item})"
         ));
     }
-    if item % SLAB_CHUNK_MAX != 0 {
+    if item % chunk != 0 {
         return fail(format!(
-            "-I (item_size_max: {item}) must be evenly divisible by slab_chunk_max (bytes: {SLAB_CHUNK_MAX})"
+            "-I (item_size_max: {item}) must be evenly divisible by slab_chunk_max (bytes: {chunk})"
         ));
     }
-    debug_assert_eq!(SLAB_PAGE_SIZE % SLAB_CHUNK_MAX, 0);
+    if SLAB_PAGE_SIZE % chunk != 0 {
+        return Err(ConfigError::invalid(
+            "-o slab_chunk_max",
+            chunk.to_string(),
+            format!(
+                "slab_chunk_max (bytes: {chunk}) must divide evenly into {SLAB_PAGE_SIZE} \
+                 (slab_page_size)"
+            ),
+            EX_USAGE,
+        ));
+    }
+    Ok(())
+}
+
+/// memcached's checks across the LRU knobs, after every `-o` is read.
+fn check_tuning(s: &Settings) -> Result<(), ConfigError> {
+    let t = &s.tuning;
+    if t.hot_lru_pct + t.warm_lru_pct > 80 {
+        return Err(ConfigError::invalid(
+            "-o hot_lru_pct,warm_lru_pct",
+            format!("{},{}", t.hot_lru_pct, t.warm_lru_pct),
+            "hot_lru_pct + warm_lru_pct cannot be more than 80% combined",
+            EX_USAGE,
+        ));
+    }
+    if t.temp_lru && !t.lru_maintainer {
+        return Err(ConfigError::invalid(
+            "-o temporary_ttl",
+            t.temporary_ttl.to_string(),
+            "temporary_ttl requires lru_maintainer to be enabled",
+            EX_USAGE,
+        ));
+    }
     Ok(())
 }
 
@@ -523,6 +563,43 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn tuning_cross_checks_use_memcached_wording_and_status() {
+        for (line, message) in [
+            (
+                "-o temporary_ttl=5,no_lru_maintainer",
+                "temporary_ttl requires lru_maintainer to be enabled",
+            ),
+            (
+                "-o hot_lru_pct=50,warm_lru_pct=40",
+                "hot_lru_pct + warm_lru_pct cannot be more than 80% combined",
+            ),
+            (
+                "-o slab_chunk_max=3000",
+                "-I (item_size_max: 1048576) must be evenly divisible by slab_chunk_max \
+                 (bytes: 3000)",
+            ),
+            (
+                "-o slab_chunk_max=2097152",
+                "slab_chunk_max (bytes: 2097152) cannot be larger than -I (item_size_max \
+                 1048576)",
+            ),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.to_string().ends_with(message), "{line}: {e}");
+            assert_eq!(e.exit_code(), EX_USAGE, "{line}");
+        }
+    }
+
+    #[test]
+    fn large_items_bring_back_the_default_chunk_limit() {
+        // memcached: -I over 1m without slab_chunk_max keeps half a page, even after no_modern.
+        let s = parse("-I 2m -o no_modern").unwrap();
+        assert_eq!(s.tuning.slab_chunk_max, SLAB_PAGE_SIZE / 2);
+        let s = parse("-o slab_chunk_max=16384").unwrap();
+        assert_eq!(s.tuning.slab_chunk_max, 16384);
     }
 
     #[test]
