@@ -36,6 +36,9 @@ const TRIM_AFTER: usize = 4 * 1024 * 1024;
 /// The same for a worker about to wait for events: with nothing else to do, it returns even a
 /// modest amount of freed memory (a few hundred closed connections).
 const IDLE_TRIM_AFTER: usize = 64 * 1024;
+/// Buffers of each kind the pool keeps through an idle trim: enough for the next connection
+/// to be served without allocating, while a burst's worth of spare buffers goes back.
+const IDLE_KEEP: usize = 1;
 
 /// A worker's free buffers. Owned by the worker thread; lent to one connection at a time.
 #[derive(Debug)]
@@ -112,11 +115,20 @@ impl BufferPool {
 
     /// Like [`BufferPool::trim_if_due`] with a lower threshold, for a worker with nothing
     /// else to do.
+    /// The pool itself shrinks to [`IDLE_KEEP`] buffers of each kind first.
     pub fn trim_when_idle(&mut self) {
         if self.freed >= IDLE_TRIM_AFTER {
+            self.reads.truncate(IDLE_KEEP);
+            self.writes.truncate(IDLE_KEEP);
             self.freed = 0;
             release_free_memory();
         }
+    }
+
+    /// Makes the next idle moment trim, whatever was counted: the caller just freed a lot at
+    /// once (a wave of connections closed).
+    pub fn request_trim(&mut self) {
+        self.freed = self.freed.max(IDLE_TRIM_AFTER);
     }
 
     /// Counts memory the caller freed outside the pool (a closed connection's own state) toward
@@ -169,6 +181,21 @@ mod tests {
         }
         assert_eq!(pool.reads.len(), POOL_KEEP);
         assert_eq!(pool.freed, 10 * BUF_SIZE);
+    }
+
+    #[test]
+    fn an_idle_trim_keeps_only_a_few_buffers() {
+        let mut pool = BufferPool::new();
+        let many: Vec<_> = (0..10).map(|_| pool.take_write()).collect();
+        for b in many {
+            pool.give_write(b);
+        }
+        pool.trim_when_idle();
+        assert_eq!(pool.writes.len(), 10, "nothing freed yet: no trim");
+        pool.note_freed(IDLE_TRIM_AFTER);
+        pool.trim_when_idle();
+        assert_eq!(pool.writes.len(), IDLE_KEEP);
+        assert_eq!(pool.freed, 0);
     }
 
     #[test]

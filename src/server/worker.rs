@@ -330,8 +330,8 @@ impl Worker {
             self.free.retain(|&slot| slot < len);
             self.clients.shrink_to(CLIENTS_KEEP.max(len * 2));
             self.free.shrink_to(CLIENTS_KEEP.max(len * 2));
-            // Many connections went away at once: return what they freed to the system now.
-            super::buffers::release_free_memory();
+            // Many connections went away: return what they freed once the worker is idle.
+            self.pool.request_trim();
         }
     }
 
