@@ -2,7 +2,9 @@
 """Memory per connection: memcached and tern side by side, 10,000 and 50,000 idle connections.
 
 For each server and each connection count, a fresh server is started on loopback with the same
-`-t` and `-c` (connections + headroom), one key is stored, and then:
+`-t` and `-c` (connections + headroom), one key is stored, one connection per worker thread does a
+get and closes (so each worker has allocated what it keeps whatever its connection count: its
+buffers, its allocator arena), and then:
 
 1. VmRSS is read from /proc/<pid>/status (the start);
 2. the connections are opened, each sends one `get` (a hit, 32-byte value) and reads its reply,
@@ -131,13 +133,20 @@ def wait_connections(control, want, timeout=60):
         time.sleep(0.1)
 
 
-def measure(srv, count, per_process, first_source, settle):
+def measure(srv, count, per_process, first_source, settle, threads):
     """One server, `count` connections: RSS start, open, after close (kB)."""
     ctx = multiprocessing.get_context("fork")
     control = Control(srv.port)
     control.set_key()
     # The control connection counts in curr_connections (memcached's also counts listeners).
     base = control.curr_connections()
+    warm = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(threads)]
+    for s in warm:
+        s.sendall(GET)
+    for s in warm:
+        read_reply(s, HIT)
+        s.close()
+    wait_connections(control, base)
     time.sleep(settle)
     start = srv.rss_kb()
     helpers = []
@@ -222,7 +231,7 @@ def main():
                 print(f"connmem: {srv.name}, {count} connections", file=sys.stderr)
                 with srv:
                     result[srv.name] = measure(srv, count, per_process, first_source,
-                                               args.settle)
+                                               args.settle, args.threads)
                     first_source += result[srv.name][3]
                     if not srv.alive():
                         raise RuntimeError(f"{srv.name} died:\n{srv.log_tail()}")
