@@ -86,6 +86,7 @@ usage: cargo bench --bench loadgen -- --addr 127.0.0.1:PORT [options]
   --value-size N     value bytes (default 100)
   --pipeline N       requests in flight per connection (default 1)
   --multiget N       keys per get request (default 1)
+  --binary           speak the binary protocol (GET and SET packets; --multiget must be 1)
   --no-prefill       do not write every key before the timed run
   --prefill-only     write every key, report, and exit
   --seed N           random seed (default 1)
@@ -107,6 +108,7 @@ struct Options {
     prefill: bool,
     prefill_only: bool,
     seed: u64,
+    binary: bool,
 }
 
 /// What the command line asked for.
@@ -164,6 +166,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         prefill: true,
         prefill_only: false,
         seed: 1,
+        binary: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -181,6 +184,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         }
         if flag == "--prefill-only" {
             o.prefill_only = true;
+            continue;
+        }
+        if flag == "--binary" {
+            o.binary = true;
             continue;
         }
         let (flag, inline) = match flag.split_once('=') {
@@ -240,6 +247,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             return Err(format!("{name}: {v} is not in 1..=10000"));
         }
     }
+    if o.binary && o.multiget != 1 {
+        return Err("--binary: only single-key gets (--multiget 1)".to_owned());
+    }
     if o.keys == 0 || o.keys > 100_000_000 {
         return Err(format!("--keys: {} is not in 1..=100000000", o.keys));
     }
@@ -273,6 +283,8 @@ struct Workload {
     value_size: usize,
     ratio: (u32, u32),
     multiget: usize,
+    /// Binary protocol instead of text.
+    binary: bool,
 }
 
 impl Workload {
@@ -298,6 +310,7 @@ impl Workload {
             value_size: o.value_size,
             ratio: o.ratio,
             multiget: o.multiget,
+            binary: o.binary,
         }
     }
 
@@ -310,22 +323,54 @@ impl Workload {
         &self.keys[self.key_offsets[i] as usize..self.key_offsets[i + 1] as usize]
     }
 
-    /// Appends `set <key> 0 0 <size>\r\n<value>\r\n` to `out`.
+    /// Appends `set <key> 0 0 <size>\r\n<value>\r\n` to `out` (a binary SET packet with flags
+    /// and exptime 0 with `--binary`).
     fn push_set(&self, out: &mut Vec<u8>, key: u64) {
+        if self.binary {
+            let key = self.key(key);
+            push_binary_header(out, 0x01, key.len(), 8, 8 + key.len() + self.value_size);
+            out.extend_from_slice(&[0; 8]);
+            out.extend_from_slice(key);
+            out.extend_from_slice(&self.value_block[..self.value_size]);
+            return;
+        }
         out.extend_from_slice(b"set ");
         out.extend_from_slice(self.key(key));
         out.extend_from_slice(&self.set_suffix);
         out.extend_from_slice(&self.value_block);
     }
 
+    /// Appends a get of `key` (the first key of a text `get` line, or a binary GET packet).
+    fn push_get(&self, out: &mut Vec<u8>, key: u64) {
+        let key = self.key(key);
+        if self.binary {
+            push_binary_header(out, 0x00, key.len(), 0, key.len());
+            out.extend_from_slice(key);
+        } else {
+            out.extend_from_slice(b"get ");
+            out.extend_from_slice(key);
+        }
+    }
+
     /// The largest request this workload sends, so buffers can be sized once.
     fn max_request_len(&self) -> usize {
         // Keys are numbered, so the last one is (one of) the longest.
         let longest_key = self.key(self.key_count() - 1).len();
-        let set = 4 + longest_key + self.set_suffix.len() + self.value_block.len();
+        // A binary SET's header and extras (32 bytes) outweigh the text line's words.
+        let set = 32 + longest_key + self.set_suffix.len() + self.value_block.len();
         let get = 3 + self.multiget * (1 + longest_key) + 2;
         set.max(get)
     }
+}
+
+/// Appends a binary request header: magic 0x80, `opcode`, the key and extras lengths and the
+/// total body length; data type, vbucket, opaque and CAS 0.
+fn push_binary_header(out: &mut Vec<u8>, opcode: u8, key_len: usize, extras: u8, body: usize) {
+    out.extend_from_slice(&[0x80, opcode]);
+    out.extend_from_slice(&(key_len as u16).to_be_bytes());
+    out.extend_from_slice(&[extras, 0, 0, 0]);
+    out.extend_from_slice(&(body as u32).to_be_bytes());
+    out.extend_from_slice(&[0; 12]);
 }
 
 /// xorshift64*: fast, allocation-free, good enough to spread keys uniformly.
@@ -534,13 +579,16 @@ impl Conn {
                         w.push_set(&mut self.out, key);
                         self.pending.push_back(Pending::Set { sent: now });
                     } else {
-                        self.out.extend_from_slice(b"get");
-                        for _ in 0..w.multiget {
+                        let key = self.rng.below(w.key_count());
+                        w.push_get(&mut self.out, key);
+                        for _ in 1..w.multiget {
                             let key = self.rng.below(w.key_count());
                             self.out.push(b' ');
                             self.out.extend_from_slice(w.key(key));
                         }
-                        self.out.extend_from_slice(b"\r\n");
+                        if !w.binary {
+                            self.out.extend_from_slice(b"\r\n");
+                        }
                         self.pending.push_back(Pending::Get {
                             sent: now,
                             keys: w.multiget as u32,
@@ -618,6 +666,48 @@ impl Conn {
                 conn: self.id,
                 error,
             };
+            if w.binary {
+                let (r, used) = match reply::parse_binary_reply(buf) {
+                    Ok(parsed) => parsed,
+                    Err(ReplyError::Incomplete { .. }) => break,
+                    Err(e) => return Err(protocol(e)),
+                };
+                let (sent, is_set) = match head {
+                    Pending::Set { sent } => (sent, true),
+                    Pending::Get { sent, .. } => (sent, false),
+                };
+                let bad = || protocol(ReplyError::Unexpected(buf[..used].to_vec()));
+                let server_error = r.status == reply::BINARY_OUT_OF_MEMORY;
+                let hit = !is_set && r.status == 0;
+                match (is_set, r.opcode, r.status) {
+                    (true, 0x01, 0) | (false, 0x00, 0 | reply::BINARY_KEY_NOT_FOUND) => {}
+                    _ if server_error => {}
+                    _ => return Err(bad()),
+                }
+                if hit && r.value_len != w.value_size {
+                    return Err(Fatal::WrongValueSize {
+                        conn: self.id,
+                        key: Vec::new(),
+                        got: r.value_len,
+                        want: w.value_size,
+                    });
+                }
+                self.in_start += used;
+                self.pending.pop_front();
+                completed += 1;
+                if counting {
+                    if is_set {
+                        stats.sets += 1;
+                    } else {
+                        stats.gets += 1;
+                        stats.get_keys += 1;
+                        stats.hits += u64::from(hit);
+                    }
+                    stats.server_errors += u64::from(server_error);
+                    stats.latency.record(nanos(now - sent));
+                }
+                continue;
+            }
             match head {
                 Pending::Set { sent } => match reply::parse_set_reply(buf) {
                     Ok((r, used)) => {

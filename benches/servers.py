@@ -51,11 +51,13 @@ def port_is_open(port, host="127.0.0.1"):
 class Server:
     """One server process on loopback, started fresh and always stopped (use as a context manager)."""
 
-    def __init__(self, name, binary, port, threads=None, memory_mb=64, extra_args=()):
+    def __init__(self, name, binary, port, threads=None, memory_mb=64, extra_args=(), cpus=None):
         self.name = name
         self.binary = binary
         self.port = port
-        self.args = [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(memory_mb)]
+        # `taskset -c CPUS` execs the server, so the process keeps taskset's pid.
+        pin = ["taskset", "-c", cpus] if cpus else []
+        self.args = pin + [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(memory_mb)]
         if threads is not None:
             self.args += ["-t", str(threads)]
         if is_memcached(binary) and os.geteuid() == 0:
@@ -120,6 +122,21 @@ class Server:
         except OSError:
             return None
         return None
+
+    def cpu_seconds(self):
+        """(user, system) CPU seconds the process has used so far, all threads together (fields
+        14 and 15 of /proc/<pid>/stat, in clock ticks); None when unknown."""
+        if not self.alive():
+            return None
+        try:
+            with open(f"/proc/{self.proc.pid}/stat") as f:
+                stat = f.read()
+        except OSError:
+            return None
+        # The command name (field 2) may hold spaces; the fields after it are plain numbers.
+        fields = stat[stat.rindex(")") + 2:].split()
+        tick = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / tick, int(fields[12]) / tick
 
     def log_tail(self, lines=20):
         """The last lines the server printed."""

@@ -6,14 +6,20 @@ then for every workload starts memcached and tern fresh on loopback with the sam
 prefills both with the workload's keys, and runs the load generator against each in alternation
 (memcached then tern in odd rounds, tern then memcached in even rounds: the machine is shared and
 noisy, and interleaving spreads the noise over both). It prints, per workload, the median ops/s of
-each server, the median of the per-round ratios tern/memcached, the median p99 latencies, and each
-server's VmRSS after its rounds.
+each server, the median of the per-round ratios tern/memcached, the median p50/p99/p99.9 latencies,
+the server CPU time per request (user + system, all threads, from /proc/<pid>/stat around each
+measured run, divided by the requests it served) and each server's VmRSS after its rounds.
+
+With SERVER_CPUS / CLIENT_CPUS (`taskset -c` lists, e.g. 0-3 and 4-15) the servers and the load
+generator run pinned apart, so neither waits out the other's time slices.
 
 Usage (from the repository root):
 
     python3 benches/sidebyside.py
     TERN_BIN=/usr/bin/memcached python3 benches/sidebyside.py     # validate: ratios ~1.0
     ROUNDS=5 DURATION=10 SERVER_THREADS=4 python3 benches/sidebyside.py --workloads get-heavy
+    SERVER_CPUS=0-3 CLIENT_CPUS=4-15 SERVER_THREADS=4 python3 benches/sidebyside.py
+    ROUNDS=1 DURATION=1 WARMUP=0 python3 benches/sidebyside.py    # smoke run, ~1 min
 
 Every option can also be given by environment variable (the upper-case name in --help).
 Standard library only. Every server it starts is stopped, also on error or Ctrl-C.
@@ -22,6 +28,7 @@ Standard library only. Every server it starts is stopped, also on error or Ctrl-
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -30,8 +37,37 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import servers  # noqa: E402
 
-# name -> (description, loadgen arguments)
+# name -> (description, loadgen arguments[, client override: (threads, conns per thread)])
 WORKLOADS = {
+    # Issue 12's set: one request in flight per connection unless said otherwise.
+    "getset": (
+        "get/set 1:10 (memtier's default), 32 B values, 100k keys",
+        ["--ratio", "1:10", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],
+    ),
+    "gets": (
+        "gets only, 32 B values, 100k keys",
+        ["--ratio", "0:1", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],
+    ),
+    "sets": (
+        "sets only, 32 B values, 100k keys",
+        ["--ratio", "1:0", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],
+    ),
+    "binary": (
+        "binary protocol GET/SET 1:10, 32 B values, 100k keys",
+        ["--binary", "--ratio", "1:10", "--value-size", "32", "--keys", "100000",
+         "--pipeline", "1"],
+    ),
+    "multiget10": (
+        "gets only, 10 keys per get, 32 B values, 100k keys",
+        ["--ratio", "0:1", "--value-size", "32", "--keys", "100000", "--multiget", "10",
+         "--pipeline", "1"],
+    ),
+    "manyconns": (
+        "get/set 1:10, 2,000 connections (2 threads x 1,000), 32 B values, 100k keys",
+        ["--ratio", "1:10", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],
+        (2, 1000),
+    ),
+    # The earlier set (docs/performance.md's first table).
     "get-heavy": (
         "1:10 set:get, 32 B values, 100k keys, 1 request in flight per connection",
         ["--ratio", "1:10", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],
@@ -46,6 +82,9 @@ WORKLOADS = {
          "--pipeline", "4"],
     ),
 }
+
+
+DEFAULT_WORKLOADS = ["getset", "gets", "sets", "binary", "multiget10", "manyconns"]
 
 
 def env(name, default):
@@ -83,8 +122,9 @@ def parse_result(stdout):
     raise RuntimeError(f"loadgen printed no RESULT line:\n{stdout}")
 
 
-def run_loadgen(loadgen, port, args, extra, timeout):
-    cmd = [loadgen, "--addr", f"127.0.0.1:{port}"] + args + extra
+def run_loadgen(loadgen, port, args, extra, timeout, cpus=None):
+    pin = ["taskset", "-c", cpus] if cpus else []
+    cmd = pin + [loadgen, "--addr", f"127.0.0.1:{port}"] + args + extra
     done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           timeout=timeout)
     if done.returncode != 0:
@@ -109,7 +149,7 @@ def main():
     ap.add_argument("--tern-bin", default=servers.default_tern_bin(),
                     help="server compared with memcached (TERN_BIN); set it to skip the build")
     ap.add_argument("--memcached-bin", default=servers.MEMCACHED_BIN, help="MEMCACHED_BIN")
-    ap.add_argument("--workloads", default=env("WORKLOADS", ",".join(WORKLOADS)),
+    ap.add_argument("--workloads", default=env("WORKLOADS", ",".join(DEFAULT_WORKLOADS)),
                     help=f"WORKLOADS, comma-separated, of: {', '.join(WORKLOADS)}")
     ap.add_argument("--rounds", type=int, default=int(env("ROUNDS", "3")), help="ROUNDS")
     ap.add_argument("--duration", type=float, default=float(env("DURATION", "5")),
@@ -126,6 +166,10 @@ def main():
                     help="CONNS: loadgen --conns (per client thread)")
     ap.add_argument("--port", type=int, default=int(env("PORT", "22410")),
                     help="PORT: memcached listens here, tern on PORT+1")
+    ap.add_argument("--server-cpus", default=env("SERVER_CPUS", ""),
+                    help="SERVER_CPUS: taskset -c list for both servers (empty: not pinned)")
+    ap.add_argument("--client-cpus", default=env("CLIENT_CPUS", ""),
+                    help="CLIENT_CPUS: taskset -c list for the load generator (empty: not pinned)")
     ap.add_argument("--no-build", action="store_true", default=bool(env("NO_BUILD", "")),
                     help="NO_BUILD: do not run cargo build --release for tern")
     args = ap.parse_args()
@@ -142,74 +186,106 @@ def main():
         cargo(["build", "--release"])
     loadgen = build_loadgen()
 
-    client = ["--threads", str(args.client_threads), "--conns", str(args.conns)]
+    # Many-connection workloads need a descriptor per connection, here and in the servers.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     timeout = args.duration + 180  # loadgen stops itself; this only guards against a wedged run
+    cpus = args.client_cpus or None
     rows = []
     try:
         for name in names:
-            desc, wl_args = WORKLOADS[name]
+            desc, wl_args, *override = WORKLOADS[name]
+            threads, conns = override[0] if override else (args.client_threads, args.conns)
+            client = ["--threads", str(threads), "--conns", str(conns)]
+            # memcached's default -c is 1024; both get the same, with room for the workload.
+            limit = ["-c", str(max(1024, threads * conns + 100))]
             print(f"sidebyside: workload {name}: {desc}", file=sys.stderr)
             pair = [
                 servers.Server("memcached", args.memcached_bin, args.port,
-                               threads=args.server_threads, memory_mb=args.memory),
+                               threads=args.server_threads, memory_mb=args.memory,
+                               extra_args=limit, cpus=args.server_cpus or None),
                 servers.Server("tern", args.tern_bin, args.port + 1,
-                               threads=args.server_threads, memory_mb=args.memory),
+                               threads=args.server_threads, memory_mb=args.memory,
+                               extra_args=limit, cpus=args.server_cpus or None),
             ]
             results = {"memcached": [], "tern": []}
             try:
                 for srv in pair:
                     srv.start()
                 for srv in pair:
-                    run_loadgen(loadgen, srv.port, wl_args + client, ["--prefill-only"], timeout)
+                    run_loadgen(loadgen, srv.port, wl_args + client, ["--prefill-only"], timeout,
+                                cpus)
                     if args.warmup > 0:
                         # Connections, threads and caches warm up once, outside the rounds.
                         run_loadgen(loadgen, srv.port, wl_args + client,
-                                    ["--no-prefill", "--duration", str(args.warmup)], timeout)
+                                    ["--no-prefill", "--duration", str(args.warmup)], timeout,
+                                    cpus)
                 for rnd in range(args.rounds):
                     order = pair if rnd % 2 == 0 else pair[::-1]
                     for srv in order:
+                        cpu_before = srv.cpu_seconds()
                         out = run_loadgen(loadgen, srv.port, wl_args + client,
                                           ["--no-prefill", "--duration", str(args.duration),
-                                           "--seed", str(rnd + 1)], timeout)
+                                           "--seed", str(rnd + 1)], timeout, cpus)
+                        cpu_after = srv.cpu_seconds()
                         res = parse_result(out)
-                        if not srv.alive():
+                        if not srv.alive() or cpu_before is None or cpu_after is None:
                             raise RuntimeError(f"{srv.name} died during the run:\n{srv.log_tail()}")
+                        # Server CPU per request served, in microseconds (the loadgen's connections
+                        # open and close inside the window too; their cost is per connection).
+                        ops = max(res["ops"], 1)
+                        res["user_us"] = (cpu_after[0] - cpu_before[0]) * 1e6 / ops
+                        res["sys_us"] = (cpu_after[1] - cpu_before[1]) * 1e6 / ops
+                        res["cpu_us"] = res["user_us"] + res["sys_us"]
                         results[srv.name].append(res)
                         print(f"sidebyside:   round {rnd + 1} {srv.name:9} "
                               f"{res['ops_per_sec']:>10,.0f} ops/s  p99 {res['p99_us']:.0f} us  "
-                              f"hits {res['hit_ratio']:.3f}", file=sys.stderr)
+                              f"cpu {res['cpu_us']:.2f} us/op  hits {res['hit_ratio']:.3f}",
+                              file=sys.stderr)
                 rss = {srv.name: srv.rss_kb() for srv in pair}
             finally:
                 for srv in pair:
                     srv.stop()
             m, t = results["memcached"], results["tern"]
-            rows.append({
+            row = {
                 "workload": name,
-                "m_ops": median([r["ops_per_sec"] for r in m]),
-                "t_ops": median([r["ops_per_sec"] for r in t]),
                 "ratios": [b["ops_per_sec"] / a["ops_per_sec"] for a, b in zip(m, t)],
-                "m_p99": median([r["p99_us"] for r in m]),
-                "t_p99": median([r["p99_us"] for r in t]),
+                "cpu_ratios": [b["cpu_us"] / a["cpu_us"] for a, b in zip(m, t) if a["cpu_us"] > 0],
                 "m_rss": rss["memcached"],
                 "t_rss": rss["tern"],
-            })
+            }
+            for key in ("ops_per_sec", "cpu_us", "user_us", "sys_us", "p50_us", "p99_us",
+                        "p999_us"):
+                row["m_" + key] = median([r[key] for r in m])
+                row["t_" + key] = median([r[key] for r in t])
+            rows.append(row)
     finally:
         servers.stop_all()
 
     print()
+    pinning = (f"servers on CPUs {args.server_cpus or 'any'}, loadgen on CPUs "
+               f"{args.client_cpus or 'any'}")
     print(f"memcached ({args.memcached_bin}) vs tern ({args.tern_bin}): -t {args.server_threads} "
-          f"-m {args.memory}; loadgen {args.client_threads} threads x {args.conns} conns, "
-          f"{args.rounds} interleaved rounds of {args.duration:g}s; medians")
+          f"-m {args.memory}; loadgen {args.client_threads} threads x {args.conns} conns unless "
+          f"the workload says otherwise; {pinning}; {args.rounds} interleaved rounds of "
+          f"{args.duration:g}s; medians. CPU: server user+sys microseconds per request.")
     print()
-    print("| workload | memcached ops/s | tern ops/s | tern/memcached (rounds' range) "
-          "| memcached p99 | tern p99 | memcached RSS | tern RSS |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print("| workload | server | ops/s | tern/memcached ops (range) | CPU us/req (user+sys) "
+          "| tern/memcached CPU | p50 | p99 | p99.9 | RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        ratios = r["ratios"]
-        print(f"| {r['workload']} | {r['m_ops']:,.0f} | {r['t_ops']:,.0f} "
-              f"| {median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f}) "
-              f"| {r['m_p99']:.0f} us | {r['t_p99']:.0f} us "
-              f"| {mib(r['m_rss'])} | {mib(r['t_rss'])} |")
+        ratios, cpu = r["ratios"], r["cpu_ratios"]
+        for side, name in (("m", "memcached"), ("t", "tern")):
+            ops_ratio = cpu_ratio = ""
+            if side == "t":
+                ops_ratio = f"{median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+                cpu_ratio = f"{median(cpu):.2f}" if cpu else "-"
+            print(f"| {r['workload']} | {name} | {r[side + '_ops_per_sec']:,.0f} | {ops_ratio} "
+                  f"| {r[side + '_cpu_us']:.2f} ({r[side + '_user_us']:.2f}+"
+                  f"{r[side + '_sys_us']:.2f}) | {cpu_ratio} "
+                  f"| {r[side + '_p50_us']:.0f} us | {r[side + '_p99_us']:.0f} us "
+                  f"| {r[side + '_p999_us']:.0f} us | {mib(r[side + '_rss'])} |")
     return 0
 
 

@@ -153,8 +153,82 @@ pub fn parse_get_event(buf: &[u8]) -> Result<(GetEvent<'_>, usize), ReplyError> 
     Ok((GetEvent::Value { key, flags, data }, total))
 }
 
+/// A binary-protocol response header (`doc/protocol-binary.txt`): 24 bytes, magic 0x81.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BinaryReply {
+    /// The opcode echoed from the request.
+    pub opcode: u8,
+    /// 0 is success, 1 key not found, 0x82 out of memory, ...
+    pub status: u16,
+    /// Value bytes: the body less its extras and key.
+    pub value_len: usize,
+}
+
+/// Binary status: key not found (a get miss).
+pub const BINARY_KEY_NOT_FOUND: u16 = 0x0001;
+/// Binary status: out of memory (counted like `SERVER_ERROR`, not fatal).
+pub const BINARY_OUT_OF_MEMORY: u16 = 0x0082;
+
+/// Parses one complete binary response from the start of `buf`: the header's fields and the
+/// bytes it spans (header and body).
+pub fn parse_binary_reply(buf: &[u8]) -> Result<(BinaryReply, usize), ReplyError> {
+    const HEADER: usize = 24;
+    if buf.len() < HEADER {
+        return Err(ReplyError::Incomplete {
+            needed: HEADER - buf.len(),
+        });
+    }
+    if buf[0] != 0x81 {
+        return Err(ReplyError::Unexpected(buf[..HEADER].to_vec()));
+    }
+    let key_len = usize::from(u16::from_be_bytes([buf[2], buf[3]]));
+    let extras_len = usize::from(buf[4]);
+    let status = u16::from_be_bytes([buf[6], buf[7]]);
+    let body = u32::from_be_bytes([buf[8], buf[9], buf[10], buf[11]]) as usize;
+    if key_len + extras_len > body {
+        return Err(ReplyError::Unexpected(buf[..HEADER].to_vec()));
+    }
+    if buf.len() < HEADER + body {
+        return Err(ReplyError::Incomplete {
+            needed: HEADER + body - buf.len(),
+        });
+    }
+    let reply = BinaryReply {
+        opcode: buf[1],
+        status,
+        value_len: body - key_len - extras_len,
+    };
+    Ok((reply, HEADER + body))
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn binary_replies_parse_after_their_last_byte() {
+        // GET hit: flags extras (4), no key, 3-byte value.
+        let mut hit = vec![0x81, 0x00, 0, 0, 4, 0, 0, 0, 0, 0, 0, 7];
+        hit.extend_from_slice(&[0; 12]);
+        hit.extend_from_slice(&[0, 0, 0, 0, b'a', b'b', b'c']);
+        for cut in 0..hit.len() {
+            assert!(matches!(
+                super::parse_binary_reply(&hit[..cut]),
+                Err(super::ReplyError::Incomplete { .. })
+            ));
+        }
+        let (r, used) = super::parse_binary_reply(&hit).unwrap();
+        assert_eq!(
+            (r.opcode, r.status, r.value_len, used),
+            (0, 0, 3, hit.len())
+        );
+        // A request header (magic 0x80) is not a reply.
+        let mut bad = hit.clone();
+        bad[0] = 0x80;
+        assert!(matches!(
+            super::parse_binary_reply(&bad),
+            Err(super::ReplyError::Unexpected(_))
+        ));
+    }
+
     use super::*;
 
     #[test]

@@ -11,14 +11,15 @@ use std::io::{self, Read, Write};
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
 use tern_protocol::{text, ParseError};
 
+use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::Shared;
 use crate::auth::{self, AsciiAuth, AsciiAuthOutcome, SaslSession};
 use crate::config::BindingProtocol;
 
-/// Input buffer size a connection starts with (and shrinks back to after a large request).
-const READ_BUF_INITIAL: usize = 16 * 1024;
+/// Input buffer size a connection reads with (and shrinks back to after a large request).
+const READ_BUF_INITIAL: usize = BUF_SIZE;
 /// Read at most this far ahead of the request being processed: past it, unparsed pipelined
 /// input stays in the kernel's socket buffer, which pushes back on the client through TCP.
 const READ_AHEAD_MAX: usize = 256 * 1024;
@@ -46,6 +47,10 @@ pub trait Stream: Read + Write {}
 impl<T: Read + Write> Stream for T {}
 
 /// The connection state that is independent of the socket type.
+///
+/// Between calls to [`Conn::drive`] a connection holds buffers only while they hold bytes
+/// (unparsed input, unsent output); otherwise they are back in the worker's [`BufferPool`] and
+/// `rbuf`/`wbuf` are empty, unallocated vectors.
 #[derive(Debug)]
 pub struct Conn {
     /// Input: bytes `rpos..rend` of `rbuf` are read and not yet consumed.
@@ -106,15 +111,15 @@ impl Default for Conn {
 }
 
 impl Conn {
-    /// A fresh connection.
+    /// A fresh connection; it allocates nothing until it is driven.
     pub fn new() -> Conn {
         Conn {
-            rbuf: vec![0; READ_BUF_INITIAL],
+            rbuf: Vec::new(),
             rpos: 0,
             rend: 0,
             need: 0,
             swallow: 0,
-            wbuf: Vec::with_capacity(READ_BUF_INITIAL),
+            wbuf: Vec::new(),
             wpos: 0,
             eof: false,
             closing: false,
@@ -147,11 +152,61 @@ impl Conn {
     /// lost. The worker passes `false` when the event said the peer closed its side (the FIN may
     /// have come with the data, and no later edge would report the end of the stream) and when
     /// driving a connection for another reason than readability.
+    ///
+    /// The connection borrows its buffers from `pool` for the call and gives back each one that
+    /// is empty when the call ends.
     pub fn drive<S: Stream + ?Sized>(
         &mut self,
         sock: &mut S,
         shared: &Shared,
         stats: &ThreadStats,
+        pool: &mut BufferPool,
+        trust_short_read: bool,
+    ) -> Next {
+        self.borrow_buffers(pool);
+        let next = self.drive_borrowed(sock, shared, stats, pool, trust_short_read);
+        self.return_buffers(pool);
+        next
+    }
+
+    /// Takes input and output buffers from the pool unless the connection still holds its own.
+    fn borrow_buffers(&mut self, pool: &mut BufferPool) {
+        if self.rbuf.is_empty() {
+            self.rbuf = pool.take_read();
+        }
+        if self.wbuf.capacity() == 0 {
+            self.wbuf = pool.take_write();
+        }
+    }
+
+    /// Gives back each buffer that holds nothing the connection still needs: input with no
+    /// partial request, output with every reply sent. The connection then costs its few fields
+    /// while it is idle. Also called when the connection closes.
+    pub fn return_buffers(&mut self, pool: &mut BufferPool) {
+        if self.rpos == self.rend && !self.rbuf.is_empty() {
+            self.rpos = 0;
+            self.rend = 0;
+            pool.give_read(std::mem::take(&mut self.rbuf));
+        }
+        if self.wpos == self.wbuf.len() && self.wbuf.capacity() != 0 {
+            self.wpos = 0;
+            pool.give_write(std::mem::take(&mut self.wbuf));
+        }
+    }
+
+    /// Gives every buffer back, whatever it holds: the connection is closing.
+    pub fn release_buffers(&mut self, pool: &mut BufferPool) {
+        self.rpos = self.rend;
+        self.wpos = self.wbuf.len();
+        self.return_buffers(pool);
+    }
+
+    fn drive_borrowed<S: Stream + ?Sized>(
+        &mut self,
+        sock: &mut S,
+        shared: &Shared,
+        stats: &ThreadStats,
+        pool: &mut BufferPool,
         trust_short_read: bool,
     ) -> Next {
         let mut budget = shared.settings.reqs_per_event.max(1);
@@ -159,7 +214,7 @@ impl Conn {
         // skip data whose readiness came in the same event as a writability change.
         let mut drained = false;
         loop {
-            match self.flush(sock, stats) {
+            match self.flush(sock, stats, pool) {
                 Ok(()) => {}
                 Err(_) => return Next::Close,
             }
@@ -175,7 +230,7 @@ impl Conn {
                 Processed::OutputFull => continue,
                 Processed::BudgetSpent => {
                     stats.conn_yields.incr();
-                    return match self.flush(sock, stats) {
+                    return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Yield,
                         Err(_) => Next::Close,
                     };
@@ -189,7 +244,7 @@ impl Conn {
                 continue;
             }
             if drained {
-                return match self.flush(sock, stats) {
+                return match self.flush(sock, stats, pool) {
                     Ok(()) => Next::Wait,
                     Err(_) => Next::Close,
                 };
@@ -198,7 +253,7 @@ impl Conn {
                 Ok((0, _)) => self.eof = true,
                 Ok((_, short)) => drained = trust_short_read && short,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    return match self.flush(sock, stats) {
+                    return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Wait,
                         Err(_) => Next::Close,
                     };
@@ -452,7 +507,12 @@ impl Conn {
     }
 
     /// Writes buffered output until it is all sent or the socket would block.
-    fn flush<S: Stream + ?Sized>(&mut self, sock: &mut S, stats: &ThreadStats) -> io::Result<()> {
+    fn flush<S: Stream + ?Sized>(
+        &mut self,
+        sock: &mut S,
+        stats: &ThreadStats,
+        pool: &mut BufferPool,
+    ) -> io::Result<()> {
         while self.wpos < self.wbuf.len() {
             match sock.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -468,7 +528,8 @@ impl Conn {
         self.wbuf.clear();
         self.wpos = 0;
         if self.wbuf.capacity() > OUTPUT_KEEP_MAX {
-            self.wbuf = Vec::with_capacity(READ_BUF_INITIAL);
+            let grown = std::mem::replace(&mut self.wbuf, pool.take_write());
+            pool.give_write(grown);
         }
         Ok(())
     }

@@ -18,6 +18,7 @@
 //! counters ([`stats::ThreadStats`]), summed only when someone asks for `stats`.
 
 mod binary;
+mod buffers;
 mod conn;
 pub(crate) mod ops;
 mod registry;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::buffers::BufferPool;
 use super::conn::{Conn, Next};
 use super::socket::Socket;
 use super::stats::ThreadStats;
@@ -22,6 +23,12 @@ const EVENTS_PER_POLL: usize = 1024;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// With `-o idle_timeout`, how often a quiet worker wakes to look for idle connections.
 const IDLE_SWEEP: Duration = Duration::from_secs(1);
+/// The connection table is not shrunk below this many slots: a worker's usual connection count
+/// is cheap to keep, and shrinking it while it fluctuates would only reallocate.
+const CLIENTS_KEEP: usize = 64;
+/// Heap bytes a connection holds besides its `Client` (its registry entry: two address strings,
+/// the activity cell, the map node), counted toward the allocator trim when it closes.
+const CLIENT_SIDE_STATE: usize = 160;
 
 /// A connection and its socket.
 struct Client {
@@ -52,6 +59,8 @@ pub struct Worker {
     serving: Vec<usize>,
     /// When idle connections were last looked for (clock seconds).
     last_sweep: u32,
+    /// Buffers lent to the connection being driven; idle connections hold none.
+    pool: BufferPool,
 }
 
 impl Worker {
@@ -74,6 +83,7 @@ impl Worker {
                 yielded: Vec::new(),
                 serving: Vec::new(),
                 last_sweep: 0,
+                pool: BufferPool::new(),
             },
             waker,
         ))
@@ -91,6 +101,10 @@ impl Worker {
             } else {
                 None
             };
+            if self.yielded.is_empty() {
+                // Likely to sleep in `poll`: a good moment to return memory freed by closes.
+                self.pool.trim_when_idle();
+            }
             self.turn(&mut events, timeout)?;
             if idle_timeout > 0 {
                 self.kick_idle(idle_timeout);
@@ -110,8 +124,8 @@ impl Worker {
         }
         self.last_sweep = now;
         for slot in 0..self.clients.len() {
-            let idle = matches!(&self.clients[slot],
-                Some(c) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
+            let idle = matches!(self.clients.get(slot),
+                Some(Some(c)) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
             if idle {
                 log::debug!("closing connection idle for over {idle_timeout} s");
                 self.stats.idle_kicks.incr();
@@ -130,7 +144,7 @@ impl Worker {
             self.shared.connection_closed();
         }
         for slot in 0..self.clients.len() {
-            if let Some(client) = self.clients[slot].as_mut() {
+            if let Some(Some(client)) = self.clients.get_mut(slot) {
                 client.conn.stop_reading();
                 client.queued = false;
                 self.serve(slot);
@@ -189,12 +203,21 @@ impl Worker {
         Ok(())
     }
 
+    /// A free slot in the connection table. Free-list entries the table outgrew (slots past
+    /// its end when it shrank, or taken again since) are dropped here.
+    fn free_slot(&mut self) -> usize {
+        while let Some(slot) = self.free.pop() {
+            if matches!(self.clients.get(slot), Some(None)) {
+                return slot;
+            }
+        }
+        self.clients.push(None);
+        self.clients.len() - 1
+    }
+
     fn adopt_new(&mut self) {
         while let Ok(mut sock) = self.inbox.try_recv() {
-            let slot = self.free.pop().unwrap_or_else(|| {
-                self.clients.push(None);
-                self.clients.len() - 1
-            });
+            let slot = self.free_slot();
             let registered =
                 self.poll
                     .registry()
@@ -246,6 +269,7 @@ impl Worker {
             &mut client.sock,
             &self.shared,
             &self.stats,
+            &mut self.pool,
             trust_short_read,
         ) {
             Next::Wait => {
@@ -280,12 +304,34 @@ impl Worker {
     }
 
     fn close(&mut self, slot: usize) {
-        if let Some(mut client) = self.clients[slot].take() {
+        if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
             log::trace!("fd {}: closed", client.fd);
             self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
+            client.conn.release_buffers(&mut self.pool);
             self.free.push(slot);
             self.shared.connection_closed();
+            // The connection's own state and its registry entry (addresses, activity cell).
+            self.pool
+                .note_freed(std::mem::size_of::<Client>() + CLIENT_SIDE_STATE);
+            self.shrink_table();
+            self.pool.trim_if_due();
+        }
+    }
+
+    /// Gives back the connection table's unused tail once most of it is free, so that a wave
+    /// of connections that came and went does not keep its slots for the worker's lifetime.
+    fn shrink_table(&mut self) {
+        while matches!(self.clients.last(), Some(None)) {
+            self.clients.pop();
+        }
+        let len = self.clients.len();
+        if self.clients.capacity() > CLIENTS_KEEP.max(len * 4) {
+            self.free.retain(|&slot| slot < len);
+            self.clients.shrink_to(CLIENTS_KEEP.max(len * 2));
+            self.free.shrink_to(CLIENTS_KEEP.max(len * 2));
+            // Many connections went away: return what they freed once the worker is idle.
+            self.pool.request_trim();
         }
     }
 
