@@ -5,7 +5,38 @@
 
 use super::arena::PAGE_SIZE;
 use super::shard::{ClassStats, ShardCounters};
-use super::{Store, StoreStats};
+use super::Store;
+
+/// Counters and gauges the store reports in `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Items currently stored.
+    pub curr_items: u64,
+    /// Items ever stored.
+    pub total_items: u64,
+    /// Bytes used by items.
+    pub bytes: u64,
+    /// Live items evicted to make room.
+    pub evictions: u64,
+    /// Times an expired item's memory was reused for a new item.
+    pub reclaimed: u64,
+    /// Expired items reclaimed by the background crawler.
+    pub crawler_reclaimed: u64,
+    /// Items evicted before anyone read them.
+    pub evicted_unfetched: u64,
+    /// Expired items reclaimed before anyone read them.
+    pub expired_unfetched: u64,
+    /// Bytes taken by the hash index.
+    pub hash_bytes: u64,
+    /// The hash index's size as a power of two.
+    pub hash_power_level: u32,
+    /// Whether the index is being grown.
+    pub hash_is_expanding: bool,
+    /// Bytes of item memory allocated so far (pages handed to slab classes).
+    pub total_malloced: u64,
+    /// Pages moved between slab classes.
+    pub slabs_moved: u64,
+}
 
 /// One class summed over the shards.
 #[derive(Default)]
