@@ -119,7 +119,7 @@ impl Store {
                 config.memory_limit
             )));
         }
-        let classes = ClassTable::new(item::min_header(config.cas_enabled), n, factor);
+        let classes = ClassTable::new(item::min_header(), n, factor);
         let max_per_page = classes.per_page(0);
         let slot_bits = (usize::BITS - (max_per_page - 1).leading_zeros()).max(1);
         let page_bits = u32::BITS - (pages as u32).leading_zeros();

@@ -11,6 +11,8 @@ pub enum Lookup<T> {
     Expired,
     /// An item was there but a `flush_all` had invalidated it (`get_flushed`).
     Flushed,
+    /// A miss that [`super::GetRequest::vivify`] could not fill: no memory for the empty item.
+    OutOfMemory,
 }
 
 impl<T> Lookup<T> {
@@ -46,6 +48,11 @@ pub enum ArithOutcome {
         value: u64,
         /// The new CAS unique.
         cas: u64,
+        /// Seconds of life left after the operation (after [`super::ArithRequest::touch`]),
+        /// -1 for none (meta `t`).
+        ttl: i64,
+        /// Seconds of life left before `touch` (meta `t` written before `T`).
+        ttl_before: i64,
     },
     /// The item was missing and was created from the initial value (binary protocol only).
     Created {
@@ -53,6 +60,8 @@ pub enum ArithOutcome {
         value: u64,
         /// The new CAS unique.
         cas: u64,
+        /// Seconds of life left, -1 for none (meta `t`).
+        ttl: i64,
     },
     /// No such item (and no initial value to create it from).
     NotFound,
@@ -67,7 +76,7 @@ pub enum ArithOutcome {
 /// The result of [`Store::delete`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeleteOutcome {
-    /// The item was removed.
+    /// The item was removed (or, with [`super::DeleteRequest::invalidate`], marked stale).
     Deleted,
     /// No live item (missing, expired or flushed).
     NotFound,
