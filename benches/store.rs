@@ -36,6 +36,7 @@ fn filled(memory: usize, value_len: usize) -> Store {
             exptime: 0,
             value: &v,
             cas: 0,
+            ..Default::default()
         });
     }
     s
@@ -59,6 +60,7 @@ fn bench(c: &mut Criterion) {
                 &GetRequest {
                     key: &k,
                     touch: None,
+                    ..Default::default()
                 },
                 |v| {
                     out.clear();
@@ -77,6 +79,7 @@ fn bench(c: &mut Criterion) {
                 &GetRequest {
                     key: &k,
                     touch: None,
+                    ..Default::default()
                 },
                 |_| (),
             )
@@ -94,6 +97,7 @@ fn bench(c: &mut Criterion) {
                 exptime: 0,
                 value: &v,
                 cas: 0,
+                ..Default::default()
             })
             .0
         })
@@ -102,7 +106,11 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             i = (i + 7919) % KEYS;
             key(&mut k, i);
-            s.delete(&DeleteRequest { key: &k, cas: 0 });
+            s.delete(&DeleteRequest {
+                key: &k,
+                cas: 0,
+                ..Default::default()
+            });
             s.set(&SetRequest {
                 mode: SetMode::Set,
                 key: &k,
@@ -110,6 +118,7 @@ fn bench(c: &mut Criterion) {
                 exptime: 0,
                 value: &v,
                 cas: 0,
+                ..Default::default()
             })
             .0
         })
@@ -122,6 +131,7 @@ fn bench(c: &mut Criterion) {
             exptime: 0,
             value: b"0",
             cas: 0,
+            ..Default::default()
         });
         b.iter(|| {
             s.arith(&ArithRequest {
@@ -130,6 +140,7 @@ fn bench(c: &mut Criterion) {
                 delta: 1,
                 initial: None,
                 cas: 0,
+                ..Default::default()
             })
         })
     });
@@ -149,6 +160,7 @@ fn bench(c: &mut Criterion) {
                     exptime: 0,
                     value: &v,
                     cas: 0,
+                    ..Default::default()
                 })
                 .0
         })
@@ -174,6 +186,7 @@ fn bench(c: &mut Criterion) {
                     exptime: 0,
                     value: &big,
                     cas: 0,
+                    ..Default::default()
                 })
                 .0
             },

@@ -64,6 +64,7 @@ fn main() {
                 exptime: 0,
                 value: &value,
                 cas: 0,
+                ..Default::default()
             });
             worst = worst.max(t.elapsed());
             if i % 256 == 0 {

@@ -32,7 +32,8 @@ fn fill_until_eviction(value_len: usize) -> u64 {
                         flags: 0,
                         exptime: 0,
                         value: &value,
-                        cas: 0
+                        cas: 0,
+                        ..Default::default()
                     })
                     .0,
                 StoreOutcome::Stored

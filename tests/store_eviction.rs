@@ -55,7 +55,8 @@ fn hot_set_survives_a_scan_of_keys_written_once() {
                 flags: 0,
                 exptime: 0,
                 value: &value,
-                cas: 0
+                cas: 0,
+                ..Default::default()
             })
             .0,
             StoreOutcome::Stored
@@ -67,7 +68,8 @@ fn hot_set_survives_a_scan_of_keys_written_once() {
                 .get(
                     &GetRequest {
                         key: k.as_bytes(),
-                        touch: None
+                        touch: None,
+                        ..Default::default()
                     },
                     |_| ()
                 )
@@ -83,6 +85,7 @@ fn hot_set_survives_a_scan_of_keys_written_once() {
             exptime: 0,
             value: &value,
             cas: 0,
+            ..Default::default()
         });
     }
     assert!(s.stats().evictions > 3_000);
@@ -93,6 +96,7 @@ fn hot_set_survives_a_scan_of_keys_written_once() {
                 &GetRequest {
                     key: k.as_bytes(),
                     touch: None,
+                    ..Default::default()
                 },
                 |_| (),
             )
@@ -121,7 +125,8 @@ fn eviction_makes_room_and_never_returns_wrong_data() {
                 flags: i,
                 exptime: 0,
                 value: v.as_bytes(),
-                cas: 0
+                cas: 0,
+                ..Default::default()
             })
             .0,
             StoreOutcome::Stored
@@ -134,6 +139,7 @@ fn eviction_makes_room_and_never_returns_wrong_data() {
             &GetRequest {
                 key: format!("k{i}").as_bytes(),
                 touch: None,
+                ..Default::default()
             },
             |v| v.flags() == i && v.value_chunks().next().unwrap() == want.as_bytes(),
         ) {
@@ -162,6 +168,7 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
             exptime: 0,
             value: &small,
             cas: 0,
+            ..Default::default()
         });
     }
     let c_big = class_id(&s, 12 + 9 + 1000);
@@ -181,6 +188,7 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
                 exptime: 0,
                 value: &big,
                 cas: 0,
+                ..Default::default()
             });
         }
         s.maintain();
@@ -200,6 +208,7 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
                 &GetRequest {
                     key: format!("big:{j}").as_bytes(),
                     touch: None,
+                    ..Default::default()
                 },
                 |_| (),
             )
@@ -224,6 +233,7 @@ fn a_class_with_no_pages_takes_one_from_another_class_instead_of_failing() {
             exptime: 0,
             value: &[b's'; 10],
             cas: 0,
+            ..Default::default()
         });
     }
     // All 16 pages now belong to the small class; a large item still gets stored.
@@ -234,7 +244,8 @@ fn a_class_with_no_pages_takes_one_from_another_class_instead_of_failing() {
             flags: 0,
             exptime: 0,
             value: &[b'b'; 20_000],
-            cas: 0
+            cas: 0,
+            ..Default::default()
         })
         .0,
         StoreOutcome::Stored
@@ -243,7 +254,8 @@ fn a_class_with_no_pages_takes_one_from_another_class_instead_of_failing() {
         s.get(
             &GetRequest {
                 key: b"big",
-                touch: None
+                touch: None,
+                ..Default::default()
             },
             |v| v.value_len()
         ),
@@ -262,6 +274,7 @@ fn crawler_reclaims_expired_items_without_reads() {
             exptime: 10,
             value: b"v",
             cas: 0,
+            ..Default::default()
         });
     }
     for i in 0..100 {
@@ -272,12 +285,14 @@ fn crawler_reclaims_expired_items_without_reads() {
             exptime: 0,
             value: b"v",
             cas: 0,
+            ..Default::default()
         });
     }
     s.get(
         &GetRequest {
             key: b"ttl:1",
             touch: None,
+            ..Default::default()
         },
         |_| (),
     );
@@ -302,6 +317,7 @@ fn crawler_reclaims_flushed_items() {
             exptime: 0,
             value: b"v",
             cas: 0,
+            ..Default::default()
         });
     }
     s.flush_all(0);
@@ -325,6 +341,7 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
             exptime: 5,
             value: &value,
             cas: 0,
+            ..Default::default()
         });
     }
     let evicted_while_filling = s.stats().evictions;
@@ -337,6 +354,7 @@ fn expired_items_are_reclaimed_before_live_ones_are_evicted() {
             exptime: 0,
             value: &value,
             cas: 0,
+            ..Default::default()
         });
     }
     let st = s.stats();
@@ -354,11 +372,13 @@ fn stats_slabs_and_items_use_memcacheds_names() {
         exptime: 0,
         value: b"1",
         cas: 0,
+        ..Default::default()
     });
     s.get(
         &GetRequest {
             key: b"a",
             touch: None,
+            ..Default::default()
         },
         |_| (),
     );

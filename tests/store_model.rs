@@ -93,6 +93,7 @@ fn read(s: &Store, k: &[u8]) -> Option<(Vec<u8>, u32, u64)> {
         &GetRequest {
             key: k,
             touch: None,
+            ..Default::default()
         },
         |v| {
             (
@@ -133,7 +134,7 @@ proptest! {
                         (Some(e), false) => e.cas + 1,
                         (None, _) => 12345,
                     };
-                    let got = s.set(&SetRequest { mode, key: &key(k), flags, exptime, value: &value, cas: text_cas(mode, cas) }).0;
+                    let got = s.set(&SetRequest { mode, key: &key(k), flags, exptime, value: &value, cas: text_cas(mode, cas), ..Default::default() }).0;
                     let expires = if exptime == 0 { 0 } else if exptime < 0 { now } else { now + exptime as u64 };
                     let want = match (mode, &live) {
                         (SetMode::Add, Some(_)) => StoreOutcome::NotStored,
@@ -166,18 +167,18 @@ proptest! {
                     prop_assert_eq!(got, want);
                 }
                 Op::Delete(k) => {
-                    let got = s.delete(&DeleteRequest { key: &key(k), cas: 0 });
+                    let got = s.delete(&DeleteRequest { key: &key(k), cas: 0, ..Default::default() });
                     prop_assert_eq!(got == DeleteOutcome::Deleted, model.remove(&k).is_some());
                 }
                 Op::Arith(k, incr, delta) => {
-                    let got = s.arith(&ArithRequest { key: &key(k), incr, delta, initial: None, cas: 0 });
+                    let got = s.arith(&ArithRequest { key: &key(k), incr, delta, initial: None, cas: 0, ..Default::default() });
                     match model.get_mut(&k) {
                         None => prop_assert_eq!(got, ArithOutcome::NotFound),
                         Some(e) => match numeric(&e.value) {
                             None => prop_assert_eq!(got, ArithOutcome::NonNumeric),
                             Some(old) => {
                                 let v = if incr { old.wrapping_add(delta) } else { old.saturating_sub(delta) };
-                                let ArithOutcome::Updated { value, cas } = got else {
+                                let ArithOutcome::Updated { value, cas, .. } = got else {
                                     return Err(TestCaseError::fail(format!("{got:?}")));
                                 };
                                 prop_assert_eq!(value, v);
@@ -193,7 +194,7 @@ proptest! {
                     }
                 }
                 Op::Touch(k, exptime) => {
-                    let got = s.get(&GetRequest { key: &key(k), touch: Some(exptime) }, |_| ());
+                    let got = s.get(&GetRequest { key: &key(k), touch: Some(exptime), ..Default::default() }, |_| ());
                     match model.get_mut(&k) {
                         None => prop_assert!(!got.is_hit()),
                         Some(e) => {
@@ -247,7 +248,7 @@ proptest! {
                 // Mostly small values, some large enough to be chained.
                 let len = if len % 8 == 0 { len } else { len % 600 };
                 let v: Vec<u8> = (0..len).map(|j| (j as u8) ^ (i as u8)).collect();
-                match s.set(&SetRequest { mode: SetMode::Set, key: &kb, flags: 0, exptime: 0, value: &v, cas: 0 }).0 {
+                match s.set(&SetRequest { mode: SetMode::Set, key: &kb, flags: 0, exptime: 0, value: &v, cas: 0, ..Default::default() }).0 {
                     StoreOutcome::Stored => { last.insert(k, v); }
                     StoreOutcome::OutOfMemory => { last.remove(&k); }
                     other => return Err(TestCaseError::fail(format!("{other:?}"))),

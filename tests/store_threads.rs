@@ -29,6 +29,7 @@ fn incr_from_many_threads_adds_up() {
         exptime: 0,
         value: b"0",
         cas: 0,
+        ..Default::default()
     });
     std::thread::scope(|sc| {
         for _ in 0..THREADS {
@@ -40,7 +41,8 @@ fn incr_from_many_threads_adds_up() {
                             incr: true,
                             delta: 1,
                             initial: None,
-                            cas: 0
+                            cas: 0,
+                            ..Default::default()
                         }),
                         ArithOutcome::Updated { .. }
                     ));
@@ -52,6 +54,7 @@ fn incr_from_many_threads_adds_up() {
         &GetRequest {
             key: b"counter",
             touch: None,
+            ..Default::default()
         },
         |v| v.value_chunks().flatten().copied().collect::<Vec<u8>>(),
     );
@@ -70,6 +73,7 @@ fn cas_retry_loops_lose_no_update() {
             exptime: 0,
             value: b"0",
             cas: 0,
+            ..Default::default()
         });
     }
     std::thread::scope(|sc| {
@@ -84,6 +88,7 @@ fn cas_retry_loops_lose_no_update() {
                             &GetRequest {
                                 key: k,
                                 touch: None,
+                                ..Default::default()
                             },
                             |v| {
                                 let text: Vec<u8> = v.value_chunks().flatten().copied().collect();
@@ -104,6 +109,7 @@ fn cas_retry_loops_lose_no_update() {
                                 exptime: 0,
                                 value: next.as_bytes(),
                                 cas,
+                                ..Default::default()
                             })
                             .0
                         {
@@ -123,6 +129,7 @@ fn cas_retry_loops_lose_no_update() {
                 &GetRequest {
                     key: k,
                     touch: None,
+                    ..Default::default()
                 },
                 |v| String::from_utf8(v.value_chunks().flatten().copied().collect()).unwrap(),
             ) {
@@ -160,6 +167,7 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                                 exptime: 0,
                                 value: &v,
                                 cas: 0,
+                                ..Default::default()
                             });
                         }
                         2 => {
@@ -167,6 +175,7 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                                 &GetRequest {
                                     key: k.as_bytes(),
                                     touch: None,
+                                    ..Default::default()
                                 },
                                 |v| {
                                     let data: Vec<u8> =
@@ -186,6 +195,7 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                                 s.delete(&DeleteRequest {
                                     key: k.as_bytes(),
                                     cas: 0,
+                                    ..Default::default()
                                 });
                             }
                         }

@@ -160,7 +160,11 @@ fn retrieve(frame: &Frame<'_>, key: &[u8], touch: Option<i64>, cx: &mut Ctx<'_>)
             }
         }
     };
-    let req = store::GetRequest { key, touch };
+    let req = store::GetRequest {
+        key,
+        touch,
+        ..Default::default()
+    };
     if !lookup_op(cx.shared, cx.stats, &req, copy).is_hit() {
         compose(frame, &Response::NotFound, 0, cx.out);
     }

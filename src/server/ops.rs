@@ -63,6 +63,7 @@ pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> (Response<'static>, u64
         exptime: req.exptime,
         value: req.value,
         cas: req.cas,
+        ..Default::default()
     });
     if req.mode == StoreMode::Cas {
         match outcome {
@@ -97,9 +98,10 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> R
         cx.stats.store_too_large.incr();
     }
     if mode == StoreMode::Set {
-        cx.shared
-            .store
-            .delete(&store::DeleteRequest { key, cas: 0 });
+        cx.shared.store.delete(&store::DeleteRequest {
+            key,
+            ..Default::default()
+        });
     }
     Response::Error(ErrorReply::TooLarge)
 }
@@ -107,7 +109,11 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> R
 /// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero): `Deleted`, `NotFound` or
 /// `Exists`.
 pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
-    match cx.shared.store.delete(&store::DeleteRequest { key, cas }) {
+    match cx.shared.store.delete(&store::DeleteRequest {
+        key,
+        cas,
+        ..Default::default()
+    }) {
         DeleteOutcome::Deleted => {
             cx.stats.delete_hits.incr();
             Response::Deleted
@@ -130,6 +136,7 @@ pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'sta
         delta: req.delta,
         initial: req.initial,
         cas,
+        ..Default::default()
     });
     let (hits, misses) = if req.incr {
         (&cx.stats.incr_hits, &cx.stats.incr_misses)
@@ -137,11 +144,11 @@ pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'sta
         (&cx.stats.decr_hits, &cx.stats.decr_misses)
     };
     match outcome {
-        ArithOutcome::Updated { value, cas } => {
+        ArithOutcome::Updated { value, cas, .. } => {
             hits.incr();
             Response::Number { value, cas }
         }
-        ArithOutcome::Created { value, cas } => Response::Number { value, cas },
+        ArithOutcome::Created { value, cas, .. } => Response::Number { value, cas },
         ArithOutcome::NotFound => {
             misses.incr();
             Response::NotFound
@@ -177,7 +184,7 @@ pub fn lookup_op<R>(
     stats.cmd_get.incr();
     match found {
         Lookup::Hit(_) => stats.get_hits.incr(),
-        Lookup::Miss => stats.get_misses.incr(),
+        Lookup::Miss | Lookup::OutOfMemory => stats.get_misses.incr(),
         Lookup::Expired => {
             stats.get_misses.incr();
             stats.get_expired.incr();
@@ -260,6 +267,7 @@ pub fn touch_op(key: &[u8], exptime: i64, cx: &Ctx<'_>) -> Response<'static> {
     let req = store::GetRequest {
         key,
         touch: Some(exptime),
+        ..Default::default()
     };
     if lookup_op(cx.shared, cx.stats, &req, |_| ()).is_hit() {
         Response::Touched

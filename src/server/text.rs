@@ -118,6 +118,7 @@ fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
         let req = store::GetRequest {
             key,
             touch: get.touch,
+            ..Default::default()
         };
         lookup_op(cx.shared, cx.stats, &req, copy);
     }

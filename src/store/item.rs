@@ -2,12 +2,16 @@
 //!
 //! Head chunk of an item (see docs/store.md for the byte-by-byte table):
 //! ```text
-//! [meta u32][cas u64 | stamp u32 with -C][flags u32 if != 0][exptime u32 if != 0]
+//! [meta u32][seq: 44 bits, last access: 20 bits][flags u32 if != 0][exptime u32 if != 0]
 //! [value_len u32, next u32 if chained][key][value ...]
 //! ```
 //! meta bits: 0-7 key length (0 = free chunk, 255 = chain continuation), 8-23 value length
 //! (0xFFFF = chained: the real length follows), 24 has-flags, 25 has-exptime, 26 fetched,
-//! 27-28 CLOCK counter.
+//! 27-28 CLOCK counter, 29 stale, 30 win token sent, 31 key was base64 (meta `b`).
+//!
+//! The 8-byte word after meta holds the CAS sequence (low 44 bits, also the flush stamp with
+//! `-C`) and the last access time (high 20 bits: the seconds clock modulo 2^20, ~12 days; the
+//! crawler keeps older items' times from wrapping, see docs/store.md).
 //!
 //! A continuation chunk of a chained item is `[meta = 255][next u32][head u32][data ...]` (the
 //! head lets a page move evict the whole item); a free chunk is
@@ -25,9 +29,24 @@ const VLEN_MASK: u32 = 0xFFFF;
 const VLEN_CHAINED: u32 = 0xFFFF;
 const HAS_FLAGS: u32 = 1 << 24;
 const HAS_EXPTIME: u32 = 1 << 25;
-const FETCHED: u32 = 1 << 26;
+/// Read since stored (memcached's ITEM_FETCHED).
+pub const FETCHED: u32 = 1 << 26;
 const CLOCK_SHIFT: u32 = 27;
 const CLOCK_MASK: u32 = 3 << CLOCK_SHIFT;
+/// memcached's ITEM_STALE: invalidated (meta `md … I`, `ms … I` with an older CAS).
+pub const STALE: u32 = 1 << 29;
+/// memcached's ITEM_TOKEN_SENT: a client was handed the win (meta `W`) and has not stored yet.
+pub const TOKEN_SENT: u32 = 1 << 30;
+/// memcached's ITEM_KEY_BINARY: stored with a base64 key (meta `b`), echoed back encoded.
+pub const KEY_BINARY: u32 = 1 << 31;
+/// Bits of the CAS sequence (per shard).
+pub const SEQ_BITS: u32 = 44;
+/// Mask of the CAS sequence.
+pub const SEQ_MASK: u64 = (1 << SEQ_BITS) - 1;
+/// Mask of the stored access time (seconds modulo 2^20).
+pub const ATIME_MASK: u32 = (1 << (64 - SEQ_BITS)) - 1;
+/// The meta bits [`write_header`] takes from [`NewItem::facts`] (a rewrite keeps them).
+pub const FACT_BITS: u32 = FETCHED | STALE | TOKEN_SENT | KEY_BINARY;
 /// The largest CLOCK counter.
 pub const CLOCK_MAX: u32 = 3;
 
@@ -61,8 +80,10 @@ pub struct Header {
     pub flags: u32,
     /// Expiry (relative time; 0 = never).
     pub exptime: u32,
-    /// The CAS sequence (with -C, the 32-bit stamp).
+    /// The CAS sequence (44 bits; with -C the flush stamp only).
     pub seq: u64,
+    /// The last access time, modulo 2^20 seconds.
+    pub atime: u32,
     /// First continuation chunk (chained only).
     pub next: u32,
     /// Offset of the key (the value follows it).
@@ -75,6 +96,26 @@ impl Header {
         self.meta & FETCHED != 0
     }
 
+    /// Whether the item is stale (invalidated).
+    pub fn stale(&self) -> bool {
+        self.meta & STALE != 0
+    }
+
+    /// Whether a win token is out for the item.
+    pub fn token_sent(&self) -> bool {
+        self.meta & TOKEN_SENT != 0
+    }
+
+    /// Whether the item was stored with a base64 key.
+    pub fn key_binary(&self) -> bool {
+        self.meta & KEY_BINARY != 0
+    }
+
+    /// Seconds since the last access at `now` (exact below 2^20 seconds; see the crawler).
+    pub fn age(&self, now: u32) -> u32 {
+        now.wrapping_sub(self.atime) & ATIME_MASK
+    }
+
     /// The CLOCK counter.
     #[cfg(test)]
     pub fn clock(&self) -> u32 {
@@ -84,16 +125,16 @@ impl Header {
 
 /// The header length for these fields.
 #[inline]
-pub fn header_len(cas_enabled: bool, flags: u32, exptime: u32, chained: bool) -> usize {
-    4 + if cas_enabled { 8 } else { 4 }
+pub fn header_len(flags: u32, exptime: u32, chained: bool) -> usize {
+    4 + 8
         + if flags != 0 { 4 } else { 0 }
         + if exptime != 0 { 4 } else { 0 }
         + if chained { 8 } else { 0 }
 }
 
 /// The smallest header (flags 0, no exptime, not chained).
-pub fn min_header(cas_enabled: bool) -> usize {
-    header_len(cas_enabled, 0, 0, false)
+pub fn min_header() -> usize {
+    header_len(0, 0, false)
 }
 
 /// The key-length byte of a chunk (KEY_FREE, KEY_CONT or a real key length).
@@ -104,16 +145,10 @@ pub fn kind(chunk: &[u8]) -> u8 {
 
 /// Decodes a head chunk.
 #[inline]
-pub fn parse(chunk: &[u8], cas_enabled: bool) -> Header {
+pub fn parse(chunk: &[u8]) -> Header {
     let meta = rd32(chunk, 0);
-    let mut off = 4;
-    let seq = if cas_enabled {
-        off += 8;
-        rd64(chunk, 4)
-    } else {
-        off += 4;
-        u64::from(rd32(chunk, 4))
-    };
+    let mut off = 12;
+    let word = rd64(chunk, 4);
     let flags = if meta & HAS_FLAGS != 0 {
         off += 4;
         rd32(chunk, off - 4)
@@ -141,40 +176,56 @@ pub fn parse(chunk: &[u8], cas_enabled: bool) -> Header {
         chained,
         flags,
         exptime,
-        seq,
+        seq: word & SEQ_MASK,
+        atime: (word >> SEQ_BITS) as u32,
         next,
         key_off: off,
     }
 }
 
+/// The 8-byte word holding the sequence and the access time.
+#[inline]
+fn seq_word(seq: u64, now: u32) -> [u8; 8] {
+    ((seq & SEQ_MASK) | (u64::from(now & ATIME_MASK) << SEQ_BITS)).to_le_bytes()
+}
+
+/// What a new item is: its fields, the access time to stamp and the meta facts it starts
+/// with ([`STALE`], [`TOKEN_SENT`], [`KEY_BINARY`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NewItem<'k> {
+    pub key: &'k [u8],
+    pub flags: u32,
+    pub exptime: u32,
+    pub seq: u64,
+    pub now: u32,
+    pub facts: u32,
+}
+
 /// Writes a head chunk's header and key; returns the offset where the value starts.
-#[allow(clippy::too_many_arguments)]
 pub fn write_header(
     chunk: &mut [u8],
-    cas_enabled: bool,
-    key: &[u8],
-    flags: u32,
-    exptime: u32,
-    seq: u64,
+    it: &NewItem<'_>,
     value_len: usize,
     chained_next: Option<u32>,
 ) -> usize {
+    let NewItem {
+        key,
+        flags,
+        exptime,
+        seq,
+        now,
+        facts,
+    } = *it;
     debug_assert!(!key.is_empty() && key.len() < KEY_CONT as usize);
-    let mut meta = key.len() as u32;
+    let mut meta = key.len() as u32 | (facts & FACT_BITS);
     meta |= if chained_next.is_some() {
         VLEN_CHAINED
     } else {
         debug_assert!((value_len as u32) < VLEN_CHAINED);
         value_len as u32
     } << VLEN_SHIFT;
-    let mut off = 4;
-    if cas_enabled {
-        chunk[4..12].copy_from_slice(&seq.to_le_bytes());
-        off += 8;
-    } else {
-        wr32(chunk, 4, seq as u32);
-        off += 4;
-    }
+    let mut off = 12;
+    chunk[4..12].copy_from_slice(&seq_word(seq, now));
     if flags != 0 {
         meta |= HAS_FLAGS;
         wr32(chunk, off, flags);
@@ -195,13 +246,22 @@ pub fn write_header(
     off + key.len()
 }
 
-/// Overwrites the CAS sequence (incr/decr in place).
-pub fn set_seq(chunk: &mut [u8], cas_enabled: bool, seq: u64) {
-    if cas_enabled {
-        chunk[4..12].copy_from_slice(&seq.to_le_bytes());
-    } else {
-        wr32(chunk, 4, seq as u32);
-    }
+/// Overwrites the CAS sequence and stamps the access time (incr/decr in place, `md … I`).
+pub fn set_seq(chunk: &mut [u8], seq: u64, now: u32) {
+    chunk[4..12].copy_from_slice(&seq_word(seq, now));
+}
+
+/// Overwrites the access time only (the crawler keeps old times from wrapping).
+pub fn set_atime(chunk: &mut [u8], t: u32) {
+    let word = rd64(chunk, 4) & SEQ_MASK;
+    chunk[4..12].copy_from_slice(&seq_word(word, t));
+}
+
+/// Sets and clears meta fact bits ([`STALE`], [`TOKEN_SENT`]).
+#[inline]
+pub fn set_facts(chunk: &mut [u8], set: u32, clear: u32) {
+    let meta = rd32(chunk, 0);
+    wr32(chunk, 0, (meta & !clear) | set);
 }
 
 /// Overwrites the exptime of an item that has the field (it sits just before the chain fields).
@@ -216,9 +276,12 @@ pub fn has_exptime_field(h: &Header) -> bool {
     h.meta & HAS_EXPTIME != 0
 }
 
-/// Marks a read: sets the fetched bit and bumps the CLOCK counter.
+/// Marks a read: sets the fetched bit, bumps the CLOCK counter and stamps the access time
+/// (memcached's `do_item_bump`: ITEM_FETCHED and `it->time`).
 #[inline]
-pub fn mark_read(chunk: &mut [u8]) {
+pub fn mark_read(chunk: &mut [u8], now: u32) {
+    let word = rd64(chunk, 4) & SEQ_MASK;
+    chunk[4..12].copy_from_slice(&seq_word(word, now));
     let meta = rd32(chunk, 0);
     let c = ((meta & CLOCK_MASK) >> CLOCK_SHIFT)
         .saturating_add(1)
@@ -264,54 +327,74 @@ mod tests {
 
     #[test]
     fn header_round_trips_with_every_optional_field() {
-        for cas in [true, false] {
+        for facts in [0, STALE | TOKEN_SENT | KEY_BINARY] {
             for (flags, exptime, chained) in
                 [(0, 0, None), (7, 0, None), (0, 99, None), (1, 2, Some(77))]
             {
                 let mut chunk = vec![0u8; 128];
-                let voff = write_header(&mut chunk, cas, b"key:1", flags, exptime, 42, 10, chained);
-                let h = parse(&chunk, cas);
+                let it = NewItem {
+                    key: b"key:1",
+                    flags,
+                    exptime,
+                    seq: SEQ_MASK,
+                    now: 0x12_3456,
+                    facts,
+                };
+                let voff = write_header(&mut chunk, &it, 10, chained);
+                let h = parse(&chunk);
+                assert_eq!(h.seq, SEQ_MASK);
+                assert_eq!(h.atime, 0x2_3456);
+                assert_eq!(h.age(0x12_3460), 10);
+                assert_eq!(h.stale(), facts != 0);
+                assert_eq!(h.token_sent(), facts != 0);
+                assert_eq!(h.key_binary(), facts != 0);
                 assert_eq!(h.key_len, 5);
                 assert_eq!(h.flags, flags);
                 assert_eq!(h.exptime, exptime);
-                assert_eq!(h.seq, 42);
                 assert_eq!(h.value_len, 10);
                 assert_eq!(h.chained, chained.is_some());
                 assert_eq!(h.next, chained.unwrap_or(0));
                 assert_eq!(voff, h.key_off + 5);
-                assert_eq!(
-                    h.key_off,
-                    header_len(cas, flags, exptime, chained.is_some())
-                );
+                assert_eq!(h.key_off, header_len(flags, exptime, chained.is_some()));
                 assert_eq!(&chunk[h.key_off..voff], b"key:1");
                 if exptime != 0 {
                     set_exptime(&mut chunk, &h, 5);
-                    assert_eq!(parse(&chunk, cas).exptime, 5);
-                    assert_eq!(parse(&chunk, cas).flags, flags);
+                    assert_eq!(parse(&chunk).exptime, 5);
+                    assert_eq!(parse(&chunk).flags, flags);
                 }
             }
         }
     }
 
     #[test]
-    fn smallest_header_is_twelve_bytes_with_cas_and_eight_without() {
-        assert_eq!(min_header(true), 12);
-        assert_eq!(min_header(false), 8);
+    fn smallest_header_is_twelve_bytes() {
+        assert_eq!(min_header(), 12);
     }
 
     #[test]
     fn clock_counter_saturates_and_decays() {
         let mut chunk = vec![0u8; 64];
-        write_header(&mut chunk, true, b"k", 0, 0, 1, 1, None);
-        assert!(!parse(&chunk, true).fetched());
-        for _ in 0..5 {
-            mark_read(&mut chunk);
+        let it = NewItem {
+            key: b"k",
+            flags: 0,
+            exptime: 0,
+            seq: 1,
+            now: 5,
+            facts: 0,
+        };
+        write_header(&mut chunk, &it, 1, None);
+        assert!(!parse(&chunk).fetched());
+        assert_eq!(parse(&chunk).age(5), 0);
+        for t in 0..5 {
+            mark_read(&mut chunk, 10 + t);
         }
-        let h = parse(&chunk, true);
+        let h = parse(&chunk);
         assert!(h.fetched());
         assert_eq!(h.clock(), 3);
+        assert_eq!(h.seq, 1);
+        assert_eq!(h.age(20), 6);
         assert_eq!(clock_pass(&mut chunk), 3);
-        assert_eq!(parse(&chunk, true).clock(), 2);
-        assert_eq!(parse(&chunk, true).key_len, 1);
+        assert_eq!(parse(&chunk).clock(), 2);
+        assert_eq!(parse(&chunk).key_len, 1);
     }
 }

@@ -28,8 +28,22 @@ pub struct GetRequest<'a> {
     /// The key.
     pub key: &'a [u8],
     /// On a hit, set the item's expiration time to this (memcached's exptime rules): `gat`,
-    /// `touch`.
+    /// `touch`, meta `T`. Also applied after `vivify` to an item this request created.
     pub touch: Option<i64>,
+    /// Meta `u`: do not mark the item read (no fetched bit, CLOCK bump or access time).
+    pub no_bump: bool,
+    /// Meta get: take part in stale-while-revalidate. The view then reports
+    /// [`super::ItemView::stale`] / [`super::ItemView::token_already_sent`] and, when this
+    /// request wins (stale item with no token out, `vivify` created it, `recache` is due), sets
+    /// the item's token-sent bit, all under the shard lock, so exactly one client wins until a
+    /// store lands. Classic gets leave it off (they ignore stale items' marks).
+    pub win_tokens: bool,
+    /// Meta `N<ttl>`: on a miss, create an empty item (flags 0) with this exptime; the lookup
+    /// is then a hit with [`super::ItemView::created`] (and, with `win_tokens`, the win).
+    pub vivify: Option<i64>,
+    /// Meta `R<ttl>`: with `win_tokens`, win when the item has an exptime earlier than this
+    /// TTL from now (memcached: `exptime < realtime(R)`) and no token is out.
+    pub recache: Option<i64>,
 }
 
 /// A storage command ([`super::Store::set`]).
@@ -49,6 +63,13 @@ pub struct SetRequest<'a> {
     /// `do_store_item`, every mode compares it (binary APPEND/PREPEND with a CAS); `cas` mode
     /// requires it.
     pub cas: u64,
+    /// Meta `I` with [`SetMode::Cas`]: a `cas` *older* (lower) than the item's stores anyway,
+    /// keeping the item's exptime, marking it stale and keeping its token-sent bit (memcached
+    /// 1.6.18's `CAS_STALE`). Equal: a normal cas store; higher: `Exists`.
+    pub invalidate: bool,
+    /// Meta `b`: the key arrived base64-encoded; the item remembers it
+    /// ([`super::ItemView::key_binary`]).
+    pub key_binary: bool,
 }
 
 /// A delete ([`super::Store::delete`]).
@@ -56,8 +77,13 @@ pub struct SetRequest<'a> {
 pub struct DeleteRequest<'a> {
     /// The key.
     pub key: &'a [u8],
-    /// Non-zero: delete only if the live item's CAS unique equals it (binary DELETE).
+    /// Non-zero: delete only if the live item's CAS unique equals it (binary DELETE, meta `C`).
     pub cas: u64,
+    /// Meta `I`: do not remove the item; mark it stale, clear its token-sent bit (so the next
+    /// meta get wins) and give it a new CAS. Counts no `delete_hits`.
+    pub invalidate: bool,
+    /// Meta `T` with `invalidate`: the stale item's new expiration time.
+    pub stale_exptime: Option<i64>,
 }
 
 /// incr/decr ([`super::Store::arith`]).
@@ -72,6 +98,10 @@ pub struct ArithRequest<'a> {
     /// Create a missing item with this value and expiration time (binary protocol); `None`
     /// answers [`super::ArithOutcome::NotFound`] instead.
     pub initial: Option<(u64, i64)>,
-    /// Non-zero: change the item only if its CAS unique equals it (binary INCREMENT/DECREMENT).
+    /// Non-zero: change the item only if its CAS unique equals it (binary INCREMENT/DECREMENT,
+    /// meta `C`).
     pub cas: u64,
+    /// Meta `T`: after the arithmetic, set an existing item's expiration time to this. (An item
+    /// created from `initial` takes `initial`'s exptime: pass the final one there.)
+    pub touch: Option<i64>,
 }

@@ -5,7 +5,38 @@
 
 use super::arena::PAGE_SIZE;
 use super::shard::{ClassStats, ShardCounters};
-use super::{Store, StoreStats};
+use super::Store;
+
+/// Counters and gauges the store reports in `stats`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Items currently stored.
+    pub curr_items: u64,
+    /// Items ever stored.
+    pub total_items: u64,
+    /// Bytes used by items.
+    pub bytes: u64,
+    /// Live items evicted to make room.
+    pub evictions: u64,
+    /// Times an expired item's memory was reused for a new item.
+    pub reclaimed: u64,
+    /// Expired items reclaimed by the background crawler.
+    pub crawler_reclaimed: u64,
+    /// Items evicted before anyone read them.
+    pub evicted_unfetched: u64,
+    /// Expired items reclaimed before anyone read them.
+    pub expired_unfetched: u64,
+    /// Bytes taken by the hash index.
+    pub hash_bytes: u64,
+    /// The hash index's size as a power of two.
+    pub hash_power_level: u32,
+    /// Whether the index is being grown.
+    pub hash_is_expanding: bool,
+    /// Bytes of item memory allocated so far (pages handed to slab classes).
+    pub total_malloced: u64,
+    /// Pages moved between slab classes.
+    pub slabs_moved: u64,
+}
 
 /// One class summed over the shards.
 #[derive(Default)]
@@ -15,6 +46,8 @@ struct ClassSum {
     free: u64,
     free_end: u64,
     st: ClassStats,
+    /// The oldest access time at any shard's CLOCK hand (`age`).
+    age: u64,
 }
 
 fn add(a: &mut ClassStats, b: &ClassStats) {
@@ -36,6 +69,7 @@ fn add(a: &mut ClassStats, b: &ClassStats) {
     a.cas_hits += b.cas_hits;
     a.cas_badval += b.cas_badval;
     a.touch_hits += b.touch_hits;
+    a.evicted_time = a.evicted_time.max(b.evicted_time);
 }
 
 impl Store {
@@ -46,6 +80,7 @@ impl Store {
         let mut hash_bytes = 0u64;
         let mut hash_slots = 0u64;
         let mut expanding = false;
+        let now = self.clock.now();
         for s in self.shared.shards.iter() {
             let s = s.0.lock();
             for (i, c) in s.classes.iter().enumerate() {
@@ -55,6 +90,9 @@ impl Store {
                 sum.free += c.free;
                 sum.free_end += c.free_end(self.shared.classes.per_page(i));
                 add(&mut sum.st, &c.stats);
+                if let Some(a) = s.hand_age(&self.shared, i, now) {
+                    sum.age = sum.age.max(u64::from(a));
+                }
             }
             totals.total_items += s.counters.total_items;
             totals.curr_items += s.counters.curr_items;
@@ -111,11 +149,11 @@ impl Store {
                 ("number_cold", st.number),
                 ("age_hot", 0),
                 ("age_warm", 0),
-                ("age", 0),
+                ("age", s.age),
                 ("mem_requested", st.mem_requested),
                 ("evicted", st.evicted),
                 ("evicted_nonzero", st.evicted_nonzero),
-                ("evicted_time", 0),
+                ("evicted_time", st.evicted_time),
                 ("outofmemory", st.outofmemory),
                 ("tailrepairs", 0),
                 ("reclaimed", st.reclaimed),

@@ -43,7 +43,7 @@ impl Shard {
             }
             // SAFETY: an unpinned head chunk of this shard; no other reference is alive.
             let chunk = unsafe { sh.chunk(h) };
-            let hd = item::parse(chunk, sh.cas_enabled);
+            let hd = item::parse(chunk);
             if let Some(dead) = self.liveness(sh, &hd, now) {
                 let st = &mut self.classes[cls].stats;
                 st.reclaimed += 1;
@@ -70,6 +70,7 @@ impl Shard {
             if !hd.fetched() {
                 st.evicted_unfetched += 1;
             }
+            st.evicted_time = u64::from(hd.age(now));
             let pos = self.pos_of(sh, h);
             self.unlink(sh, pos, h, &hd);
             return true;
@@ -172,7 +173,7 @@ impl Shard {
                 _ => h,
             };
             // SAFETY: the head chunk of an item of this shard, read under its lock.
-            let hd = item::parse(unsafe { sh.chunk_ref(head) }, sh.cas_enabled);
+            let hd = item::parse(unsafe { sh.chunk_ref(head) });
             let pos = self.pos_of(sh, head);
             self.unlink(sh, pos, head, &hd);
             self.counters.reassign_evictions += 1;

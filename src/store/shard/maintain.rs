@@ -1,7 +1,7 @@
 //! A shard's background work, driven by `Store::maintain()` with a bounded budget per call:
 //! the crawler that reclaims expired and flushed items, index growth, and slab automove.
 
-use super::{Dead, Shard, Shared};
+use super::{Dead, Shard, Shared, AGE_CLAMP};
 use crate::clock::RelTime;
 use crate::store::item::{self, KEY_CONT, KEY_FREE};
 
@@ -40,7 +40,7 @@ impl Shard {
             if kind == KEY_FREE || kind == KEY_CONT {
                 continue;
             }
-            let hd = item::parse(chunk, sh.cas_enabled);
+            let hd = item::parse(chunk);
             self.classes[cls].stats.crawler_items_checked += 1;
             if let Some(dead) = self.liveness(sh, &hd, now) {
                 let st = &mut self.classes[cls].stats;
@@ -50,6 +50,12 @@ impl Shard {
                 }
                 let pos = self.pos_of(sh, h);
                 self.unlink(sh, pos, h, &hd);
+            } else if hd.age(now) > AGE_CLAMP {
+                // Access times are kept modulo 2^20 s: hold old ones at AGE_CLAMP so they
+                // never wrap round to look recent.
+                // SAFETY: a live head chunk of this shard, under its lock; `chunk` is no
+                // longer used.
+                item::set_atime(unsafe { sh.chunk(h) }, now.wrapping_sub(AGE_CLAMP));
             }
         }
     }

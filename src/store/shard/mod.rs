@@ -13,6 +13,10 @@ use crate::clock::RelTime;
 mod evict;
 mod maintain;
 
+/// The crawler keeps items' access times at most this old (they are stored modulo 2^20 s):
+/// `l` is exact below it and reads between it and 2^20 s beyond.
+const AGE_CLAMP: u32 = 1 << 19;
+
 /// Most items the CLOCK hand spares (used recently) before it evicts one anyway.
 const MAX_SPARED: usize = 4096;
 
@@ -155,6 +159,8 @@ pub struct ClassStats {
     pub cas_hits: u64,
     pub cas_badval: u64,
     pub touch_hits: u64,
+    /// Seconds since the last access of the last item evicted (memcached's `evicted_time`).
+    pub evicted_time: u64,
     /// Evictions since automove last looked.
     pub window_evictions: u64,
 }
@@ -276,7 +282,8 @@ impl Shard {
 
     #[inline]
     pub fn next_seq(&mut self) -> u64 {
-        self.seq += 1;
+        // 44 bits: 2^44 modifications of one shard (see docs/store.md, "CAS").
+        self.seq = (self.seq + 1) & item::SEQ_MASK;
         self.seq
     }
 
@@ -285,12 +292,8 @@ impl Shard {
         if self.flush_wm == 0 {
             return false;
         }
-        if sh.cas_enabled {
-            seq < self.flush_wm
-        } else {
-            // 32-bit stamps: compare in wrapping order (see docs/store.md).
-            ((self.flush_wm as u32).wrapping_sub(seq as u32) as i32) > 0
-        }
+        let _ = sh;
+        seq < self.flush_wm
     }
 
     #[inline]
@@ -314,7 +317,7 @@ impl Shard {
             if c[0] as usize != key.len() {
                 return false;
             }
-            let hd = item::parse(c, sh.cas_enabled);
+            let hd = item::parse(c);
             if &c[hd.key_off..hd.key_off + hd.key_len] == key {
                 header = Some(hd);
                 true
@@ -375,12 +378,12 @@ impl Shard {
     fn hash_of(sh: &Shared, h: u32) -> u64 {
         // SAFETY: `h` is a head chunk of this shard, read under its lock.
         let c = unsafe { sh.chunk_ref(h) };
-        let hd = item::parse(c, sh.cas_enabled);
+        let hd = item::parse(c);
         sh.hash(&c[hd.key_off..hd.key_off + hd.key_len])
     }
 
     /// Finds the index position of the item whose head is `h`.
-    fn pos_of(&self, sh: &Shared, h: u32) -> usize {
+    pub fn pos_of(&self, sh: &Shared, h: u32) -> usize {
         let hash = Self::hash_of(sh, h);
         self.index
             .find(hash, |x| x == h)
@@ -490,7 +493,9 @@ impl Shard {
     }
 
     /// Writes a new item into freshly allocated chunks and indexes it. `pos` is the index
-    /// position of the item it replaces (which the caller frees), if any.
+    /// position of the item it replaces (which the caller frees), if any. `facts` are the meta
+    /// bits it starts with (`item::FETCHED`, `STALE`, `TOKEN_SENT`, `KEY_BINARY`; 0 for a
+    /// plain store); its access time is `now`.
     #[allow(clippy::too_many_arguments)]
     pub fn write_new(
         &mut self,
@@ -500,17 +505,18 @@ impl Shard {
         flags: u32,
         exptime: RelTime,
         seq: u64,
+        facts: u32,
         parts: &Parts<'_>,
         replacing: Option<Found>,
         now: RelTime,
     ) -> Option<u32> {
         let value_len: usize = parts.iter().map(|p| p.len()).sum();
-        let plain_hdr = item::header_len(sh.cas_enabled, flags, exptime, false);
+        let plain_hdr = item::header_len(flags, exptime, false);
         let chained = sh
             .classes
             .class_for(plain_hdr + key.len() + value_len)
             .is_none();
-        let hdr = item::header_len(sh.cas_enabled, flags, exptime, chained);
+        let hdr = item::header_len(flags, exptime, chained);
         self.pin = replacing.map_or(0, |f| f.handle);
         let head = self.alloc_item(sh, hdr + key.len(), value_len, now);
         self.pin = 0;
@@ -521,16 +527,15 @@ impl Shard {
         // `parts`) are distinct chunks.
         let chunk = unsafe { sh.chunk(head) };
         let first_next = if chained { item::link(chunk) } else { 0 };
-        let voff = item::write_header(
-            chunk,
-            sh.cas_enabled,
+        let it = item::NewItem {
             key,
             flags,
             exptime,
             seq,
-            value_len,
-            chained.then_some(first_next),
-        );
+            now,
+            facts,
+        };
+        let voff = item::write_header(chunk, &it, value_len, chained.then_some(first_next));
         let mut dst: &mut [u8] = if chained {
             &mut chunk[voff..]
         } else {
@@ -611,6 +616,7 @@ impl Shard {
             f.header.flags,
             exptime,
             f.header.seq,
+            f.header.meta & item::FACT_BITS,
             &parts,
             Some(f),
             now,
@@ -618,8 +624,11 @@ impl Shard {
         self.counters.total_items -= 1;
         let cls = sh.class_of(head);
         self.classes[cls].stats.cmd_set -= 1;
-        // SAFETY: our new head chunk.
-        let header = item::parse(unsafe { sh.chunk(head) }, sh.cas_enabled);
+        // SAFETY: our new head chunk, under the lock; no other reference.
+        let chunk = unsafe { sh.chunk(head) };
+        // The same item, moved: it keeps its access time (a touch stamps it when it bumps).
+        item::set_atime(chunk, f.header.atime);
+        let header = item::parse(chunk);
         Some(Found {
             pos: f.pos,
             handle: head,
@@ -651,5 +660,34 @@ impl Shard {
             next = item::link(c);
         }
         out
+    }
+
+    /// Seconds since the last access of the next item the CLOCK hand of class `cls` will look
+    /// at: tern's stand-in for memcached's `age` (the access time of the LRU tail).
+    pub fn hand_age(&self, sh: &Shared, cls: usize, now: RelTime) -> Option<u32> {
+        let c = &self.classes[cls];
+        let per_page = sh.classes.per_page(cls);
+        let (mut p, mut slot) = (c.hand_page, c.hand_slot);
+        for _ in 0..64 {
+            if p >= c.pages.len() || slot >= per_page {
+                return None;
+            }
+            let page = c.pages[p];
+            if page == c.carve_page && slot >= c.carve_next as usize {
+                return None;
+            }
+            // SAFETY: a chunk of this shard's page, read under its lock.
+            let chunk = unsafe { sh.chunk_ref(sh.handle(page, slot)) };
+            let kind = item::kind(chunk);
+            if kind != item::KEY_FREE && kind != item::KEY_CONT {
+                return Some(item::parse(chunk).age(now));
+            }
+            slot += 1;
+            if slot == per_page {
+                slot = 0;
+                p += 1;
+            }
+        }
+        None
     }
 }
