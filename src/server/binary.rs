@@ -3,7 +3,8 @@
 //! rules each arm follows), and runs SASL (`-S`) through [`crate::auth`].
 
 use tern_protocol::binary::{
-    compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
+    compose, compose_status, compose_status_body, compose_value_head, Frame, Header, Opcode,
+    Status, SASL_AUTHENTICATED,
 };
 use tern_protocol::{ConfigRequest, Request, Response};
 
@@ -91,7 +92,8 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
                     String::from_utf8_lossy(user)
                 );
             }
-            compose_status_body(frame, reply.status(), reply.body(), 0, cx.out);
+            let (status, body) = sasl_status(reply);
+            compose_status_body(frame, status, body, 0, cx.out);
         }
         // Without -S memcached does not know the SASL opcodes.
         Request::SaslListMechs | Request::SaslAuth { .. } => {
@@ -175,6 +177,74 @@ fn sasl_db(cx: &Ctx<'_>) -> PasswordDb {
         Err(e) => {
             log::warn!("cannot read SASL password file {}: {e}", path.display());
             PasswordDb::from_sasl_pwdb(b"")
+        }
+    }
+}
+
+/// Whether a binary command may run on this connection: with SASL off always; with SASL on only
+/// SASL_LIST_MECHS, SASL_AUTH, SASL_STEP and VERSION until the session has authenticated.
+/// A refused command is answered `Auth failure.` (0x20) and the connection is closed.
+pub fn command_allowed(sasl_enabled: bool, session: &SaslSession, header: &Header) -> bool {
+    !sasl_enabled || session.is_authenticated() || !header.requires_auth()
+}
+
+/// The status and body answering a SASL_AUTH or SASL_STEP.
+fn sasl_status(reply: SaslReply) -> (Status, &'static [u8]) {
+    match reply {
+        SaslReply::Authenticated => (Status::Success, SASL_AUTHENTICATED),
+        SaslReply::Continue(challenge) => (Status::AuthContinue, challenge),
+        SaslReply::Failed => (Status::AuthError, Status::AuthError.default_body()),
+        SaslReply::InvalidArguments => (
+            Status::InvalidArguments,
+            Status::InvalidArguments.default_body(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_replies_map_to_memcached_statuses_and_bodies() {
+        assert_eq!(
+            sasl_status(SaslReply::Authenticated),
+            (Status::Success, &b"Authenticated"[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::Failed),
+            (Status::AuthError, &b"Auth failure."[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::Continue(b"")),
+            (Status::AuthContinue, &b""[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::InvalidArguments),
+            (Status::InvalidArguments, &b"Invalid arguments"[..])
+        );
+    }
+
+    #[test]
+    fn sasl_gate_lets_only_sasl_and_version_through() {
+        let header = |opcode| Header {
+            magic: 0x80,
+            opcode,
+            key_len: 0,
+            extras_len: 0,
+            data_type: 0,
+            vbucket_or_status: 0,
+            body_len: 0,
+            opaque: 0,
+            cas: 0,
+        };
+        let s = SaslSession::new();
+        for op in [0x20, 0x21, 0x22, 0x0b] {
+            assert!(command_allowed(true, &s, &header(op)));
+        }
+        for op in [0x00, 0x0a, 0x10, 0x09, 0x30, 0x07] {
+            assert!(!command_allowed(true, &s, &header(op)));
+            assert!(command_allowed(false, &s, &header(op)));
         }
     }
 }

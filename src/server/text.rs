@@ -1,9 +1,10 @@
 //! The text protocol's executor: runs parsed text requests on the operations of
 //! [`super::ops`] and is the only place that turns their outcomes into text replies. TCP, Unix
 //! sockets (`super::conn`) and UDP (`super::udp`) all answer through it, refused requests
-//! included ([`refused`]), so every transport gives the same bytes.
+//! included ([`refused`]), so every transport gives the same bytes. It also answers the `-Y`
+//! login of an unauthenticated connection ([`ascii_auth`]).
 
-use tern_protocol::text;
+use tern_protocol::text::{self, AuthLineError, AuthReply};
 use tern_protocol::{
     ErrorReply, GetRequest, ProtocolError, ReplyMode, Request, Response, StatsGroup,
 };
@@ -12,6 +13,7 @@ use super::ops::{
     arith_op, config_op, delete_op, flush_op, lookup_op, refusal, shutdown_op, stats_op, store_op,
     too_large_op, touch_op, verbosity_op, After, ConfigOutcome, Ctx, StatsReply,
 };
+use crate::auth::PasswordDb;
 use crate::store::{self, ItemView};
 
 /// Writes `response` as the request's reply mode allows: text `noreply` silences everything,
@@ -160,5 +162,212 @@ pub fn compose_config(outcome: &ConfigOutcome, mode: ReplyMode, out: &mut Vec<u8
         }
         ConfigOutcome::Deleted => text::compose(&Response::Deleted, out),
         ConfigOutcome::NotFound => text::compose(&Response::NotFound, out),
+    }
+}
+
+/// How an ASCII login attempt changes the counters and the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsciiAuthOutcome {
+    /// Not a login attempt (or a malformed one): nothing counted, still unauthenticated.
+    Refused,
+    /// `STORED`: the connection is authenticated and speaks the text protocol from now on.
+    /// Counts `auth_cmds`.
+    Authenticated,
+    /// `CLIENT_ERROR authentication failure`. Counts `auth_cmds` and `auth_errors`.
+    Failed,
+}
+
+/// What to do with the bytes an unauthenticated `-Y` text connection has sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsciiAuth {
+    /// Wait for more input.
+    NeedMore,
+    /// Close the connection without a reply.
+    Close,
+    /// Send `reply` (it ends in `\r\n`) and drop `consumed` bytes of input.
+    Reply {
+        /// Bytes of input used.
+        consumed: usize,
+        /// The exact reply line.
+        reply: &'static [u8],
+        /// What happened.
+        outcome: AsciiAuthOutcome,
+    },
+}
+
+/// The `-Y` login of an unauthenticated text connection: the request is read by
+/// [`text::parse_auth_line`] (memcached 1.6.18's rules are there), the credentials are checked
+/// against `db`, and the reply is memcached's line for the outcome.
+///
+/// When several commands arrive in one read, memcached 1.6.18 overwrites its reply with the
+/// next one's (only the last reply of the batch is sent): tern sends every reply.
+pub fn ascii_auth(input: &[u8], db: &PasswordDb) -> AsciiAuth {
+    let (reply, outcome, consumed) = match text::parse_auth_line(input) {
+        Err(AuthLineError::Incomplete) => return AsciiAuth::NeedMore,
+        Err(AuthLineError::Close) => return AsciiAuth::Close,
+        Err(AuthLineError::Refused { reply, consumed }) => {
+            (reply, AsciiAuthOutcome::Refused, consumed)
+        }
+        Ok((login, consumed)) if db.check(login.user, login.pass) => {
+            (AuthReply::Stored, AsciiAuthOutcome::Authenticated, consumed)
+        }
+        Ok((_, consumed)) => (AuthReply::Failure, AsciiAuthOutcome::Failed, consumed),
+    };
+    AsciiAuth::Reply {
+        consumed,
+        reply: text::auth_reply_line(reply),
+        outcome,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn authfile() -> PasswordDb {
+        PasswordDb::from_authfile(b"alice:secret\nbob:pw:extra\r\ncarol:with space\n").unwrap()
+    }
+
+    fn reply(consumed: usize, reply: &'static [u8], outcome: AsciiAuthOutcome) -> AsciiAuth {
+        AsciiAuth::Reply {
+            consumed,
+            reply,
+            outcome,
+        }
+    }
+
+    // Each expectation below was read from memcached 1.6.18 -Y over a socket.
+    #[test]
+    fn ascii_auth_set_with_user_pass_authenticates() {
+        let db = authfile();
+        let input = b"set k 0 0 12\r\nalice secret\r\nget k\r\n";
+        assert_eq!(
+            ascii_auth(input, &db),
+            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        // Extra tokens, noreply, a bare LF and leading spaces make no difference.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 18\r\nalice secret extra\r\n", &db),
+            reply(34, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12 noreply\r\nalice secret\r\n", &db),
+            reply(36, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\nalice secret\r\n", &db),
+            reply(27, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"  set   k 0 0 12\r\nalice secret\r\n", &db),
+            reply(32, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 14\r\n  alice secret\r\n", &db),
+            reply(30, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_wrong_password_fails() {
+        let db = authfile();
+        assert_eq!(
+            ascii_auth(b"set k 0 0 11\r\nalice wrong\r\n", &db),
+            reply(
+                27,
+                b"CLIENT_ERROR authentication failure\r\n",
+                AsciiAuthOutcome::Failed
+            )
+        );
+        // A -Y password is the whole rest of the line.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 6\r\nbob pw\r\n", &db),
+            reply(
+                21,
+                b"CLIENT_ERROR authentication failure\r\n",
+                AsciiAuthOutcome::Failed
+            )
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\r\nbob pw:extra\r\n", &db),
+            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_anything_but_a_set_is_unauthenticated() {
+        let db = authfile();
+        let refused = |n| {
+            reply(
+                n,
+                b"CLIENT_ERROR unauthenticated\r\n",
+                AsciiAuthOutcome::Refused,
+            )
+        };
+        assert_eq!(ascii_auth(b"get foo\r\n", &db), refused(9));
+        assert_eq!(ascii_auth(b"stats\r\n", &db), refused(7));
+        assert_eq!(ascii_auth(b"set k 0 0\r\n", &db), refused(11));
+        assert_eq!(
+            ascii_auth(b"add k 0 0 12\r\nalice secret\r\n", &db),
+            refused(14)
+        );
+        assert_eq!(
+            ascii_auth(b"set k 0 0 -1\r\nalice secret\r\n", &db),
+            refused(14)
+        );
+        assert_eq!(ascii_auth(b"\r\nget foo\r\n", &db), refused(2));
+    }
+
+    #[test]
+    fn ascii_auth_bad_data_blocks() {
+        let db = authfile();
+        assert_eq!(
+            ascii_auth(b"set k 0 0 3\r\nabcde\r\n", &db),
+            reply(
+                18,
+                b"CLIENT_ERROR bad command line termination\r\n",
+                AsciiAuthOutcome::Refused
+            )
+        );
+        let bad_format = |n| {
+            reply(
+                n,
+                b"CLIENT_ERROR bad authentication token format\r\n",
+                AsciiAuthOutcome::Refused,
+            )
+        };
+        assert_eq!(ascii_auth(b"set k 0 0 5\r\nalice\r\n", &db), bad_format(20));
+        assert_eq!(
+            ascii_auth(b"set k 0 0 12\r\nalice\tsecret\r\n", &db),
+            bad_format(28)
+        );
+        // The size is truncated to 32 bits, as memcached's safe_strtoul stores it.
+        assert_eq!(
+            ascii_auth(b"set k 0 0 4294967298\r\nab\r\n", &db),
+            bad_format(26)
+        );
+    }
+
+    #[test]
+    fn ascii_auth_waits_for_line_and_data() {
+        let db = authfile();
+        let input = b"set k 0 0 12\r\nalice secret\r\n";
+        for cut in 0..input.len() {
+            assert_eq!(
+                ascii_auth(&input[..cut], &db),
+                AsciiAuth::NeedMore,
+                "cut {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn ascii_auth_closes_on_runaway_input() {
+        let db = authfile();
+        assert_eq!(ascii_auth(&[b'x'; 2049], &db), AsciiAuth::Close);
+        assert_eq!(ascii_auth(&[b'x'; 2048], &db), AsciiAuth::NeedMore);
+        // A data block memcached's 16 KiB read buffer cannot hold.
+        assert_eq!(ascii_auth(b"set k 0 0 16383\r\n", &db), AsciiAuth::Close);
+        assert_eq!(ascii_auth(b"set k 0 0 16382\r\n", &db), AsciiAuth::NeedMore);
     }
 }
