@@ -6,11 +6,11 @@ use tern_protocol::binary::{
     compose, compose_status, compose_status_body, compose_value_head, Frame, Header, Opcode,
     Status, SASL_AUTHENTICATED,
 };
-use tern_protocol::{ConfigRequest, Request, Response};
+use tern_protocol::{ConfigRequest, ErrorReply, Request, Response};
 
 use super::ops::{
     arith_op, config_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After,
-    ConfigOutcome, Ctx, StatsReply,
+    ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::{self, ItemView};
@@ -25,27 +25,30 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         }
         Request::Touch { key, exptime, .. } => retrieve(frame, key, Some(exptime), cx),
         Request::Store(store) => {
-            let (response, cas) = store_op(&store, cx);
+            let (response, cas) = store_response(store_op(&store, cx));
             compose(frame, &response, cas, cx.out);
         }
         Request::TooLarge {
             mode, key, swallow, ..
         } => {
-            let response = too_large_op(mode, key, false, cx);
-            compose(frame, &response, 0, cx.out);
+            let (response, cas) = store_response(too_large_op(mode, key, false, cx));
+            compose(frame, &response, cas, cx.out);
             return After::Swallow(swallow);
         }
         Request::Delete { key, .. } => {
-            let response = delete_op(key, frame.cas, cx);
+            let response = delete_response(delete_op(key, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::Arith(arith) => {
-            let response = arith_op(&arith, frame.cas, cx);
+            let response = arith_response(arith_op(&arith, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::FlushAll { delay, .. } => {
             // -F: memcached answers a binary FLUSH with an auth error (never quiet).
-            let response = flush_op(delay, cx);
+            let response = match flush_op(delay, cx) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error(e),
+            };
             compose(frame, &response, 0, cx.out);
         }
         Request::Version => compose(frame, &Response::Version(super::VERSION), 0, out),
@@ -178,6 +181,39 @@ fn sasl_db(cx: &Ctx<'_>) -> PasswordDb {
             log::warn!("cannot read SASL password file {}: {e}", path.display());
             PasswordDb::from_sasl_pwdb(b"")
         }
+    }
+}
+
+// The binary replies of the operations' outcomes: the only place they are decided. The binary
+// composer turns each `Response` into its status (quiet opcodes, opaque and CAS echo included).
+
+/// A storage outcome as a response and the CAS the reply carries.
+fn store_response(outcome: StoreOutcome) -> (Response<'static>, u64) {
+    match outcome {
+        StoreOutcome::Stored { cas } => (Response::Stored, cas),
+        StoreOutcome::NotStored => (Response::NotStored, 0),
+        StoreOutcome::Exists => (Response::Exists, 0),
+        StoreOutcome::NotFound => (Response::NotFound, 0),
+        StoreOutcome::TooLarge => (Response::Error(ErrorReply::TooLarge), 0),
+        StoreOutcome::OutOfMemory => (Response::OutOfMemory, 0),
+    }
+}
+
+fn delete_response(outcome: DeleteOutcome) -> Response<'static> {
+    match outcome {
+        DeleteOutcome::Deleted => Response::Deleted,
+        DeleteOutcome::NotFound => Response::NotFound,
+        DeleteOutcome::Exists => Response::Exists,
+    }
+}
+
+fn arith_response(outcome: ArithOutcome) -> Response<'static> {
+    match outcome {
+        ArithOutcome::Value { value, cas } => Response::Number { value, cas },
+        ArithOutcome::NotFound => Response::NotFound,
+        ArithOutcome::Exists => Response::Exists,
+        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
+        ArithOutcome::OutOfMemory => Response::OutOfMemory,
     }
 }
 

@@ -11,7 +11,8 @@ use tern_protocol::{
 
 use super::ops::{
     arith_op, config_op, delete_op, flush_op, lookup_op, refusal, shutdown_op, stats_op, store_op,
-    too_large_op, touch_op, verbosity_op, After, ConfigOutcome, Ctx, StatsReply,
+    too_large_op, touch_op, verbosity_op, After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome,
+    StatsReply, StoreOutcome, TouchOutcome,
 };
 use crate::auth::PasswordDb;
 use crate::store::{self, ItemView};
@@ -35,23 +36,29 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             retrieve(get, cx);
             return After::Continue;
         }
-        Request::Store(store) => store_op(&store, cx).0,
+        Request::Store(store) => store_response(store_op(&store, cx)),
         Request::TooLarge {
             mode: store_mode,
             key,
             swallow,
             ..
         } => {
-            let response = too_large_op(store_mode, key, true, cx);
+            let response = store_response(too_large_op(store_mode, key, true, cx));
             reply(&response, mode, cx.out);
             return After::Swallow(swallow);
         }
-        Request::Delete { key, .. } => delete_op(key, 0, cx),
-        Request::Arith(arith) => arith_op(&arith, 0, cx),
-        Request::Touch { key, exptime, .. } => touch_op(key, exptime, cx),
-        Request::FlushAll { delay, .. } => flush_op(delay, cx),
+        Request::Delete { key, .. } => delete_response(delete_op(key, 0, cx)),
+        Request::Arith(arith) => arith_response(arith_op(&arith, 0, cx)),
+        Request::Touch { key, exptime, .. } => touch_response(touch_op(key, exptime, cx)),
+        Request::FlushAll { delay, .. } => match flush_op(delay, cx) {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error(e),
+        },
         Request::Version => Response::Version(super::VERSION),
-        Request::Verbosity { level, .. } => verbosity_op(level, cx),
+        Request::Verbosity { level, .. } => {
+            verbosity_op(level, cx);
+            Response::Ok
+        }
         Request::Quit => return After::Close,
         Request::Shutdown { graceful: _ } => match shutdown_op(cx) {
             Ok(()) => return After::Close,
@@ -73,6 +80,44 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
     };
     reply(&response, mode, cx.out);
     After::Continue
+}
+
+// The text replies of the operations' outcomes: the only place they are decided.
+
+fn store_response(outcome: StoreOutcome) -> Response<'static> {
+    match outcome {
+        StoreOutcome::Stored { .. } => Response::Stored,
+        StoreOutcome::NotStored => Response::NotStored,
+        StoreOutcome::Exists => Response::Exists,
+        StoreOutcome::NotFound => Response::NotFound,
+        StoreOutcome::TooLarge => Response::Error(ErrorReply::TooLarge),
+        StoreOutcome::OutOfMemory => Response::OutOfMemory,
+    }
+}
+
+fn delete_response(outcome: DeleteOutcome) -> Response<'static> {
+    match outcome {
+        DeleteOutcome::Deleted => Response::Deleted,
+        DeleteOutcome::NotFound => Response::NotFound,
+        DeleteOutcome::Exists => Response::Exists,
+    }
+}
+
+fn arith_response(outcome: ArithOutcome) -> Response<'static> {
+    match outcome {
+        ArithOutcome::Value { value, cas } => Response::Number { value, cas },
+        ArithOutcome::NotFound => Response::NotFound,
+        ArithOutcome::Exists => Response::Exists,
+        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
+        ArithOutcome::OutOfMemory => Response::OutOfMemory,
+    }
+}
+
+fn touch_response(outcome: TouchOutcome) -> Response<'static> {
+    match outcome {
+        TouchOutcome::Touched => Response::Touched,
+        TouchOutcome::NotFound => Response::NotFound,
+    }
 }
 
 /// Answers a request the text parser refused (with the server's `-A` rule applied) and says
