@@ -15,6 +15,7 @@ use super::ops::{
     StatsReply, StoreOutcome, TouchOutcome,
 };
 use crate::auth::PasswordDb;
+use crate::cluster::{Cluster, LEGACY_KEY};
 use crate::store::{self, ItemView};
 
 /// Writes `response` as the request's reply mode allows: text `noreply` silences everything,
@@ -139,11 +140,11 @@ pub fn refused(err: &ProtocolError, cx: &mut Ctx<'_>) -> After {
 fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
     // No key here is over 250 bytes: the parser refuses such a line whole, before any lookup.
     for key in get.keys {
-        if key == crate::cluster::LEGACY_KEY && get.touch.is_none() {
+        if key == LEGACY_KEY && get.touch.is_none() {
             // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
             // multi-key get answers it in its place among the others.
             cx.stats.cmd_get.incr();
-            if cx.shared.cluster.compose_legacy(get.with_cas, cx.out) {
+            if compose_legacy(&cx.shared.cluster, get.with_cas, cx.out) {
                 cx.stats.get_hits.incr();
             } else {
                 cx.stats.get_misses.incr();
@@ -187,6 +188,22 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
             text::compose(&Response::Error(reply), cx.out);
         }
     }
+}
+
+/// Appends the legacy `VALUE AmazonElastiCache:cluster 0 <N>[ <cas>]\r\n<data>\r\n` hit for a
+/// `get` (or, with `with_cas`, a `gets`, whose CAS is the config version: it changes exactly
+/// when the config does), without `END`: a multi-key `get` goes on with its other keys. Whether
+/// there was a config to answer with.
+pub fn compose_legacy(cluster: &Cluster, with_cas: bool, out: &mut Vec<u8>) -> bool {
+    let Some(p) = cluster.current() else {
+        return false;
+    };
+    let data = p.data();
+    let cas = with_cas.then(|| u64::from(p.version()));
+    text::compose_value_header(LEGACY_KEY, p.flags(), data.len(), cas, out);
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+    true
 }
 
 /// The text replies of the `config` commands: a hit is the pre-rendered
