@@ -1,9 +1,12 @@
-//! Authentication decisions, as pure logic (no sockets): memcached 1.6.18's SASL PLAIN over the
-//! binary protocol (`-S`) and its ASCII "authfile" login (`-Y`).
+//! Authentication decisions, as pure logic (no sockets, no wire format): memcached 1.6.18's SASL
+//! PLAIN (`-S`) and the password database of its ASCII "authfile" login (`-Y`).
 //!
 //! The server owns the per-connection state ([`SaslSession`], or a flag for ASCII) and the
-//! counters; these functions say what to answer, whether the connection is now authenticated,
-//! and which counters (`auth_cmds`, `auth_errors`) move. Nothing here logs, and no error or
+//! counters; these functions say whether the connection is now authenticated and which counters
+//! (`auth_cmds`, `auth_errors`) move. The wire forms live elsewhere: the `-Y` login line is
+//! parsed by `tern_protocol::text::parse_auth_line` and answered by the text executor
+//! (`server/text.rs`, `ascii_auth`); SASL replies become binary statuses, and the
+//! unauthenticated-opcode gate is decided, in the binary executor (`server/binary.rs`). Nothing here logs, and no error or
 //! [`std::fmt::Debug`] output contains a password.
 //!
 //! # Password files
@@ -27,10 +30,12 @@
 //!
 //! Passwords are compared in constant time ([`constant_time_eq`]).
 
-use tern_protocol::binary::{Status, MAX_SASL_MECH_LEN, SASL_AUTHENTICATED};
-
 /// The mechanisms tern offers, as SASL_LIST_MECHS answers them (space-separated).
 pub const SASL_MECHS: &[u8] = b"PLAIN";
+
+/// memcached's `MAX_SASL_MECH_LEN` (`sasl_defs.h`): a longer mechanism name is refused with
+/// [`SaslReply::InvalidArguments`].
+pub const MAX_SASL_MECH_LEN: usize = 32;
 
 /// memcached's `MAX_ENTRY_LEN - 4`: the longest user + password a PWDB check accepts.
 const PWDB_MAX_USER_AND_PASS: usize = 252;
@@ -231,38 +236,20 @@ pub fn parse_plain(data: &[u8]) -> Option<PlainCredentials<'_>> {
 /// What to answer a SASL_AUTH or SASL_STEP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SaslReply {
-    /// Status 0, body `Authenticated`; the connection is authenticated. Counts `auth_cmds`.
+    /// The connection is authenticated (binary: status 0, body `Authenticated`). Counts `auth_cmds`.
     Authenticated,
-    /// Status 0x21 with this challenge (PLAIN's is empty): the client sends SASL_STEP next.
+    /// Answer this challenge (PLAIN's is empty; binary: status 0x21): the client sends SASL_STEP
+    /// next.
     Continue(&'static [u8]),
-    /// Status 0x20 `Auth failure.`; the connection stays open and unauthenticated. Counts
+    /// Refused (binary: 0x20 `Auth failure.`); the connection stays open and unauthenticated. Counts
     /// `auth_cmds` and `auth_errors`.
     Failed,
-    /// Status 0x04 `Invalid arguments`: a mechanism name over 32 bytes. Counts nothing and
+    /// A mechanism name over [`MAX_SASL_MECH_LEN`] (binary: 0x04 `Invalid arguments`). Counts nothing and
     /// leaves the authentication state alone.
     InvalidArguments,
 }
 
 impl SaslReply {
-    /// The response status.
-    pub fn status(self) -> Status {
-        match self {
-            SaslReply::Authenticated => Status::Success,
-            SaslReply::Continue(_) => Status::AuthContinue,
-            SaslReply::Failed => Status::AuthError,
-            SaslReply::InvalidArguments => Status::InvalidArguments,
-        }
-    }
-
-    /// The response body.
-    pub fn body(self) -> &'static [u8] {
-        match self {
-            SaslReply::Authenticated => SASL_AUTHENTICATED,
-            SaslReply::Continue(challenge) => challenge,
-            SaslReply::Failed | SaslReply::InvalidArguments => self.status().default_body(),
-        }
-    }
-
     /// How the counters move: `(auth_cmds, auth_errors)` increments.
     pub fn counts(self) -> (u64, u64) {
         match self {
@@ -341,182 +328,6 @@ impl SaslSession {
         } else {
             SaslReply::Failed
         }
-    }
-}
-
-/// Whether a binary command may run on this connection: with SASL off always; with SASL on only
-/// SASL_LIST_MECHS, SASL_AUTH, SASL_STEP and VERSION until the session has authenticated.
-/// A refused command is answered `Auth failure.` (0x20) and the connection is closed.
-pub fn binary_command_allowed(
-    sasl_enabled: bool,
-    session: &SaslSession,
-    header: &tern_protocol::binary::Header,
-) -> bool {
-    !sasl_enabled || session.is_authenticated() || !header.requires_auth()
-}
-
-/// memcached's read buffer size: an ASCII login whose data block cannot fit in it makes
-/// memcached close the connection (verified: a 16382-byte block is read, 16383 closes).
-const ASCII_AUTH_MAX_BLOCK: usize = 16 * 1024;
-
-/// A line without a newline longer than this closes an unauthenticated ASCII connection.
-const ASCII_AUTH_MAX_LINE: usize = 2048;
-
-/// How an ASCII login attempt changes the counters and the connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsciiAuthOutcome {
-    /// Not a login attempt (or a malformed one): nothing counted, still unauthenticated.
-    Refused,
-    /// `STORED`: the connection is authenticated and speaks the text protocol from now on.
-    /// Counts `auth_cmds`.
-    Authenticated,
-    /// `CLIENT_ERROR authentication failure`. Counts `auth_cmds` and `auth_errors`.
-    Failed,
-}
-
-/// What to do with the bytes an unauthenticated `-Y` text connection has sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AsciiAuth {
-    /// Wait for more input.
-    NeedMore,
-    /// Close the connection without a reply.
-    Close,
-    /// Send `reply` (it ends in `\r\n`) and drop `consumed` bytes of input.
-    Reply {
-        /// Bytes of input used.
-        consumed: usize,
-        /// The exact reply line.
-        reply: &'static [u8],
-        /// What happened.
-        outcome: AsciiAuthOutcome,
-    },
-}
-
-const UNAUTHENTICATED: &[u8] = b"CLIENT_ERROR unauthenticated\r\n";
-const BAD_TERMINATION: &[u8] = b"CLIENT_ERROR bad command line termination\r\n";
-const BAD_TOKEN_FORMAT: &[u8] = b"CLIENT_ERROR bad authentication token format\r\n";
-const AUTH_FAILURE: &[u8] = b"CLIENT_ERROR authentication failure\r\n";
-const STORED: &[u8] = b"STORED\r\n";
-
-/// Tokens split on single spaces, runs of spaces skipped (memcached's `tokenize_command`),
-/// reading as a C string: stops at the first NUL.
-fn tokens(s: &[u8]) -> impl Iterator<Item = &[u8]> {
-    let end = s.iter().position(|&b| b == 0).unwrap_or(s.len());
-    s[..end].split(|&b| b == b' ').filter(|t| !t.is_empty())
-}
-
-/// memcached's `safe_strtoul` on a 64-bit build: `strtoul` (leading white space, an optional
-/// sign, digits), then white space or the end; a negative number is refused only when it wraps
-/// to a "negative" long; the result is truncated to 32 bits as memcached stores it.
-fn safe_strtoul(token: &[u8]) -> Option<u32> {
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r');
-    let start = token
-        .iter()
-        .position(|&b| !is_space(b))
-        .unwrap_or(token.len());
-    let mut rest = &token[start..];
-    let negative = rest.first() == Some(&b'-');
-    if matches!(rest.first(), Some(b'-' | b'+')) {
-        rest = &rest[1..];
-    }
-    let digits = rest.iter().take_while(|b| b.is_ascii_digit()).count();
-    if digits == 0 {
-        return None;
-    }
-    let mut value: u64 = 0;
-    for &d in &rest[..digits] {
-        value = value.checked_mul(10)?.checked_add(u64::from(d - b'0'))?;
-    }
-    match rest.get(digits) {
-        None => {}
-        Some(&b) if is_space(b) => {}
-        Some(_) => return None,
-    }
-    let value = if negative {
-        value.wrapping_neg()
-    } else {
-        value
-    };
-    if (value as i64) < 0 && token.contains(&b'-') {
-        return None;
-    }
-    Some(value as u32)
-}
-
-/// Decides what an unauthenticated `-Y` connection's input means (memcached 1.6.18's
-/// `try_read_command_asciiauth`, verified over a socket):
-///
-/// - Any command line but `set <key> <flags> <exptime> <bytes> ...` (5 tokens at least, a valid
-///   size) answers `CLIENT_ERROR unauthenticated` and is dropped; the connection stays open.
-/// - A `set` waits for its `<bytes>` data and `\r\n` (a block over 16 KiB closes, as
-///   memcached's read buffer cannot hold it); data not ending in `\r\n` answers
-///   `CLIENT_ERROR bad command line termination`; data with fewer than two space-separated
-///   tokens answers `CLIENT_ERROR bad authentication token format`; otherwise the first two
-///   tokens are checked as user and password: `STORED` or `CLIENT_ERROR authentication
-///   failure`. Key, flags, exptime and `noreply` are ignored.
-/// - No newline within the first 2048 bytes closes the connection.
-///
-/// memcached consumes the command line before the data arrives; this function, being stateless,
-/// waits for both and consumes them together (same replies).
-///
-/// When several commands arrive in one read, memcached 1.6.18 overwrites its reply with the
-/// next one's (only the last reply of the batch is sent): tern should send every reply.
-pub fn ascii_auth(input: &[u8], db: &PasswordDb) -> AsciiAuth {
-    if input.len() < 2 {
-        return AsciiAuth::NeedMore;
-    }
-    let Some(nl) = input.iter().position(|&b| b == b'\n') else {
-        return if input.len() > ASCII_AUTH_MAX_LINE {
-            AsciiAuth::Close
-        } else {
-            AsciiAuth::NeedMore
-        };
-    };
-    let line = &input[..nl];
-    let line_len = nl + 1;
-    let refused = AsciiAuth::Reply {
-        consumed: line_len,
-        reply: UNAUTHENTICATED,
-        outcome: AsciiAuthOutcome::Refused,
-    };
-    let mut toks = tokens(line);
-    let (Some(cmd), Some(_key), Some(_flags), Some(_exptime), Some(size)) = (
-        toks.next(),
-        toks.next(),
-        toks.next(),
-        toks.next(),
-        toks.next(),
-    ) else {
-        return refused;
-    };
-    let Some(size) = (cmd == b"set").then(|| safe_strtoul(size)).flatten() else {
-        return refused;
-    };
-    // memcached computes the block length in 32 bits: sizes near 2^32 wrap to 0 or 1.
-    let block = size.wrapping_add(2) as usize;
-    if block > ASCII_AUTH_MAX_BLOCK {
-        return AsciiAuth::Close;
-    }
-    let Some(data) = input.get(line_len..line_len + block) else {
-        return AsciiAuth::NeedMore;
-    };
-    let consumed = line_len + block;
-    let reply = |reply, outcome| AsciiAuth::Reply {
-        consumed,
-        reply,
-        outcome,
-    };
-    let Some(payload) = data.strip_suffix(b"\r\n") else {
-        return reply(BAD_TERMINATION, AsciiAuthOutcome::Refused);
-    };
-    let mut creds = tokens(payload);
-    let (Some(user), Some(pass)) = (creds.next(), creds.next()) else {
-        return reply(BAD_TOKEN_FORMAT, AsciiAuthOutcome::Refused);
-    };
-    if db.check(user, pass) {
-        reply(STORED, AsciiAuthOutcome::Authenticated)
-    } else {
-        reply(AUTH_FAILURE, AsciiAuthOutcome::Failed)
     }
 }
 
@@ -621,10 +432,7 @@ mod tests {
         let mut s = SaslSession::new();
         let r = s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
         assert_eq!(r, SaslReply::Authenticated);
-        assert_eq!(
-            (r.status(), r.body(), r.counts()),
-            (Status::Success, &b"Authenticated"[..], (1, 0))
-        );
+        assert_eq!((r, r.counts()), (SaslReply::Authenticated, (1, 0)));
         assert!(s.is_authenticated());
         // authzid equal to the user is fine; any other is refused.
         assert_eq!(
@@ -643,10 +451,7 @@ mod tests {
         let mut s = SaslSession::new();
         s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
         let r = s.auth(&db, b"PLAIN", b"\0alice\0wrong", false);
-        assert_eq!(
-            (r.status(), r.body(), r.counts()),
-            (Status::AuthError, &b"Auth failure."[..], (1, 1))
-        );
+        assert_eq!((r, r.counts()), (SaslReply::Failed, (1, 1)));
         assert!(!s.is_authenticated());
         assert_eq!(
             s.auth(&db, b"FOO", b"\0alice\0secret", false),
@@ -659,10 +464,7 @@ mod tests {
         let db = authfile();
         let mut s = SaslSession::new();
         let r = s.auth(&db, b"PLAIN", b"", false);
-        assert_eq!(
-            (r.status(), r.body(), r.counts()),
-            (Status::AuthContinue, &b""[..], (0, 0))
-        );
+        assert_eq!((r, r.counts()), (SaslReply::Continue(b""), (0, 0)));
         assert_eq!(
             s.auth(&db, b"PLAIN", b"\0alice\0secret", true),
             SaslReply::Authenticated
@@ -684,10 +486,7 @@ mod tests {
         let mut s = SaslSession::new();
         s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
         let r = s.auth(&db, &[b'P'; 33], b"abc", false);
-        assert_eq!(
-            (r.status(), r.body(), r.counts()),
-            (Status::InvalidArguments, &b"Invalid arguments"[..], (0, 0))
-        );
+        assert_eq!((r, r.counts()), (SaslReply::InvalidArguments, (0, 0)));
         assert!(s.is_authenticated());
     }
 
@@ -698,185 +497,5 @@ mod tests {
         s.auth(&db, b"PLAIN", b"\0alice\0secret", false);
         assert_eq!(s.list_mechs(), b"PLAIN");
         assert!(!s.is_authenticated());
-    }
-
-    #[test]
-    fn sasl_gate_lets_only_sasl_and_version_through() {
-        use tern_protocol::binary::Header;
-        let header = |opcode| Header {
-            magic: 0x80,
-            opcode,
-            key_len: 0,
-            extras_len: 0,
-            data_type: 0,
-            vbucket_or_status: 0,
-            body_len: 0,
-            opaque: 0,
-            cas: 0,
-        };
-        let s = SaslSession::new();
-        for op in [0x20, 0x21, 0x22, 0x0b] {
-            assert!(binary_command_allowed(true, &s, &header(op)));
-        }
-        for op in [0x00, 0x0a, 0x10, 0x09, 0x30, 0x07] {
-            assert!(!binary_command_allowed(true, &s, &header(op)));
-            assert!(binary_command_allowed(false, &s, &header(op)));
-        }
-    }
-
-    fn reply(consumed: usize, reply: &'static [u8], outcome: AsciiAuthOutcome) -> AsciiAuth {
-        AsciiAuth::Reply {
-            consumed,
-            reply,
-            outcome,
-        }
-    }
-
-    // Each expectation below was read from memcached 1.6.18 -Y over a socket.
-    #[test]
-    fn ascii_auth_set_with_user_pass_authenticates() {
-        let db = authfile();
-        let input = b"set k 0 0 12\r\nalice secret\r\nget k\r\n";
-        assert_eq!(
-            ascii_auth(input, &db),
-            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-        // Extra tokens, noreply, a bare LF and leading spaces make no difference.
-        assert_eq!(
-            ascii_auth(b"set k 0 0 18\r\nalice secret extra\r\n", &db),
-            reply(34, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-        assert_eq!(
-            ascii_auth(b"set k 0 0 12 noreply\r\nalice secret\r\n", &db),
-            reply(36, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-        assert_eq!(
-            ascii_auth(b"set k 0 0 12\nalice secret\r\n", &db),
-            reply(27, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-        assert_eq!(
-            ascii_auth(b"  set   k 0 0 12\r\nalice secret\r\n", &db),
-            reply(32, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-        assert_eq!(
-            ascii_auth(b"set k 0 0 14\r\n  alice secret\r\n", &db),
-            reply(30, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-    }
-
-    #[test]
-    fn ascii_auth_wrong_password_fails() {
-        let db = authfile();
-        assert_eq!(
-            ascii_auth(b"set k 0 0 11\r\nalice wrong\r\n", &db),
-            reply(
-                27,
-                b"CLIENT_ERROR authentication failure\r\n",
-                AsciiAuthOutcome::Failed
-            )
-        );
-        // A -Y password is the whole rest of the line.
-        assert_eq!(
-            ascii_auth(b"set k 0 0 6\r\nbob pw\r\n", &db),
-            reply(
-                21,
-                b"CLIENT_ERROR authentication failure\r\n",
-                AsciiAuthOutcome::Failed
-            )
-        );
-        assert_eq!(
-            ascii_auth(b"set k 0 0 12\r\nbob pw:extra\r\n", &db),
-            reply(28, b"STORED\r\n", AsciiAuthOutcome::Authenticated)
-        );
-    }
-
-    #[test]
-    fn ascii_auth_anything_but_a_set_is_unauthenticated() {
-        let db = authfile();
-        let refused = |n| {
-            reply(
-                n,
-                b"CLIENT_ERROR unauthenticated\r\n",
-                AsciiAuthOutcome::Refused,
-            )
-        };
-        assert_eq!(ascii_auth(b"get foo\r\n", &db), refused(9));
-        assert_eq!(ascii_auth(b"stats\r\n", &db), refused(7));
-        assert_eq!(ascii_auth(b"set k 0 0\r\n", &db), refused(11));
-        assert_eq!(
-            ascii_auth(b"add k 0 0 12\r\nalice secret\r\n", &db),
-            refused(14)
-        );
-        assert_eq!(
-            ascii_auth(b"set k 0 0 -1\r\nalice secret\r\n", &db),
-            refused(14)
-        );
-        assert_eq!(ascii_auth(b"\r\nget foo\r\n", &db), refused(2));
-    }
-
-    #[test]
-    fn ascii_auth_bad_data_blocks() {
-        let db = authfile();
-        assert_eq!(
-            ascii_auth(b"set k 0 0 3\r\nabcde\r\n", &db),
-            reply(
-                18,
-                b"CLIENT_ERROR bad command line termination\r\n",
-                AsciiAuthOutcome::Refused
-            )
-        );
-        let bad_format = |n| {
-            reply(
-                n,
-                b"CLIENT_ERROR bad authentication token format\r\n",
-                AsciiAuthOutcome::Refused,
-            )
-        };
-        assert_eq!(ascii_auth(b"set k 0 0 5\r\nalice\r\n", &db), bad_format(20));
-        assert_eq!(
-            ascii_auth(b"set k 0 0 12\r\nalice\tsecret\r\n", &db),
-            bad_format(28)
-        );
-        // The size is truncated to 32 bits, as memcached's safe_strtoul stores it.
-        assert_eq!(
-            ascii_auth(b"set k 0 0 4294967298\r\nab\r\n", &db),
-            bad_format(26)
-        );
-    }
-
-    #[test]
-    fn ascii_auth_waits_for_line_and_data() {
-        let db = authfile();
-        let input = b"set k 0 0 12\r\nalice secret\r\n";
-        for cut in 0..input.len() {
-            assert_eq!(
-                ascii_auth(&input[..cut], &db),
-                AsciiAuth::NeedMore,
-                "cut {cut}"
-            );
-        }
-    }
-
-    #[test]
-    fn ascii_auth_closes_on_runaway_input() {
-        let db = authfile();
-        assert_eq!(ascii_auth(&[b'x'; 2049], &db), AsciiAuth::Close);
-        assert_eq!(ascii_auth(&[b'x'; 2048], &db), AsciiAuth::NeedMore);
-        // A data block memcached's 16 KiB read buffer cannot hold.
-        assert_eq!(ascii_auth(b"set k 0 0 16383\r\n", &db), AsciiAuth::Close);
-        assert_eq!(ascii_auth(b"set k 0 0 16382\r\n", &db), AsciiAuth::NeedMore);
-    }
-
-    #[test]
-    fn strtoul_matches_memcached() {
-        assert_eq!(safe_strtoul(b"12\r"), Some(12));
-        assert_eq!(safe_strtoul(b"+7"), Some(7));
-        assert_eq!(safe_strtoul(b"\t7"), Some(7));
-        assert_eq!(safe_strtoul(b"-0"), Some(0));
-        assert_eq!(safe_strtoul(b"-1"), None);
-        assert_eq!(safe_strtoul(b"7x"), None);
-        assert_eq!(safe_strtoul(b""), None);
-        assert_eq!(safe_strtoul(b"18446744073709551616"), None);
-        assert_eq!(safe_strtoul(b"4294967296"), Some(0));
     }
 }

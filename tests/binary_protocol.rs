@@ -641,8 +641,12 @@ fn stat_of(stats: &[(String, String)], name: &str) -> String {
         .clone()
 }
 
+/// A fresh file for one test. Each call gets its own path: tests run in parallel and each removes
+/// its file when done, so a shared path let one test delete another's password file mid-run.
 fn temp_file(name: &str, contents: &[u8]) -> std::path::PathBuf {
-    let path = std::env::temp_dir().join(format!("tern-binwire-{}-{name}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("tern-binwire-{}-{n}-{name}", std::process::id()));
     std::fs::write(&path, contents).unwrap();
     path
 }

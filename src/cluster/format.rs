@@ -13,9 +13,10 @@
 //! `\r\n` line ends, a missing final newline) but [`ClusterConfig::render`] always writes the one
 //! canonical form.
 //!
-//! The wire replies built around that data (`CONFIG cluster 0 <N>`, the legacy
-//! `VALUE AmazonElastiCache:cluster`) are composed here too, and parsed back for the operator
-//! command (`tern-cluster`).
+//! The `config get cluster` reply (`CONFIG cluster 0 <N>`) is composed here, once per published
+//! config so serving it is one copy, and parsed back for the operator command (`tern-cluster`).
+//! The legacy `VALUE AmazonElastiCache:cluster` hit is the text executor's
+//! (`server/text.rs`, `compose_legacy`): it is an ordinary `VALUE` line.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -257,23 +258,6 @@ pub fn compose_config_reply(data: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"\r\nEND\r\n");
 }
 
-/// Appends one legacy retrieval hit, `VALUE AmazonElastiCache:cluster 0 <N>[ <cas>]\r\n<data>\r\n`
-/// (no `END`: a multi-key `get` goes on with its other keys).
-pub fn compose_legacy_value(data: &[u8], cas: Option<u64>, out: &mut Vec<u8>) {
-    out.reserve(64 + data.len());
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(LEGACY_KEY);
-    out.extend_from_slice(b" 0 ");
-    out.extend_from_slice(itoa::Buffer::new().format(data.len()).as_bytes());
-    if let Some(cas) = cas {
-        out.push(b' ');
-        out.extend_from_slice(itoa::Buffer::new().format(cas).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
 /// What a server answered to `config get cluster`, as parsed by [`parse_config_reply`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigReply {
@@ -493,18 +477,6 @@ mod tests {
         assert_eq!(
             out,
             b"CONFIG cluster 0 20\r\n1\nh|127.0.0.1|11211\n\r\nEND\r\n"
-        );
-    }
-
-    #[test]
-    fn legacy_value_with_and_without_cas() {
-        let mut out = Vec::new();
-        compose_legacy_value(b"1\nh|127.0.0.1|1\n", None, &mut out);
-        compose_legacy_value(b"1\nh|127.0.0.1|1\n", Some(1), &mut out);
-        assert_eq!(
-            out,
-            &b"VALUE AmazonElastiCache:cluster 0 16\r\n1\nh|127.0.0.1|1\n\r\n\
-               VALUE AmazonElastiCache:cluster 0 16 1\r\n1\nh|127.0.0.1|1\n\r\n"[..]
         );
     }
 

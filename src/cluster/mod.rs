@@ -261,20 +261,6 @@ impl Cluster {
         state.high = state.high.max(config.version());
         state.current = Some(Arc::new(Published::new(config)));
     }
-
-    /// Appends the legacy `VALUE AmazonElastiCache:cluster …` hit for a `get` (or, with
-    /// `with_cas`, a `gets`, whose CAS is the config version: it changes exactly when the
-    /// config does). Whether there was a config to answer with.
-    pub fn compose_legacy(&self, with_cas: bool, out: &mut Vec<u8>) -> bool {
-        match self.current() {
-            Some(p) => {
-                let cas = with_cas.then(|| u64::from(p.version()));
-                format::compose_legacy_value(p.data(), cas, out);
-                true
-            }
-            None => false,
-        }
-    }
 }
 
 fn read_file(path: &Path) -> Result<ClusterConfig, ReloadError> {
@@ -462,15 +448,16 @@ mod tests {
     fn legacy_get_and_gets() {
         let c = Cluster::new(config(9, 1), None);
         let mut out = Vec::new();
-        assert!(c.compose_legacy(false, &mut out));
-        assert!(c.compose_legacy(true, &mut out));
+        let legacy = crate::server::text::compose_legacy;
+        assert!(legacy(&c, false, &mut out));
+        assert!(legacy(&c, true, &mut out));
         assert_eq!(
             out,
             &b"VALUE AmazonElastiCache:cluster 0 16\r\n9\nh|127.0.0.1|1\n\r\n\
                VALUE AmazonElastiCache:cluster 0 16 9\r\n9\nh|127.0.0.1|1\n\r\n"[..]
         );
         c.delete(b"cluster");
-        assert!(!c.compose_legacy(false, &mut out));
+        assert!(!legacy(&c, false, &mut out));
     }
 
     #[test]

@@ -3,13 +3,14 @@
 //! rules each arm follows), and runs SASL (`-S`) through [`crate::auth`].
 
 use tern_protocol::binary::{
-    compose, compose_status, compose_status_body, compose_value_head, Frame, Opcode, Status,
+    compose, compose_status, compose_status_body, compose_value_head, Frame, Header, Opcode,
+    Status, SASL_AUTHENTICATED,
 };
-use tern_protocol::{ConfigRequest, Request, Response};
+use tern_protocol::{ConfigRequest, ErrorReply, Request, Response};
 
 use super::ops::{
     arith_op, config_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After,
-    ConfigOutcome, Ctx, StatsReply,
+    ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::{self, ItemView};
@@ -24,27 +25,30 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         }
         Request::Touch { key, exptime, .. } => retrieve(frame, key, Some(exptime), cx),
         Request::Store(store) => {
-            let (response, cas) = store_op(&store, cx);
+            let (response, cas) = store_response(store_op(&store, cx));
             compose(frame, &response, cas, cx.out);
         }
         Request::TooLarge {
             mode, key, swallow, ..
         } => {
-            let response = too_large_op(mode, key, false, cx);
-            compose(frame, &response, 0, cx.out);
+            let (response, cas) = store_response(too_large_op(mode, key, false, cx));
+            compose(frame, &response, cas, cx.out);
             return After::Swallow(swallow);
         }
         Request::Delete { key, .. } => {
-            let response = delete_op(key, frame.cas, cx);
+            let response = delete_response(delete_op(key, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::Arith(arith) => {
-            let response = arith_op(&arith, frame.cas, cx);
+            let response = arith_response(arith_op(&arith, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::FlushAll { delay, .. } => {
             // -F: memcached answers a binary FLUSH with an auth error (never quiet).
-            let response = flush_op(delay, cx);
+            let response = match flush_op(delay, cx) {
+                Ok(()) => Response::Ok,
+                Err(e) => Response::Error(e),
+            };
             compose(frame, &response, 0, cx.out);
         }
         Request::Version => compose(frame, &Response::Version(super::VERSION), 0, out),
@@ -91,7 +95,8 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
                     String::from_utf8_lossy(user)
                 );
             }
-            compose_status_body(frame, reply.status(), reply.body(), 0, cx.out);
+            let (status, body) = sasl_status(reply);
+            compose_status_body(frame, status, body, 0, cx.out);
         }
         // Without -S memcached does not know the SASL opcodes.
         Request::SaslListMechs | Request::SaslAuth { .. } => {
@@ -181,6 +186,107 @@ fn sasl_db(cx: &Ctx<'_>) -> PasswordDb {
         Err(e) => {
             log::warn!("cannot read SASL password file {}: {e}", path.display());
             PasswordDb::from_sasl_pwdb(b"")
+        }
+    }
+}
+
+// The binary replies of the operations' outcomes: the only place they are decided. The binary
+// composer turns each `Response` into its status (quiet opcodes, opaque and CAS echo included).
+
+/// A storage outcome as a response and the CAS the reply carries.
+fn store_response(outcome: StoreOutcome) -> (Response<'static>, u64) {
+    match outcome {
+        StoreOutcome::Stored { cas } => (Response::Stored, cas),
+        StoreOutcome::NotStored => (Response::NotStored, 0),
+        StoreOutcome::Exists => (Response::Exists, 0),
+        StoreOutcome::NotFound => (Response::NotFound, 0),
+        StoreOutcome::TooLarge => (Response::Error(ErrorReply::TooLarge), 0),
+        StoreOutcome::OutOfMemory => (Response::OutOfMemory, 0),
+    }
+}
+
+fn delete_response(outcome: DeleteOutcome) -> Response<'static> {
+    match outcome {
+        DeleteOutcome::Deleted => Response::Deleted,
+        DeleteOutcome::NotFound => Response::NotFound,
+        DeleteOutcome::Exists => Response::Exists,
+    }
+}
+
+fn arith_response(outcome: ArithOutcome) -> Response<'static> {
+    match outcome {
+        ArithOutcome::Value { value, cas } => Response::Number { value, cas },
+        ArithOutcome::NotFound => Response::NotFound,
+        ArithOutcome::Exists => Response::Exists,
+        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
+        ArithOutcome::OutOfMemory => Response::OutOfMemory,
+    }
+}
+
+/// Whether a binary command may run on this connection: with SASL off always; with SASL on only
+/// SASL_LIST_MECHS, SASL_AUTH, SASL_STEP and VERSION until the session has authenticated.
+/// A refused command is answered `Auth failure.` (0x20) and the connection is closed.
+pub fn command_allowed(sasl_enabled: bool, session: &SaslSession, header: &Header) -> bool {
+    !sasl_enabled || session.is_authenticated() || !header.requires_auth()
+}
+
+/// The status and body answering a SASL_AUTH or SASL_STEP.
+fn sasl_status(reply: SaslReply) -> (Status, &'static [u8]) {
+    match reply {
+        SaslReply::Authenticated => (Status::Success, SASL_AUTHENTICATED),
+        SaslReply::Continue(challenge) => (Status::AuthContinue, challenge),
+        SaslReply::Failed => (Status::AuthError, Status::AuthError.default_body()),
+        SaslReply::InvalidArguments => (
+            Status::InvalidArguments,
+            Status::InvalidArguments.default_body(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sasl_replies_map_to_memcached_statuses_and_bodies() {
+        assert_eq!(
+            sasl_status(SaslReply::Authenticated),
+            (Status::Success, &b"Authenticated"[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::Failed),
+            (Status::AuthError, &b"Auth failure."[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::Continue(b"")),
+            (Status::AuthContinue, &b""[..])
+        );
+        assert_eq!(
+            sasl_status(SaslReply::InvalidArguments),
+            (Status::InvalidArguments, &b"Invalid arguments"[..])
+        );
+    }
+
+    #[test]
+    fn sasl_gate_lets_only_sasl_and_version_through() {
+        let header = |opcode| Header {
+            magic: 0x80,
+            opcode,
+            key_len: 0,
+            extras_len: 0,
+            data_type: 0,
+            vbucket_or_status: 0,
+            body_len: 0,
+            opaque: 0,
+            cas: 0,
+        };
+        let s = SaslSession::new();
+        for op in [0x20, 0x21, 0x22, 0x0b] {
+            assert!(command_allowed(true, &s, &header(op)));
+        }
+        for op in [0x00, 0x0a, 0x10, 0x09, 0x30, 0x07] {
+            assert!(!command_allowed(true, &s, &header(op)));
+            assert!(command_allowed(false, &s, &header(op)));
         }
     }
 }

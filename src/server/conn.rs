@@ -14,8 +14,9 @@ use tern_protocol::{text, ParseError};
 use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
+use super::text::{AsciiAuth, AsciiAuthOutcome};
 use super::Shared;
-use crate::auth::{self, AsciiAuth, AsciiAuthOutcome, SaslSession};
+use crate::auth::SaslSession;
 use crate::config::BindingProtocol;
 
 /// Input buffer size a connection reads with (and shrinks back to after a large request).
@@ -333,7 +334,7 @@ impl Conn {
         let input = &self.rbuf[self.rpos..self.rend];
         let out = &mut self.wbuf;
         if let (Some(db), false) = (&shared.auth_file, self.ascii_authed) {
-            return match auth::ascii_auth(input, db) {
+            return match super::text::ascii_auth(input, db) {
                 AsciiAuth::NeedMore => Step::Incomplete { needed: None },
                 AsciiAuth::Close => Step::Done {
                     consumed: input.len(),
@@ -403,7 +404,7 @@ impl Conn {
             // connection may send only the SASL opcodes and VERSION.
             if h.magic == REQUEST_MAGIC
                 && h.lengths_consistent()
-                && !auth::binary_command_allowed(shared.settings.sasl, &self.sasl, &h)
+                && !super::binary::command_allowed(shared.settings.sasl, &self.sasl, &h)
             {
                 binary::compose_header_status(
                     &h,

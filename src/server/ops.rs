@@ -1,24 +1,22 @@
 //! The protocol-neutral operations every executor runs.
 //!
 //! Each operation calls the store (or the cluster config, or the server's shared state), bumps
-//! the worker's counters exactly as memcached counts them, and returns a typed outcome: the
-//! shared [`Response`] (with typed [`ErrorReply`] errors and, where the binary protocol reports
-//! it, the item's new CAS), or an outcome enum of its own ([`StatsReply`], [`ConfigOutcome`]).
-//! It writes no reply bytes: `super::text` and `super::binary` (and later the meta executor)
+//! the worker's counters exactly as memcached counts them, and returns a typed outcome of its
+//! own ([`StoreOutcome`], [`DeleteOutcome`], [`ArithOutcome`], [`TouchOutcome`], [`StatsReply`],
+//! [`ConfigOutcome`], or a typed [`ErrorReply`] refusal), carrying the item's new CAS where a
+//! protocol reports it. It writes no reply bytes: `super::text` and `super::binary` (and later the meta executor)
 //! are each the only place that turns these outcomes into their protocol's replies. Store
 //! closures copy item bytes into the output buffer, so nothing here holds a store lock once a
 //! function returns.
 
 use std::sync::Arc;
 
-use tern_protocol::{
-    ArithRequest, ConfigRequest, ErrorReply, Response, StatsGroup, StoreMode, StoreRequest,
-};
+use tern_protocol::{ArithRequest, ConfigRequest, ErrorReply, StatsGroup, StoreMode, StoreRequest};
 
 use super::stats::ThreadStats;
 use super::Shared;
 use crate::cluster::{Cluster, Published, SetError, CONFIG_KEY};
-use crate::store::{self, ArithOutcome, DeleteOutcome, ItemView, Lookup, SetMode, StoreOutcome};
+use crate::store::{self, ItemView, Lookup, SetMode};
 
 /// What the connection does after a request has been executed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,8 +51,68 @@ pub fn set_mode(mode: StoreMode) -> SetMode {
     }
 }
 
-/// A storage command: the reply and, when stored, the item's new CAS unique.
-pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> (Response<'static>, u64) {
+/// What a storage command did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// Stored; the item's new CAS unique.
+    Stored {
+        /// The new item's CAS unique.
+        cas: u64,
+    },
+    /// Not stored: `add` of an existing key, `replace`/`append`/`prepend` of a missing one.
+    NotStored,
+    /// `cas` with a CAS unique other than the item's.
+    Exists,
+    /// `cas` of a missing key.
+    NotFound,
+    /// The item cannot fit under the item size limit.
+    TooLarge,
+    /// No memory for the item (`-M`, nothing may be evicted).
+    OutOfMemory,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// The item was removed.
+    Deleted,
+    /// No such item.
+    NotFound,
+    /// A CAS unique was given and the item's differs (binary only).
+    Exists,
+}
+
+/// What an incr/decr did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArithOutcome {
+    /// The item now holds `value` (updated, or created from the binary initial value).
+    Value {
+        /// The new value.
+        value: u64,
+        /// The item's CAS unique after the update.
+        cas: u64,
+    },
+    /// No such item (and no initial value to create it from).
+    NotFound,
+    /// A CAS unique was given and the item's differs (binary only).
+    Exists,
+    /// The item's value is not a decimal number.
+    NonNumeric,
+    /// No memory for the new value.
+    OutOfMemory,
+}
+
+/// What a touch did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TouchOutcome {
+    /// The item's expiry time was updated.
+    Touched,
+    /// No such item.
+    NotFound,
+}
+
+/// A storage command: what was done, with the item's new CAS unique when stored.
+pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> StoreOutcome {
     cx.stats.cmd_set.incr();
     let (outcome, cas) = cx.shared.store.set(&store::SetRequest {
         mode: set_mode(req.mode),
@@ -67,33 +125,33 @@ pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> (Response<'static>, u64
     });
     if req.mode == StoreMode::Cas {
         match outcome {
-            StoreOutcome::Stored => cx.stats.cas_hits.incr(),
-            StoreOutcome::Exists => cx.stats.cas_badval.incr(),
-            StoreOutcome::NotFound => cx.stats.cas_misses.incr(),
+            store::StoreOutcome::Stored => cx.stats.cas_hits.incr(),
+            store::StoreOutcome::Exists => cx.stats.cas_badval.incr(),
+            store::StoreOutcome::NotFound => cx.stats.cas_misses.incr(),
             _ => {}
         }
     }
-    let response = match outcome {
-        StoreOutcome::Stored => Response::Stored,
-        StoreOutcome::NotStored => Response::NotStored,
-        StoreOutcome::Exists => Response::Exists,
-        StoreOutcome::NotFound => Response::NotFound,
-        StoreOutcome::TooLarge => {
+    match outcome {
+        store::StoreOutcome::Stored => StoreOutcome::Stored { cas },
+        store::StoreOutcome::NotStored => StoreOutcome::NotStored,
+        store::StoreOutcome::Exists => StoreOutcome::Exists,
+        store::StoreOutcome::NotFound => StoreOutcome::NotFound,
+        store::StoreOutcome::TooLarge => {
             cx.stats.store_too_large.incr();
-            Response::Error(ErrorReply::TooLarge)
+            StoreOutcome::TooLarge
         }
-        StoreOutcome::OutOfMemory => {
+        store::StoreOutcome::OutOfMemory => {
             cx.stats.store_no_memory.incr();
-            Response::OutOfMemory
+            StoreOutcome::OutOfMemory
         }
-    };
-    (response, cas)
+    }
 }
 
 /// A storage command whose item cannot fit: for `set` the old item is unlinked so no stale
 /// value survives (memcached does this in both protocols). `count` bumps `store_too_large`
-/// (the text protocol counts it; 1.6.18's binary protocol does not).
-pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> Response<'static> {
+/// (the text protocol counts it; 1.6.18's binary protocol does not). Always
+/// [`StoreOutcome::TooLarge`].
+pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> StoreOutcome {
     if count {
         cx.stats.store_too_large.incr();
     }
@@ -103,33 +161,31 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> R
             ..Default::default()
         });
     }
-    Response::Error(ErrorReply::TooLarge)
+    StoreOutcome::TooLarge
 }
 
-/// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero): `Deleted`, `NotFound` or
-/// `Exists`.
-pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> Response<'static> {
+/// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero).
+pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> DeleteOutcome {
     match cx.shared.store.delete(&store::DeleteRequest {
         key,
         cas,
         ..Default::default()
     }) {
-        DeleteOutcome::Deleted => {
+        store::DeleteOutcome::Deleted => {
             cx.stats.delete_hits.incr();
-            Response::Deleted
+            DeleteOutcome::Deleted
         }
-        DeleteOutcome::NotFound => {
+        store::DeleteOutcome::NotFound => {
             cx.stats.delete_misses.incr();
-            Response::NotFound
+            DeleteOutcome::NotFound
         }
-        DeleteOutcome::Exists => Response::Exists,
+        store::DeleteOutcome::Exists => DeleteOutcome::Exists,
     }
 }
 
-/// incr/decr (only if the item's CAS is `cas`, when non-zero). A non-numeric value answers
-/// [`ErrorReply::NonNumeric`]; an item created from the binary initial value counts neither a hit nor a
-/// miss, as in memcached.
-pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'static> {
+/// incr/decr (only if the item's CAS is `cas`, when non-zero). An item created from the binary
+/// initial value counts neither a hit nor a miss, as in memcached.
+pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> ArithOutcome {
     let outcome = cx.shared.store.arith(&store::ArithRequest {
         key: req.key,
         incr: req.incr,
@@ -144,20 +200,20 @@ pub fn arith_op(req: &ArithRequest<'_>, cas: u64, cx: &Ctx<'_>) -> Response<'sta
         (&cx.stats.decr_hits, &cx.stats.decr_misses)
     };
     match outcome {
-        ArithOutcome::Updated { value, cas, .. } => {
+        store::ArithOutcome::Updated { value, cas, .. } => {
             hits.incr();
-            Response::Number { value, cas }
+            ArithOutcome::Value { value, cas }
         }
-        ArithOutcome::Created { value, cas, .. } => Response::Number { value, cas },
-        ArithOutcome::NotFound => {
+        store::ArithOutcome::Created { value, cas, .. } => ArithOutcome::Value { value, cas },
+        store::ArithOutcome::NotFound => {
             misses.incr();
-            Response::NotFound
+            ArithOutcome::NotFound
         }
-        ArithOutcome::Exists => Response::Exists,
-        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
-        ArithOutcome::OutOfMemory => {
+        store::ArithOutcome::Exists => ArithOutcome::Exists,
+        store::ArithOutcome::NonNumeric => ArithOutcome::NonNumeric,
+        store::ArithOutcome::OutOfMemory => {
             cx.stats.store_no_memory.incr();
-            Response::OutOfMemory
+            ArithOutcome::OutOfMemory
         }
     }
 }
@@ -197,15 +253,15 @@ pub fn lookup_op<R>(
     found
 }
 
-/// `flush_all` / FLUSH: `Ok`, or [`ErrorReply::FlushDisabled`] (and nothing done) when `-F`
-/// forbids it.
-pub fn flush_op(delay: i64, cx: &Ctx<'_>) -> Response<'static> {
+/// `flush_all` / FLUSH: done, or refused with [`ErrorReply::FlushDisabled`] (and nothing done)
+/// when `-F` forbids it.
+pub fn flush_op(delay: i64, cx: &Ctx<'_>) -> Result<(), ErrorReply> {
     if !cx.shared.settings.flush_enabled {
-        return Response::Error(ErrorReply::FlushDisabled);
+        return Err(ErrorReply::FlushDisabled);
     }
     cx.stats.cmd_flush.incr();
     cx.shared.store.flush_all(delay);
-    Response::Ok
+    Ok(())
 }
 
 /// What a stats request yields, for each protocol to compose.
@@ -257,22 +313,21 @@ pub fn refusal(reply: ErrorReply, cx: &Ctx<'_>) -> ErrorReply {
 }
 
 /// `verbosity <level>`.
-pub fn verbosity_op(level: u32, cx: &Ctx<'_>) -> Response<'static> {
+pub fn verbosity_op(level: u32, cx: &Ctx<'_>) {
     cx.shared.set_verbosity(level);
-    Response::Ok
 }
 
-/// `touch <key> <exptime>`: `Touched` or `NotFound`, counted as a touch.
-pub fn touch_op(key: &[u8], exptime: i64, cx: &Ctx<'_>) -> Response<'static> {
+/// `touch <key> <exptime>`, counted as a touch.
+pub fn touch_op(key: &[u8], exptime: i64, cx: &Ctx<'_>) -> TouchOutcome {
     let req = store::GetRequest {
         key,
         touch: Some(exptime),
         ..Default::default()
     };
     if lookup_op(cx.shared, cx.stats, &req, |_| ()).is_hit() {
-        Response::Touched
+        TouchOutcome::Touched
     } else {
-        Response::NotFound
+        TouchOutcome::NotFound
     }
 }
 

@@ -107,9 +107,6 @@ pub const HEADER_LEN: usize = 24;
 pub const REQUEST_MAGIC: u8 = 0x80;
 /// Magic byte of a response.
 pub const RESPONSE_MAGIC: u8 = 0x81;
-/// memcached's `MAX_SASL_MECH_LEN`: a longer mechanism name is refused with
-/// [`Status::InvalidArguments`].
-pub const MAX_SASL_MECH_LEN: usize = 32;
 /// The body memcached sends with a successful SASL_AUTH/SASL_STEP.
 pub const SASL_AUTHENTICATED: &[u8] = b"Authenticated";
 

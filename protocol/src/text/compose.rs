@@ -1,5 +1,6 @@
 //! Writing the text protocol: the server's replies and, for clients, requests.
 
+use super::auth::AuthReply;
 use crate::{ConfigRequest, ErrorReply, ReplyMode, Request, Response, StoreMode};
 
 const CRLF: &[u8] = b"\r\n";
@@ -35,6 +36,17 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::Close => return None,
         ErrorReply::Meta(error) => error.line(),
     })
+}
+
+/// The reply line of the `-Y` login, `\r\n` included.
+pub fn auth_reply_line(reply: AuthReply) -> &'static [u8] {
+    match reply {
+        AuthReply::Stored => b"STORED\r\n",
+        AuthReply::Failure => b"CLIENT_ERROR authentication failure\r\n",
+        AuthReply::Unauthenticated => b"CLIENT_ERROR unauthenticated\r\n",
+        AuthReply::BadTermination => b"CLIENT_ERROR bad command line termination\r\n",
+        AuthReply::BadTokenFormat => b"CLIENT_ERROR bad authentication token format\r\n",
+    }
 }
 
 /// Appends the text form of `response` to `out`, byte for byte as memcached 1.6.18 writes it.

@@ -1,0 +1,79 @@
+//! Binding the listening sockets before the server starts (and before root is dropped).
+
+use std::io;
+use std::net::SocketAddr;
+
+use super::socket;
+use crate::config::Settings;
+
+/// Binds the listening sockets for `settings`: the Unix socket when `-s` is given (which, as in
+/// memcached, turns network listening off), else TCP on the `-l` addresses and `-p` port with
+/// backlog `-b` (`-p 0` turns TCP off, as in memcached).
+pub fn bind(settings: &Settings) -> io::Result<Listeners> {
+    if let Some(path) = &settings.unix_socket {
+        return Ok(Listeners {
+            unix: Some(socket::bind_unix(path, settings.unix_mask)?),
+            ..Listeners::default()
+        });
+    }
+    let mut listeners = Listeners::default();
+    if settings.port.is_on() {
+        listeners.tcp = settings
+            .listen_addrs(settings.port.bind_port())?
+            .into_iter()
+            .map(|addr| bind_one(addr, settings.backlog))
+            .collect::<io::Result<Vec<_>>>()?;
+    }
+    if settings.udp_port.is_on() {
+        listeners.udp = settings
+            .listen_addrs(settings.udp_port.bind_port())?
+            .into_iter()
+            .map(bind_udp)
+            .collect::<io::Result<Vec<_>>>()?;
+    }
+    Ok(listeners)
+}
+
+fn bind_udp(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    Ok(socket.into())
+}
+
+fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(true)?;
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
+}
+
+/// Sockets a server listens on, bound before the server starts (and before root is dropped).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// TCP listeners.
+    pub tcp: Vec<std::net::TcpListener>,
+    /// A Unix-domain listener (`-s`).
+    pub unix: Option<std::os::unix::net::UnixListener>,
+    /// UDP sockets (`-U`).
+    pub udp: Vec<std::net::UdpSocket>,
+}
+
+impl From<Vec<std::net::TcpListener>> for Listeners {
+    fn from(tcp: Vec<std::net::TcpListener>) -> Self {
+        Listeners {
+            tcp,
+            ..Listeners::default()
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! The lines of `stats`, `stats settings` and `stats conns`, read from the shared state, and
+//! `stats reset`. Each worker's counters are summed only here, when someone asks.
+
+use std::sync::atomic::Ordering;
+
+use super::shared::Shared;
+use super::stats;
+use super::{TERN_VERSION, VERSION};
+
+impl Shared {
+    fn summed(&self) -> stats::StatsSnapshot {
+        stats::sum(self.threads.iter().map(|t| &**t))
+    }
+
+    /// `stats reset`: zeroes the resettable counters.
+    pub fn reset_stats(&self) {
+        for t in &self.threads {
+            t.reset();
+        }
+        self.total_connections.store(0, Ordering::Relaxed);
+        self.rejected_connections.store(0, Ordering::Relaxed);
+    }
+
+    /// The lines of plain `stats`, in memcached's order.
+    pub fn general_stats(&self) -> Vec<(String, String)> {
+        let s = self.summed();
+        let store = self.store.stats();
+        let (user, system) = rusage();
+        let now = self.clock.unix_now();
+        let mut v: Vec<(String, String)> = Vec::with_capacity(64);
+        let mut put = |name: &str, value: String| v.push((name.to_string(), value));
+        put("pid", std::process::id().to_string());
+        put(
+            "uptime",
+            (now - self.clock.process_started() - 62).max(0).to_string(),
+        );
+        put("time", now.to_string());
+        put("version", VERSION.to_string());
+        put("tern_version", TERN_VERSION.to_string());
+        put("pointer_size", (usize::BITS).to_string());
+        put("rusage_user", user);
+        put("rusage_system", system);
+        put("max_connections", self.settings.max_connections.to_string());
+        put(
+            "curr_connections",
+            self.curr_connections.load(Ordering::Relaxed).to_string(),
+        );
+        put(
+            "total_connections",
+            self.total_connections.load(Ordering::Relaxed).to_string(),
+        );
+        put(
+            "rejected_connections",
+            self.rejected_connections
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
+        put(
+            "connection_structures",
+            self.curr_connections.load(Ordering::Relaxed).to_string(),
+        );
+        put("cmd_get", s.cmd_get.to_string());
+        put("cmd_set", s.cmd_set.to_string());
+        put("cmd_flush", s.cmd_flush.to_string());
+        put("cmd_touch", s.cmd_touch.to_string());
+        put("cmd_meta", "0".to_string());
+        put("get_hits", s.get_hits.to_string());
+        put("get_misses", s.get_misses.to_string());
+        put("get_expired", s.get_expired.to_string());
+        put("get_flushed", s.get_flushed.to_string());
+        put("delete_misses", s.delete_misses.to_string());
+        put("delete_hits", s.delete_hits.to_string());
+        put("incr_misses", s.incr_misses.to_string());
+        put("incr_hits", s.incr_hits.to_string());
+        put("decr_misses", s.decr_misses.to_string());
+        put("decr_hits", s.decr_hits.to_string());
+        put("cas_misses", s.cas_misses.to_string());
+        put("cas_hits", s.cas_hits.to_string());
+        put("cas_badval", s.cas_badval.to_string());
+        put("touch_hits", s.touch_hits.to_string());
+        put("touch_misses", s.touch_misses.to_string());
+        put("store_too_large", s.store_too_large.to_string());
+        put("store_no_memory", s.store_no_memory.to_string());
+        put("auth_cmds", s.auth_cmds.to_string());
+        put("auth_errors", s.auth_errors.to_string());
+        put("idle_kicks", s.idle_kicks.to_string());
+        put("bytes_read", s.bytes_read.to_string());
+        put("bytes_written", s.bytes_written.to_string());
+        put(
+            "limit_maxbytes",
+            self.settings.store.memory_limit.to_string(),
+        );
+        put("accepting_conns", "1".to_string());
+        put("threads", self.settings.threads.to_string());
+        put("conn_yields", s.conn_yields.to_string());
+        put("hash_power_level", store.hash_power_level.to_string());
+        put("hash_bytes", store.hash_bytes.to_string());
+        put(
+            "hash_is_expanding",
+            u8::from(store.hash_is_expanding).to_string(),
+        );
+        put("slabs_moved", store.slabs_moved.to_string());
+        put("bytes", store.bytes.to_string());
+        put("curr_items", store.curr_items.to_string());
+        put("total_items", store.total_items.to_string());
+        put("expired_unfetched", store.expired_unfetched.to_string());
+        put("evicted_unfetched", store.evicted_unfetched.to_string());
+        put("evictions", store.evictions.to_string());
+        put("reclaimed", store.reclaimed.to_string());
+        put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        // tern's own: the auto-discovery config version served (0 after `config delete`).
+        put("cluster_config_version", self.cluster.version().to_string());
+        v
+    }
+
+    /// The lines of `stats settings`, with memcached's names, order and formats.
+    pub fn settings_stats(&self) -> Vec<(String, String)> {
+        self.settings
+            .stats_settings_with(crate::config::stats::RuntimeSettings {
+                oldest: 0,
+                verbosity: self.verbosity.load(Ordering::Relaxed).min(255) as u8,
+            })
+            .into_iter()
+            .map(|(name, value)| (name.to_string(), value))
+            .collect()
+    }
+
+    /// The lines of `stats conns`: every listener and client connection.
+    pub fn conns_stats(&self) -> Vec<(String, String)> {
+        self.registry.lines(self.clock.now())
+    }
+}
+
+/// User and system CPU time in memcached's `sec.usec` format.
+fn rusage() -> (String, String) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(usage) => {
+            let fmt = |tv: nix::sys::time::TimeVal| format!("{}.{:06}", tv.tv_sec(), tv.tv_usec());
+            (fmt(usage.user_time()), fmt(usage.system_time()))
+        }
+        Err(_) => ("0.000000".to_string(), "0.000000".to_string()),
+    }
+}
