@@ -12,7 +12,6 @@
 //! evenly spread keys load each shard to about 0.61 (2,500 keys, a standard deviation of 48),
 //! so no shard grows, while the same keys in one shard would grow it ten times over.
 
-use std::hash::BuildHasher;
 use std::sync::Arc;
 
 use tern::clock::Clock;
