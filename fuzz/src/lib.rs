@@ -87,7 +87,11 @@ fn check_error_fields(error: &ProtocolError, input: &[u8]) {
 /// `Incomplete { needed }` asks for more than is there.
 fn check_incomplete(needed: Option<usize>, input: &[u8]) {
     if let Some(n) = needed {
-        assert!(n > input.len(), "Incomplete needs {n} but {} are here", input.len());
+        assert!(
+            n > input.len(),
+            "Incomplete needs {n} but {} are here",
+            input.len()
+        );
     }
 }
 
@@ -131,8 +135,14 @@ pub fn check_text(case: &Case<'_>) {
     match &whole {
         Ok((request, consumed)) => {
             let consumed = *consumed;
-            assert!(consumed > 0 && consumed <= input.len(), "consumed {consumed}");
-            assert!(input[..consumed].contains(&b'\n'), "a request ends its line");
+            assert!(
+                consumed > 0 && consumed <= input.len(),
+                "consumed {consumed}"
+            );
+            assert!(
+                input[..consumed].contains(&b'\n'),
+                "a request ends its line"
+            );
             check_keys(request);
             let data = match request {
                 Request::Store(s) => Some(s.value),
@@ -170,11 +180,7 @@ pub fn check_text(case: &Case<'_>) {
         }
     }
     let prefix = text::parse(&input[..*split], limits);
-    check_prefix(
-        &whole,
-        &prefix,
-        *split > text::MAX_LINE_WITHOUT_NEWLINE,
-    );
+    check_prefix(&whole, &prefix, *split > text::MAX_LINE_WITHOUT_NEWLINE);
 }
 
 /// A composed binary response: a 24-byte header of a response whose body length matches.
@@ -225,7 +231,10 @@ pub fn check_binary(case: &Case<'_>) {
         Err(ParseError::Incomplete { needed }) => check_incomplete(*needed, input),
         Err(ParseError::Protocol(error)) => {
             check_error_fields(error, input);
-            assert!(error.consumed >= HEADER_LEN, "errors are known from the header");
+            assert!(
+                error.consumed >= HEADER_LEN,
+                "errors are known from the header"
+            );
             let h = binary::Header::peek(input).expect("an error needs a header");
             let mut out = Vec::new();
             binary::compose_error_reply(input, error, &mut out);

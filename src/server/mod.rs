@@ -42,6 +42,9 @@ use crate::clock::Clock;
 use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::store::Store;
+// The connection state machine, public so the fuzz target (fuzz/fuzz_targets/conn.rs) can drive
+// it over an in-memory stream.
+pub use conn::{Conn, Next};
 use socket::{Listener, Socket};
 use stats::ThreadStats;
 
