@@ -27,6 +27,8 @@ const MAX_LATENCY: Duration = Duration::from_millis(1000);
 struct Daemon {
     child: Child,
     addr: SocketAddr,
+    /// The UDP port, when started with `-U -1`.
+    udp_port: Option<u16>,
 }
 
 impl Daemon {
@@ -60,15 +62,19 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(20));
         };
         let _ = std::fs::remove_file(&ports_file);
-        let port = ports
-            .lines()
-            .find(|l| l.starts_with("TCP"))
-            .and_then(|l| l.rsplit(' ').next())
-            .map(|p| p.parse::<u16>().expect("a port number"))
-            .expect("a TCP port in the port file");
+        // Lines like `TCP INET: 40123` and `UDP INET: 40124`.
+        let port_of = |transport: &str| {
+            ports
+                .lines()
+                .find(|l| l.starts_with(transport))
+                .and_then(|l| l.rsplit(' ').next())
+                .map(|p| p.parse::<u16>().expect("a port number"))
+        };
+        let port = port_of("TCP").expect("a TCP port in the port file");
         Daemon {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            udp_port: port_of("UDP"),
         }
     }
 
@@ -718,4 +724,46 @@ fn connection_limit_reached_keeps_existing_clients_served() {
     let rounds = bg.join().expect("the other client was served");
     assert!(rounds > 0);
     d.assert_alive();
+}
+
+/// Seeded random datagrams on UDP (memcached's 8-byte frame header, then garbage, or garbage
+/// alone): the server survives, TCP clients keep their data, and a well-formed UDP request is
+/// still answered.
+#[test]
+fn random_udp_datagrams_never_kill_the_server() {
+    let mut d = Daemon::start(&["-U", "-1"]);
+    let mut keeper = d.connect();
+    store_keepers(&mut keeper, 50);
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.connect(("127.0.0.1", d.udp_port.expect("a UDP port")))
+        .unwrap();
+    let mut rng = Rng(0x0dd_da7a);
+    for i in 0..3_000u16 {
+        let mut datagram = Vec::new();
+        if i % 3 != 0 {
+            // A plausible frame header: request id, sequence 0, 1 datagram, reserved 0.
+            datagram.extend_from_slice(&i.to_be_bytes());
+            datagram.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+        }
+        let len = rng.below(1_400);
+        datagram.extend(rng.garbage(i % 2 == 1, len));
+        datagram.truncate(1_400);
+        let _ = udp.send(&datagram);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    d.assert_alive();
+    check_keepers(&mut keeper, 50);
+    // Drain whatever the garbage was answered, then one good request.
+    udp.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let mut buf = [0u8; 2048];
+    while udp.recv(&mut buf).is_ok() {}
+    udp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut frame = vec![0xab, 0xcd, 0, 0, 0, 1, 0, 0];
+    frame.extend_from_slice(b"get keep:4\r\n");
+    udp.send(&frame).unwrap();
+    let n = udp.recv(&mut buf).expect("a UDP reply");
+    assert_eq!(&buf[..8], &[0xab, 0xcd, 0, 0, 0, 1, 0, 0]);
+    assert_eq!(&buf[8..n], keeper_reply(4));
+    served(&mut keeper, "after-udp-garbage", 2);
 }
