@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every tern test: unit, property and integration tests of both crates, the differential
-# replay against a real memcached 1.6, memccapable, and the client-library tests.
+# replay against a real memcached 1.6, memccapable, a short fuzzing run and the client-library
+# tests.
 # Installs what the tests need first (Debian packages; a Python venv under .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,15 @@ if [ ${#need_pkgs[@]} -gt 0 ]; then apt_install "${need_pkgs[@]}"; fi
 export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
 export TERN_REQUIRE_CLIENTS="${TERN_REQUIRE_CLIENTS:-1}"
 cargo test --workspace --all-targets --no-fail-fast
+
+# A short fuzzing run of every target (fuzz/, docs/testing.md): seconds each, from the seeds
+# the test scenarios give. A finding fails the script; its input is left in fuzz/artifacts/.
+rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+python3 fuzz/seed_corpus.py
+for target in $(cd fuzz && cargo +nightly fuzz list); do
+    (cd fuzz && cargo +nightly fuzz run "$target" -O -- -max_total_time="${TERN_FUZZ_SECONDS:-10}")
+done
 
 # Client libraries against tern processes on loopback (tests/clients/): auto-discovery and
 # consistent hashing over three nodes with elasticache-auto-discovery, pymemcache, pylibmc

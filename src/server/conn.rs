@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
-use tern_protocol::{text, ParseError};
+use tern_protocol::{text, ParseError, Request};
 
 use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
@@ -75,6 +75,10 @@ pub struct Conn {
     sasl: SaslSession,
     /// Whether a `-Y` text connection has logged in.
     ascii_authed: bool,
+    /// Keys of the text retrieval at the start of the input already answered: its reply is
+    /// sent in parts of about [`OUTPUT_HIGH_WATER`] bytes, the request staying in the input
+    /// until its last part.
+    get_answered: usize,
 }
 
 /// Which codec a connection uses.
@@ -94,6 +98,9 @@ enum Step {
     Done { consumed: usize, after: After },
     /// More input is needed; `needed` is the total when known.
     Incomplete { needed: Option<usize> },
+    /// Part of a retrieval was answered and the output is full: send it, then carry on with
+    /// the same request.
+    Partial,
 }
 
 enum Processed {
@@ -127,6 +134,7 @@ impl Conn {
             proto: Proto::Undecided,
             sasl: SaslSession::new(),
             ascii_authed: false,
+            get_answered: 0,
         }
     }
 
@@ -317,6 +325,10 @@ impl Conn {
                         After::Close => self.closing = true,
                     }
                 }
+                Step::Partial => {
+                    *budget -= 1;
+                    return Processed::OutputFull;
+                }
                 Step::Incomplete { needed } => {
                     self.need = needed.unwrap_or(available + 1);
                     self.reserve_for(self.need);
@@ -378,7 +390,24 @@ impl Conn {
                     let line = &line[..line.len().min(200)];
                     log::debug!("<{id:x} {}", String::from_utf8_lossy(line).trim_end());
                 }
-                let after = super::text::execute(request, &mut cx);
+                let after = match request {
+                    // A retrieval's reply may be far larger than the output cap (thousands of
+                    // 1 MB values): compose it in parts, each once the last has drained.
+                    Request::Get(get) => {
+                        let room = OUTPUT_HIGH_WATER.saturating_sub(cx.out.len() - self.wpos);
+                        match super::text::retrieve_from(get, &mut cx, self.get_answered, room) {
+                            Some(answered) => {
+                                self.get_answered = answered;
+                                return Step::Partial;
+                            }
+                            None => {
+                                self.get_answered = 0;
+                                After::Continue
+                            }
+                        }
+                    }
+                    request => super::text::execute(request, &mut cx),
+                };
                 if log::log_enabled!(log::Level::Debug) {
                     let reply = &cx.out[mark..];
                     let shown = &reply[..reply.len().min(200)];
@@ -522,7 +551,15 @@ impl Conn {
                     stats.bytes_written.add(n as u64);
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    // A reply sent in parts to a reader that never quite catches up would
+                    // otherwise keep every sent byte: drop them once they outweigh the cap.
+                    if self.wpos >= OUTPUT_HIGH_WATER {
+                        self.wbuf.drain(..self.wpos);
+                        self.wpos = 0;
+                    }
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             }
         }

@@ -50,6 +50,10 @@ mod worker;
 pub use bind::{bind, Listeners};
 pub use handle::{start_on, ServerHandle};
 pub use shared::Shared;
+// The connection state machine and its buffer pool, public so the fuzz target
+// (fuzz/fuzz_targets/conn.rs) can drive it over an in-memory stream.
+pub use buffers::BufferPool;
+pub use conn::{Conn, Next};
 
 /// The version tern reports to clients (`version`, binary VERSION, `stats`): the memcached
 /// release it is compatible with. Clients read it to decide what the server understands:

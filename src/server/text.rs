@@ -140,8 +140,26 @@ pub fn refused(err: &ProtocolError, cx: &mut Ctx<'_>) -> After {
 }
 
 fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
+    retrieve_from(get, cx, 0, usize::MAX);
+}
+
+/// Answers a text retrieval's keys from the `answered`-th on, stopping once this call has
+/// written `room` bytes or more (after at least one key, so every call makes progress).
+/// Returns `None` when the reply is complete (`END` written), or `Some(keys answered so far)`:
+/// call again with that count once the output has drained. A `get` of thousands of 1 MB values
+/// is so answered in parts instead of being composed whole into memory.
+pub fn retrieve_from(
+    get: GetRequest<'_>,
+    cx: &mut Ctx<'_>,
+    answered: usize,
+    room: usize,
+) -> Option<usize> {
+    let start = cx.out.len();
     // No key here is over 250 bytes: the parser refuses such a line whole, before any lookup.
-    for key in get.keys {
+    for (i, key) in get.keys.enumerate().skip(answered) {
+        if i > answered && cx.out.len() - start >= room {
+            return Some(i);
+        }
         if key == LEGACY_KEY && get.touch.is_none() {
             // Auto-discovery for engines before 1.4.14; ElastiCache kept it as an item, so a
             // multi-key get answers it in its place among the others.
@@ -171,6 +189,7 @@ fn retrieve(get: GetRequest<'_>, cx: &mut Ctx<'_>) {
         lookup_op(cx.shared, cx.stats, &req, copy);
     }
     text::compose(&Response::End, cx.out);
+    None
 }
 
 fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
