@@ -25,6 +25,7 @@ mod registry;
 pub mod socket;
 pub mod stats;
 pub(crate) mod text;
+pub mod tls;
 pub mod udp;
 mod worker;
 
@@ -74,6 +75,8 @@ pub struct Shared {
     pub auth_file: Option<PasswordDb>,
     /// The ElastiCache auto-discovery config this node serves.
     pub cluster: Cluster,
+    /// TLS (`-Z`): the configuration new connections get, and its counters.
+    pub tls: Option<Arc<tls::TlsContext>>,
     /// Open connections, for `stats conns`.
     registry: registry::Registry,
     threads: Vec<Arc<ThreadStats>>,
@@ -211,6 +214,11 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        if let Some(tls) = &self.tls {
+            for (name, value) in tls.stats_lines(self.clock.now()) {
+                put(name, value);
+            }
+        }
         // tern's own: the auto-discovery config version served (0 after `config delete`).
         put("cluster_config_version", self.cluster.version().to_string());
         v
@@ -314,11 +322,14 @@ pub fn bind(settings: &Settings) -> io::Result<Listeners> {
     }
     let mut listeners = Listeners::default();
     if settings.port.is_on() {
-        listeners.tcp = settings
-            .listen_addrs(settings.port.bind_port())?
-            .into_iter()
-            .map(|addr| bind_one(addr, settings.backlog))
-            .collect::<io::Result<Vec<_>>>()?;
+        for (addr, tls) in settings.listen_addrs_tls(settings.port.bind_port())? {
+            let l = bind_one(addr, settings.backlog)?;
+            if settings.tls.enabled && !tls {
+                listeners.notls.push(l);
+            } else {
+                listeners.tcp.push(l);
+            }
+        }
     }
     if settings.udp_port.is_on() {
         listeners.udp = settings
@@ -357,8 +368,13 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 /// Sockets a server listens on, bound before the server starts (and before root is dropped).
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// TCP listeners.
+    /// TCP listeners (speaking TLS when the settings enable it).
     pub tcp: Vec<std::net::TcpListener>,
+    /// TCP listeners that stay plaintext under `-Z` (`-l notls:...`).
+    pub notls: Vec<std::net::TcpListener>,
+    /// The TLS configuration, loaded before privileges are dropped (as memcached loads its
+    /// certificates); loaded by `start_on` when absent and `-Z` is on.
+    pub tls: Option<tls::TlsContext>,
     /// A Unix-domain listener (`-s`).
     pub unix: Option<std::os::unix::net::UnixListener>,
     /// UDP sockets (`-U`).
@@ -380,7 +396,15 @@ pub fn start_on(
     listeners: impl Into<Listeners>,
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
-    let listeners = listeners.into();
+    let mut listeners = listeners.into();
+    let tls = match listeners.tls.take() {
+        Some(ctx) => Some(Arc::new(ctx)),
+        None if settings.tls.enabled => Some(Arc::new(
+            tls::TlsContext::load(&settings.tls)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        )),
+        None => None,
+    };
     let auth_file = match &settings.auth_file {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -415,12 +439,19 @@ pub fn start_on(
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
     let registry = registry::Registry::default();
-    for l in listeners.tcp {
+    let tls_tcp = tls.is_some();
+    let tcp = listeners.tcp.into_iter().map(|l| (l, tls_tcp));
+    for (l, speaks_tls) in tcp.chain(listeners.notls.into_iter().map(|l| (l, false))) {
         l.set_nonblocking(true)?;
         let addr = l.local_addr()?;
         registry.add_listener(format!("tcp:{addr}"));
         addrs.push(addr);
-        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
+        let l = mio::net::TcpListener::from_std(l);
+        mio_listeners.push(if speaks_tls {
+            Listener::TlsTcp(l)
+        } else {
+            Listener::Tcp(l)
+        });
     }
     if let Some(l) = listeners.unix {
         l.set_nonblocking(true)?;
@@ -450,6 +481,7 @@ pub fn start_on(
         limits,
         auth_file,
         cluster,
+        tls,
         registry,
         store: Arc::new(store),
         clock,
