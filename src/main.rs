@@ -53,12 +53,21 @@ fn run(settings: Settings) -> Result<(), Failure> {
             return Err((e.exit_code() as u8, e.to_string()));
         }
     }
-    let listeners = tern::server::bind(&settings).map_err(|e| {
+    // memcached loads its certificates first, before binding and dropping root.
+    let tls = if settings.tls.enabled {
+        let ctx = tern::server::tls::TlsContext::load(&settings.tls)
+            .map_err(|line| (config::error::EX_USAGE as u8, line))?;
+        Some(ctx)
+    } else {
+        None
+    };
+    let mut listeners = tern::server::bind(&settings).map_err(|e| {
         (
             71,
             format!("failed to listen on {:?}: {e}", settings.listen),
         )
     })?;
+    listeners.tls = tls;
     daemon::drop_privileges(settings.user.as_deref())
         .map_err(|e| (e.exit_code() as u8, e.to_string()))?;
     if settings.daemonize {
@@ -138,7 +147,8 @@ fn run(settings: Settings) -> Result<(), Failure> {
 }
 
 /// SIGTERM, SIGINT and SIGUSR1 stop tern gracefully: it stops accepting, answers what it has
-/// read, sends every reply and exits 0. SIGHUP is for re-reading configuration.
+/// read, sends every reply and exits 0. SIGHUP re-reads `-o cluster_config` and, with `-Z`, the
+/// certificate files.
 fn watch_signals(shared: Arc<tern::server::Shared>) -> std::io::Result<()> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])?;
     std::thread::Builder::new()
@@ -148,10 +158,21 @@ fn watch_signals(shared: Arc<tern::server::Shared>) -> std::io::Result<()> {
                 match signal {
                     // Like memcached, SIGHUP never stops tern; it re-reads `-o cluster_config`
                     // (a bad or older file is logged and ignored inside `reload`).
-                    SIGHUP if shared.settings.cluster_config.is_some() => {
-                        let _ = shared.cluster.reload();
+                    SIGHUP => {
+                        if shared.settings.cluster_config.is_some() {
+                            let _ = shared.cluster.reload();
+                        }
+                        // -Z: reload the certificate, key and CA files as refresh_certs does.
+                        if let Some(tls) = &shared.tls {
+                            match tls.refresh(shared.clock.now()) {
+                                Ok(()) => log::info!("SIGHUP: certificates reloaded"),
+                                Err(line) => log::warn!("SIGHUP: {line}; keeping the old ones"),
+                            }
+                        }
+                        if shared.settings.cluster_config.is_none() && shared.tls.is_none() {
+                            log::info!("SIGHUP: nothing to reload");
+                        }
                     }
-                    SIGHUP => log::info!("SIGHUP: nothing to reload"),
                     _ => {
                         log::info!("signal {signal}: shutting down");
                         shared.request_shutdown();

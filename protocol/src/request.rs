@@ -296,6 +296,12 @@ pub enum Request<'a> {
     },
     /// `quit`.
     Quit,
+    /// `refresh_certs [noreply]`: reload the TLS certificate, key and CA files (memcached -Z).
+    RefreshCerts {
+        /// Which replies the client wants: `noreply` hides `OK`, and (as in memcached) never
+        /// a failure.
+        reply: ReplyMode,
+    },
     /// `shutdown [graceful]`.
     Shutdown {
         /// `shutdown graceful` (memcached 1.6: like SIGUSR1).
@@ -333,6 +339,7 @@ impl<'a> Request<'a> {
             | Request::Touch { reply, .. }
             | Request::FlushAll { reply, .. }
             | Request::Verbosity { reply, .. }
+            | Request::RefreshCerts { reply }
             | Request::Config(
                 ConfigRequest::Set { reply, .. } | ConfigRequest::Delete { reply, .. },
             ) => reply,

@@ -138,7 +138,7 @@ pub struct RawArgs {
     /// `-e, --memory-file` (refused).
     #[arg(short = 'e', long = "memory-file", allow_hyphen_values = true)]
     pub memory_file: Option<String>,
-    /// `-Z, --enable-ssl` (refused).
+    /// `-Z, --enable-ssl`: TLS on every TCP listener not marked `notls:`.
     #[arg(short = 'Z', long = "enable-ssl", action = ArgAction::SetTrue)]
     pub enable_ssl: bool,
     /// `-N, --napi-ids` (refused).
@@ -324,11 +324,24 @@ pub fn usage_text() -> String {
          \x20                         stats settings; a start-up notice names each one\n\
          \x20                         tern does not act on yet\n\
          \x20  - cluster_config:      file holding the ElastiCache cluster config (tern)\n\
+         \x20  - ssl_chain_cert:      certificate chain file in PEM format (-Z)\n\
+         \x20  - ssl_key:             private key (PEM), if not part of ssl_chain_cert\n\
+         \x20  - ssl_keyformat:       private key format: 1 (PEM) only\n\
+         \x20  - ssl_verify_mode:     client certificates: 0 none, 1 request, 2 require,\n\
+         \x20                         3 require once\n\
+         \x20  - ssl_ciphers:         suites (OpenSSL or IANA names, colon-separated)\n\
+         \x20  - ssl_ca_cert:         PEM file of the CAs client certificates chain to\n\
+         \x20  - ssl_wbuf_size:       KiB of encrypted output a connection buffers (16)\n\
+         \x20  - ssl_session_cache:   server-side session cache (resumption)\n\
+         \x20  - ssl_kernel_tls:      accepted; rustls encrypts in user space\n\
+         \x20  - ssl_min_version:     oldest protocol: 2 (tlsv1.2, default) or 3 (tlsv1.3)\n\
+         -Z, --enable-ssl          TLS on every TCP listener; -l notls:<addr>:<port>\n\
+         \x20                         keeps one listener plaintext\n\
          --config-file=<file>      read flags from a Debian-style memcached.conf first;\n\
          \x20                         flags on the command line win over the file\n\
          \n\
-         Not supported by tern (refused with a reason): -L, -D, -e, -Z, -N, and the -o\n\
-         options ext_*, ssl_*, proxy_*, slab_sizes, track_sizes, read_buf_mem_limit,\n\
+         Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
+         options ext_*, proxy_*, slab_sizes, track_sizes, read_buf_mem_limit,\n\
          drop_privileges, no_maxconns_fast, sock_cookie_id.\n",
     );
     s

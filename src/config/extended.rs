@@ -12,6 +12,7 @@
 use std::path::PathBuf;
 
 use super::error::ConfigError;
+use super::tls::TlsSettings;
 use super::tuning::{HashAlgorithm, Tuning, SLAB_PAGE_SIZE};
 
 /// `-o` options accepted because they ask for what tern always does, with why.
@@ -57,7 +58,6 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
     ("proxy_uring", "memcached's proxy mode is not implemented"),
     ("ext_*", "external storage (extstore) is not implemented"),
     ("slab_automove_freeratio", "external storage (extstore) is not implemented"),
-    ("ssl_*", "TLS is not implemented"),
 ];
 
 /// What the honoured `-o` options set. `None` means "not given".
@@ -81,6 +81,8 @@ pub struct Extended {
     pub slab_chunk_max_given: bool,
     /// memcached's other knobs, as the options left them.
     pub tuning: Tuning,
+    /// The `ssl_*` options.
+    pub tls: TlsSettings,
     /// Warnings to log at start-up (memcached prints them to stderr and carries on).
     pub warnings: Vec<String>,
 }
@@ -368,6 +370,7 @@ impl Extended {
             "resp_obj_mem_limit" => self.warnings.push(
                 "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into(),
             ),
+            _ if key.starts_with("ssl_") && self.tls.apply(key, value)? => {}
             _ if lookup(NO_OP_EXTENDED, key).is_some() => {}
             _ => {
                 if let Some(reason) = lookup(UNSUPPORTED_EXTENDED, key) {
@@ -503,7 +506,6 @@ mod tests {
     fn unsupported_options_say_why() {
         for name in [
             "ext_path=/tmp/x:1G",
-            "ssl_chain_cert=x",
             "track_sizes",
             "slab_sizes=100-200",
             "read_buf_mem_limit=10",

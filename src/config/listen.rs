@@ -13,6 +13,8 @@ pub struct ListenSpec {
     pub host: Option<String>,
     /// This entry's own port (`host:port`), overriding `-p`/`-U`.
     pub port: Option<u16>,
+    /// memcached's `notls:` prefix: this listener stays plaintext under `-Z`.
+    pub notls: bool,
 }
 
 /// Splits one `-l` value into its entries, as memcached does (`strtok` on `,` and `;`, so
@@ -23,10 +25,11 @@ pub fn split_entries(value: &str) -> impl Iterator<Item = &str> {
 
 /// Checks one entry.
 pub fn parse_entry(entry: &str) -> Result<ListenSpec, ConfigError> {
-    if entry.starts_with("proto[") || entry.starts_with("tag[") || entry.starts_with("notls") {
+    let (entry, notls) = super::tls::strip_notls(entry);
+    if entry.starts_with("proto[") || entry.starts_with("tag[") {
         return Err(ConfigError::Unsupported {
             option: format!("-l {entry}"),
-            reason: "per-listener protocol, tag and TLS prefixes are not implemented",
+            reason: "per-listener protocol and tag prefixes are not implemented",
         });
     }
     let (host, rest) = if let Some(inner) = entry.strip_prefix('[') {
@@ -82,6 +85,7 @@ pub fn parse_entry(entry: &str) -> Result<ListenSpec, ConfigError> {
     Ok(ListenSpec {
         host: (host != "*").then(|| host.to_string()),
         port,
+        notls,
     })
 }
 
@@ -112,6 +116,7 @@ mod tests {
         ListenSpec {
             host: host.map(str::to_string),
             port,
+            notls: false,
         }
     }
 
@@ -168,6 +173,9 @@ mod tests {
             parse_entry("proto[ascii]:127.0.0.1").unwrap_err(),
             ConfigError::Unsupported { .. }
         ));
+        let plain = parse_entry("notls:127.0.0.1:11300").unwrap();
+        assert!(plain.notls);
+        assert_eq!(plain.port, Some(11300));
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! - [`extended`]: the `-o key=value,...` options.
 //! - [`listen`]: `-l` entries.
 //! - [`validate`]: every check, with memcached 1.6.18's wording, into [`Settings`].
+//! - [`tls`]: `-Z`, the `-o ssl_*` options and `-l notls:`.
 //! - [`stats`]: `stats settings`, in memcached's names, order and formats.
 //!
 //! [`Settings::from_args`] is the one entry point; [`settings_or_exit`] wraps it for `main`.
@@ -21,6 +22,7 @@ pub mod error;
 pub mod extended;
 pub mod listen;
 pub mod stats;
+pub mod tls;
 pub mod tuning;
 pub mod validate;
 
@@ -177,6 +179,8 @@ pub struct Settings {
     pub slab_reassign: bool,
     /// memcached's other `-o` knobs, as given (reported by `stats settings`).
     pub tuning: tuning::Tuning,
+    /// TLS (`-Z`, `-o ssl_*`).
+    pub tls: tls::TlsSettings,
     /// Worker threads serving each UDP socket: 1 with several listen addresses, else all
     /// (memcached's rule; reported by `stats settings`).
     pub num_threads_per_udp: usize,
@@ -229,6 +233,7 @@ impl Default for Settings {
             watch_enabled: true,
             slab_reassign: true,
             tuning: tuning::Tuning::default(),
+            tls: tls::TlsSettings::default(),
             num_threads_per_udp: 0,
             logfile: None,
             port_filename: None,
@@ -261,14 +266,27 @@ impl Settings {
     /// Every address to bind TCP (or UDP, with `port` = [`Settings::udp_port`]) listeners on:
     /// each `-l` entry with its own port or `port`. Host names are resolved here.
     pub fn listen_addrs(&self, port: u16) -> std::io::Result<Vec<std::net::SocketAddr>> {
-        let mut out = Vec::new();
+        Ok(self
+            .listen_addrs_tls(port)?
+            .into_iter()
+            .map(|(addr, _)| addr)
+            .collect())
+    }
+
+    /// [`Settings::listen_addrs`], each with whether it speaks TLS (`-Z`, unless the entry
+    /// has memcached's `notls:` prefix).
+    pub fn listen_addrs_tls(
+        &self,
+        port: u16,
+    ) -> std::io::Result<Vec<(std::net::SocketAddr, bool)>> {
+        let mut out: Vec<(std::net::SocketAddr, bool)> = Vec::new();
         for entry in &self.listen {
             let spec = listen::parse_entry(entry).map_err(|e| {
                 std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string())
             })?;
             for addr in spec.socket_addrs(port)? {
-                if !out.contains(&addr) {
-                    out.push(addr);
+                if !out.iter().any(|(a, _)| *a == addr) {
+                    out.push((addr, self.tls.enabled && !spec.notls));
                 }
             }
         }

@@ -3,8 +3,7 @@
 //! memcached_exporter reads `maxconns`, `lru_crawler` and the LRU lines) read tern unchanged.
 //!
 //! The list is what 1.6.18 prints when built as Debian builds it, less the `ext_*` (extstore)
-//! and `ssl_*` (TLS) lines: a memcached built without those features omits them too, and tern
-//! has neither. Settings tern has no knob for are reported at memcached's default, which is
+//! lines: a memcached built without extstore omits them too, and tern has none. Settings tern has no knob for are reported at memcached's default, which is
 //! what tern does (`maxconns_fast yes`) or the closest description of it.
 
 use super::{BindingProtocol, Settings, DEFAULT_CHUNK_SIZE, DEFAULT_GROWTH_FACTOR};
@@ -46,7 +45,7 @@ impl Settings {
     pub fn stats_settings_with(&self, rt: RuntimeSettings) -> Vec<(&'static str, String)> {
         let store = &self.store;
         let t = &self.tuning;
-        vec![
+        let mut lines = vec![
             ("maxbytes", store.memory_limit.to_string()),
             ("maxconns", self.max_connections.to_string()),
             ("tcpport", self.port.as_memcached().to_string()),
@@ -141,11 +140,16 @@ impl Settings {
             ("read_buf_mem_limit", "0".to_string()),
             ("track_sizes", yes_no(false)),
             ("inline_ascii_response", yes_no(false)),
+        ];
+        // memcached built with TLS (as Debian builds it) prints these with or without -Z.
+        lines.extend(self.tls.stats_lines());
+        lines.extend([
             // memcached 1.6.18 prints these two with "%s" from an int 0 and a NULL pointer,
             // which glibc renders as "(null)"; byte-compatible output keeps that.
             ("num_napi_ids", "(null)".to_string()),
             ("memory_file", "(null)".to_string()),
-        ]
+        ]);
+        lines
     }
 }
 
@@ -169,7 +173,7 @@ mod tests {
     }
 
     /// Real memcached 1.6.18 (Debian) for
-    /// `memcached -p 22301 -l 127.0.0.1 -U 0 -u nobody`, less its ext_* and ssl_* lines.
+    /// `memcached -p 22301 -l 127.0.0.1 -U 0 -u nobody`, less its ext_* lines.
     const MEMCACHED_DEFAULTS: &str = "STAT maxbytes 67108864\r\nSTAT maxconns 1024\r\n\
 STAT tcpport 22301\r\nSTAT udpport 0\r\nSTAT inter 127.0.0.1\r\nSTAT verbosity 0\r\n\
 STAT oldest 0\r\nSTAT evictions on\r\nSTAT domain_socket NULL\r\nSTAT umask 700\r\n\
@@ -187,7 +191,11 @@ STAT lru_segmented yes\r\nSTAT hot_lru_pct 20\r\nSTAT warm_lru_pct 40\r\n\
 STAT hot_max_factor 0.20\r\nSTAT warm_max_factor 2.00\r\nSTAT temp_lru no\r\n\
 STAT temporary_ttl 61\r\nSTAT idle_timeout 0\r\nSTAT watcher_logbuf_size 262144\r\n\
 STAT worker_logbuf_size 65536\r\nSTAT read_buf_mem_limit 0\r\nSTAT track_sizes no\r\n\
-STAT inline_ascii_response no\r\nSTAT num_napi_ids (null)\r\nSTAT memory_file (null)\r\n";
+STAT inline_ascii_response no\r\nSTAT ssl_enabled no\r\nSTAT ssl_chain_cert (null)\r\n\
+STAT ssl_key (null)\r\nSTAT ssl_verify_mode 0\r\nSTAT ssl_keyformat 1\r\n\
+STAT ssl_ciphers NULL\r\nSTAT ssl_ca_cert NULL\r\nSTAT ssl_wbuf_size 16384\r\n\
+STAT ssl_session_cache no\r\nSTAT ssl_kernel_tls no\r\nSTAT ssl_min_version tlsv1.2\r\n\
+STAT num_napi_ids (null)\r\nSTAT memory_file (null)\r\n";
 
     #[test]
     fn defaults_match_memcached_line_for_line() {

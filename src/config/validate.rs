@@ -30,7 +30,6 @@ pub const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
         "-e",
         "restartable caches (item memory in a mapped file) are not implemented",
     ),
-    ("-Z", "TLS is not implemented"),
     ("-N", "NAPI-ID based thread selection is not implemented"),
 ];
 
@@ -168,6 +167,9 @@ pub fn build(
         s.cluster_config = Some(std::path::PathBuf::from(f));
     }
     s.warnings.extend(ext.warnings);
+    s.tls = ext.tls.clone();
+    s.tls.enabled = raw.enable_ssl;
+    check_tls(&mut s)?;
 
     s.port_filename = env.port_filename.clone();
     apply_auth(raw, env, &mut s)?;
@@ -305,13 +307,47 @@ fn apply_auth(raw: &RawArgs, env: &Environment, s: &mut Settings) -> Result<(), 
     Ok(())
 }
 
+/// memcached's rules for `-Z`: it needs a TCP port, and `notls:` means something only with it.
+fn check_tls(s: &mut Settings) -> Result<(), ConfigError> {
+    if !s.tls.enabled {
+        if let Some(entry) = s
+            .listen
+            .iter()
+            .find(|e| e.starts_with(super::tls::NOTLS_PREFIX))
+        {
+            return Err(ConfigError::invalid(
+                "-l",
+                entry.as_str(),
+                "'notls' option is valid only when SSL is enabled",
+                71,
+            ));
+        }
+        return Ok(());
+    }
+    if !s.port.is_on() || s.unix_socket.is_some() {
+        return Err(ConfigError::invalid(
+            "-Z",
+            "",
+            "ERROR: You cannot enable SSL without a TCP port.",
+            EX_USAGE,
+        ));
+    }
+    if s.tls.kernel_tls {
+        s.notices.push(
+            "-o ssl_kernel_tls: accepted, but rustls encrypts in user space; kernel TLS \
+             offload is not used"
+                .into(),
+        );
+    }
+    s.tls.check()
+}
+
 /// Refuses the flags tern cannot honour.
 fn refuse_unsupported(raw: &RawArgs) -> Result<(), ConfigError> {
     let given = [
         ("-L", raw.large_pages),
         ("-D", raw.prefix_delimiter.is_some()),
         ("-e", raw.memory_file.is_some()),
-        ("-Z", raw.enable_ssl),
         ("-N", raw.napi_ids.is_some()),
     ];
     for (flag, present) in given {
@@ -553,6 +589,7 @@ fn check_tuning(s: &Settings) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
     use crate::config::conffile::tests::DEBIAN_DEFAULT;
+    use std::path::Path;
 
     fn parse(line: &str) -> Result<Settings, ConfigError> {
         let args = std::iter::once("tern")
@@ -872,7 +909,7 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_refused_with_reason() {
-        for flag in ["-L", "-D :", "-e /tmp/mem", "-Z", "-N 2"] {
+        for flag in ["-L", "-D :", "-e /tmp/mem", "-N 2"] {
             let e = parse(flag).unwrap_err();
             match &e {
                 ConfigError::Unsupported { option, reason } => {
@@ -883,7 +920,36 @@ mod tests {
             }
             assert!(e.to_string().contains("not supported by tern"));
         }
-        assert_eq!(UNSUPPORTED_FLAGS.len(), 5);
+        assert_eq!(UNSUPPORTED_FLAGS.len(), 4);
+    }
+
+    #[test]
+    fn tls_flags_and_listeners() {
+        let s = parse("-Z -o ssl_chain_cert=/c.pem,ssl_key=/k.pem -l 127.0.0.1,notls:127.0.0.1:9")
+            .unwrap();
+        assert!(s.tls.enabled);
+        assert_eq!(s.tls.chain_cert.as_deref(), Some(Path::new("/c.pem")));
+        assert_eq!(
+            s.listen_addrs_tls(7).unwrap(),
+            vec![
+                ("127.0.0.1:7".parse().unwrap(), true),
+                ("127.0.0.1:9".parse().unwrap(), false)
+            ]
+        );
+        // Without -Z the ssl_* options are accepted and nothing speaks TLS, as in memcached.
+        let s = parse("-o ssl_chain_cert=/c.pem").unwrap();
+        assert!(!s.tls.enabled);
+        assert_eq!(
+            err("-l notls:127.0.0.1:9"),
+            "invalid value 'notls:127.0.0.1:9' for -l: 'notls' option is valid only when SSL \
+             is enabled"
+        );
+        assert_eq!(
+            err("-Z -p 0"),
+            "invalid value '' for -Z: ERROR: You cannot enable SSL without a TCP port."
+        );
+        assert!(err("-Z -o ssl_chain_cert=/c,ssl_verify_mode=2").contains("ssl_ca_cert"));
+        assert!(parse("-Z -o ssl_chain_cert=/c,ssl_verify_mode=2,ssl_ca_cert=/ca").is_ok());
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
         Request::Config(config) => cluster_config(frame, config, cx),
         // The binary parser never produces these (VERBOSITY is unknown to 1.6.18's binary
         // protocol; there is no binary shutdown).
-        Request::Verbosity { .. } | Request::Shutdown { .. } => {
+        Request::Verbosity { .. } | Request::Shutdown { .. } | Request::RefreshCerts { .. } => {
             compose_status(frame, Status::UnknownCommand, 0, out)
         }
     }

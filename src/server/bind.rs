@@ -18,11 +18,14 @@ pub fn bind(settings: &Settings) -> io::Result<Listeners> {
     }
     let mut listeners = Listeners::default();
     if settings.port.is_on() {
-        listeners.tcp = settings
-            .listen_addrs(settings.port.bind_port())?
-            .into_iter()
-            .map(|addr| bind_one(addr, settings.backlog))
-            .collect::<io::Result<Vec<_>>>()?;
+        for (addr, tls) in settings.listen_addrs_tls(settings.port.bind_port())? {
+            let l = bind_one(addr, settings.backlog)?;
+            if settings.tls.enabled && !tls {
+                listeners.notls.push(l);
+            } else {
+                listeners.tcp.push(l);
+            }
+        }
     }
     if settings.udp_port.is_on() {
         listeners.udp = settings
@@ -61,8 +64,13 @@ fn bind_one(addr: SocketAddr, backlog: i32) -> io::Result<std::net::TcpListener>
 /// Sockets a server listens on, bound before the server starts (and before root is dropped).
 #[derive(Debug, Default)]
 pub struct Listeners {
-    /// TCP listeners.
+    /// TCP listeners (speaking TLS when the settings enable it).
     pub tcp: Vec<std::net::TcpListener>,
+    /// TCP listeners that stay plaintext under `-Z` (`-l notls:...`).
+    pub notls: Vec<std::net::TcpListener>,
+    /// The TLS configuration, loaded before privileges are dropped (as memcached loads its
+    /// certificates); loaded by `start_on` when absent and `-Z` is on.
+    pub tls: Option<super::tls::TlsContext>,
     /// A Unix-domain listener (`-s`).
     pub unix: Option<std::os::unix::net::UnixListener>,
     /// UDP sockets (`-U`).

@@ -86,7 +86,15 @@ pub fn start_on(
     listeners: impl Into<Listeners>,
     clock: Arc<Clock>,
 ) -> io::Result<ServerHandle> {
-    let listeners = listeners.into();
+    let mut listeners = listeners.into();
+    let tls = match listeners.tls.take() {
+        Some(ctx) => Some(Arc::new(ctx)),
+        None if settings.tls.enabled => Some(Arc::new(
+            super::tls::TlsContext::load(&settings.tls)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        )),
+        None => None,
+    };
     let auth_file = match &settings.auth_file {
         Some(path) => {
             let bytes = std::fs::read(path).map_err(|e| {
@@ -121,12 +129,19 @@ pub fn start_on(
     let mut addrs = Vec::new();
     let mut mio_listeners = Vec::new();
     let registry = Registry::default();
-    for l in listeners.tcp {
+    let tls_tcp = tls.is_some();
+    let tcp = listeners.tcp.into_iter().map(|l| (l, tls_tcp));
+    for (l, speaks_tls) in tcp.chain(listeners.notls.into_iter().map(|l| (l, false))) {
         l.set_nonblocking(true)?;
         let addr = l.local_addr()?;
         registry.add_listener(format!("tcp:{addr}"));
         addrs.push(addr);
-        mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
+        let l = mio::net::TcpListener::from_std(l);
+        mio_listeners.push(if speaks_tls {
+            Listener::TlsTcp(l)
+        } else {
+            Listener::Tcp(l)
+        });
     }
     if let Some(l) = listeners.unix {
         l.set_nonblocking(true)?;
@@ -156,6 +171,7 @@ pub fn start_on(
         limits,
         auth_file,
         cluster,
+        tls,
         registry,
         store: Arc::new(store),
         clock,

@@ -44,6 +44,7 @@ pub mod stats;
 mod stats_lines;
 pub(crate) mod text;
 mod timer;
+pub mod tls;
 pub mod udp;
 mod worker;
 

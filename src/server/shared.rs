@@ -30,6 +30,8 @@ pub struct Shared {
     pub auth_file: Option<PasswordDb>,
     /// The ElastiCache auto-discovery config this node serves.
     pub cluster: Cluster,
+    /// TLS (`-Z`): the configuration new connections get, and its counters.
+    pub tls: Option<Arc<super::tls::TlsContext>>,
     /// Open connections, for `stats conns`.
     pub(super) registry: Registry,
     /// Each worker's and each UDP thread's counters, summed by `stats`.

@@ -13,6 +13,8 @@ use mio::{Interest, Registry, Token};
 pub enum Socket {
     /// TCP (IPv4 or IPv6).
     Tcp(TcpStream),
+    /// TCP from a TLS listener (`-Z`): the worker serves it through a TLS session.
+    TlsTcp(TcpStream),
     /// A Unix-domain stream socket (`-s`).
     Unix(UnixStream),
 }
@@ -22,6 +24,8 @@ pub enum Socket {
 pub enum Listener {
     /// TCP.
     Tcp(TcpListener),
+    /// TCP whose connections speak TLS (`-Z`).
+    TlsTcp(TcpListener),
     /// Unix-domain.
     Unix(UnixListener),
 }
@@ -36,6 +40,11 @@ impl Listener {
                 let _ = s.set_nodelay(true);
                 Ok(Socket::Tcp(s))
             }
+            Listener::TlsTcp(l) => {
+                let (s, _) = l.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok(Socket::TlsTcp(s))
+            }
             Listener::Unix(l) => Ok(Socket::Unix(l.accept()?.0)),
         }
     }
@@ -44,13 +53,18 @@ impl Listener {
 macro_rules! delegate {
     ($self:ident, $s:ident => $e:expr) => {
         match $self {
-            Socket::Tcp($s) => $e,
+            Socket::Tcp($s) | Socket::TlsTcp($s) => $e,
             Socket::Unix($s) => $e,
         }
     };
 }
 
 impl Socket {
+    /// Whether the connection came from a TLS listener.
+    pub fn is_tls(&self) -> bool {
+        matches!(self, Socket::TlsTcp(_))
+    }
+
     /// The descriptor, which names the connection in `stats conns` as in memcached.
     pub fn fd(&self) -> i32 {
         use std::os::fd::AsRawFd;
@@ -60,7 +74,7 @@ impl Socket {
     /// The peer's address in memcached's `stats conns` form (`tcp:1.2.3.4:5`, `unix:path`).
     pub fn peer_name(&self) -> String {
         match self {
-            Socket::Tcp(s) => s
+            Socket::Tcp(s) | Socket::TlsTcp(s) => s
                 .peer_addr()
                 .map_or_else(|_| "tcp:?".into(), |a| format!("tcp:{a}")),
             Socket::Unix(_) => "unix:".into(),
@@ -70,7 +84,7 @@ impl Socket {
     /// The local (listening) address in the same form.
     pub fn local_name(&self) -> String {
         match self {
-            Socket::Tcp(s) => s
+            Socket::Tcp(s) | Socket::TlsTcp(s) => s
                 .local_addr()
                 .map_or_else(|_| "tcp:?".into(), |a| format!("tcp:{a}")),
             Socket::Unix(s) => s
@@ -119,21 +133,21 @@ impl Source for Socket {
 impl Source for Listener {
     fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
-            Listener::Tcp(l) => l.register(r, t, i),
+            Listener::Tcp(l) | Listener::TlsTcp(l) => l.register(r, t, i),
             Listener::Unix(l) => l.register(r, t, i),
         }
     }
 
     fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
         match self {
-            Listener::Tcp(l) => l.reregister(r, t, i),
+            Listener::Tcp(l) | Listener::TlsTcp(l) => l.reregister(r, t, i),
             Listener::Unix(l) => l.reregister(r, t, i),
         }
     }
 
     fn deregister(&mut self, r: &Registry) -> io::Result<()> {
         match self {
-            Listener::Tcp(l) => l.deregister(r),
+            Listener::Tcp(l) | Listener::TlsTcp(l) => l.deregister(r),
             Listener::Unix(l) => l.deregister(r),
         }
     }

@@ -108,6 +108,11 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        if let Some(tls) = &self.tls {
+            for (name, value) in tls.stats_lines(self.clock.now()) {
+                put(name, value);
+            }
+        }
         // tern's own: the auto-discovery config version served (0 after `config delete`).
         put("cluster_config_version", self.cluster.version().to_string());
         v

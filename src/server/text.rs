@@ -61,6 +61,10 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             Response::Ok
         }
         Request::Quit => return After::Close,
+        Request::RefreshCerts { .. } => {
+            super::tls::refresh_certs(cx.shared, mode, cx.out);
+            return After::Continue;
+        }
         Request::Shutdown { graceful: _ } => match shutdown_op(cx) {
             Ok(()) => return After::Close,
             Err(e) => Response::Error(e),

@@ -12,6 +12,7 @@ use super::buffers::BufferPool;
 use super::conn::{Conn, Next};
 use super::socket::Socket;
 use super::stats::ThreadStats;
+use super::tls::TlsConn;
 use super::Shared;
 
 /// The token of the worker's waker (connections use their slot index).
@@ -43,6 +44,9 @@ struct Client {
     fd: i32,
     /// Whether the socket is registered for writability too (only while replies wait).
     write_interest: bool,
+    /// The TLS session of a connection from a TLS listener (`-Z`); `None`, one word, for
+    /// plaintext ones.
+    tls: Option<Box<TlsConn>>,
 }
 
 /// A worker's state, owned by its thread.
@@ -61,6 +65,9 @@ pub struct Worker {
     last_sweep: u32,
     /// Buffers lent to the connection being driven; idle connections hold none.
     pool: BufferPool,
+    /// TLS connections still in their handshake: while there are any, the worker wakes once a
+    /// second to close those past their deadline.
+    handshaking: usize,
 }
 
 impl Worker {
@@ -84,6 +91,7 @@ impl Worker {
                 serving: Vec::new(),
                 last_sweep: 0,
                 pool: BufferPool::new(),
+                handshaking: 0,
             },
             waker,
         ))
@@ -96,7 +104,7 @@ impl Worker {
         while !self.shared.is_shutting_down() {
             let timeout = if !self.yielded.is_empty() {
                 Some(Duration::ZERO)
-            } else if idle_timeout > 0 {
+            } else if idle_timeout > 0 || self.handshaking > 0 {
                 Some(IDLE_SWEEP)
             } else {
                 None
@@ -108,6 +116,9 @@ impl Worker {
             self.turn(&mut events, timeout)?;
             if idle_timeout > 0 {
                 self.kick_idle(idle_timeout);
+            }
+            if self.handshaking > 0 {
+                self.kick_stalled_handshakes();
             }
         }
         self.drain(&mut events)?;
@@ -134,6 +145,24 @@ impl Worker {
         }
     }
 
+    /// Closes TLS connections whose handshake is past its deadline (counted in
+    /// `ssl_handshake_errors` and `ssl_handshake_timeouts`): a client that connects and stalls
+    /// holds a slot, never the worker.
+    fn kick_stalled_handshakes(&mut self) {
+        let now = self.shared.clock.now();
+        for slot in 0..self.clients.len() {
+            let overdue = matches!(self.clients.get(slot),
+                Some(Some(Client { tls: Some(tls), .. })) if tls.handshake_overdue(now));
+            if overdue {
+                log::debug!("closing a TLS connection whose handshake stalled");
+                if let Some(tls) = &self.shared.tls {
+                    tls.handshake_timed_out();
+                }
+                self.close(slot);
+            }
+        }
+    }
+
     /// Graceful stop: read nothing more, answer what was read, send every reply, then return
     /// (or give up on clients that do not read within `DRAIN_TIMEOUT`).
     fn drain(&mut self, events: &mut Events) -> io::Result<()> {
@@ -144,6 +173,13 @@ impl Worker {
             self.shared.connection_closed();
         }
         for slot in 0..self.clients.len() {
+            // A TLS client still in its handshake has asked for nothing yet.
+            if matches!(self.clients.get(slot),
+                Some(Some(Client { tls: Some(tls), .. })) if tls.is_handshaking())
+            {
+                self.close(slot);
+                continue;
+            }
             if let Some(Some(client)) = self.clients.get_mut(slot) {
                 client.conn.stop_reading();
                 client.queued = false;
@@ -235,6 +271,29 @@ impl Worker {
                 self.shared.clock.now(),
             );
             log::trace!("fd {fd}: new connection from {}", sock.peer_name());
+            let tls = match (sock.is_tls(), &self.shared.tls) {
+                (false, _) => None,
+                (true, Some(ctx)) => match ctx.accept() {
+                    Ok(mut session) => {
+                        session.set_started(self.shared.clock.now());
+                        self.handshaking += 1;
+                        Some(Box::new(session))
+                    }
+                    Err(e) => {
+                        log::warn!("cannot start a TLS session: {e}");
+                        None
+                    }
+                },
+                (true, None) => None,
+            };
+            if sock.is_tls() && tls.is_none() {
+                // Never serve a TLS listener's client in plaintext.
+                self.shared.registry.remove(fd);
+                let _ = self.poll.registry().deregister(&mut sock);
+                self.shared.connection_closed();
+                self.free.push(slot);
+                continue;
+            }
             self.clients[slot] = Some(Client {
                 sock,
                 conn: Conn::new(),
@@ -242,6 +301,7 @@ impl Worker {
                 last_active,
                 fd,
                 write_interest: false,
+                tls,
             });
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
@@ -265,15 +325,34 @@ impl Worker {
         client
             .last_active
             .store(self.shared.clock.now(), Ordering::Relaxed);
-        match client.conn.drive(
-            &mut client.sock,
-            &self.shared,
-            &self.stats,
-            &mut self.pool,
-            trust_short_read,
-        ) {
+        let next = match &mut client.tls {
+            None => client.conn.drive(
+                &mut client.sock,
+                &self.shared,
+                &self.stats,
+                &mut self.pool,
+                trust_short_read,
+            ),
+            Some(tls) => {
+                let was_handshaking = tls.is_handshaking();
+                let next = tls.drive(
+                    &mut client.sock,
+                    &mut client.conn,
+                    &self.shared,
+                    &self.stats,
+                    &mut self.pool,
+                    trust_short_read,
+                );
+                if was_handshaking && !tls.is_handshaking() {
+                    self.handshaking -= 1;
+                }
+                next
+            }
+        };
+        match next {
             Next::Wait => {
-                let want = client.conn.wants_write();
+                let want = client.conn.wants_write()
+                    || client.tls.as_ref().is_some_and(|tls| tls.wants_write());
                 if want != client.write_interest {
                     let interest = if want {
                         Interest::READABLE | Interest::WRITABLE
@@ -306,6 +385,9 @@ impl Worker {
     fn close(&mut self, slot: usize) {
         if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
             log::trace!("fd {}: closed", client.fd);
+            if client.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
+                self.handshaking -= 1;
+            }
             self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
             client.conn.release_buffers(&mut self.pool);

@@ -238,6 +238,10 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             put_noreply(out, reply);
         }
         Request::Quit => out.extend_from_slice(b"quit"),
+        Request::RefreshCerts { reply } => {
+            out.extend_from_slice(b"refresh_certs");
+            put_noreply(out, reply);
+        }
         Request::Shutdown { graceful } => {
             out.extend_from_slice(if graceful {
                 b"shutdown graceful".as_slice()

@@ -165,6 +165,10 @@ fn command<'a>(
         b"verbosity" => done(verbosity(t)?),
         b"version" => done(Request::Version),
         b"quit" => done(Request::Quit),
+        // memcached -Z: any arguments are accepted; a last `noreply` hides `OK`.
+        b"refresh_certs" => done(Request::RefreshCerts {
+            reply: ReplyMode::from_noreply(t.noreply()),
+        }),
         b"shutdown" => done(shutdown(t)?),
         b"stats" => done(Request::Stats(stats_group(t))),
         // tern's ElastiCache auto-discovery; memcached 1.6.18 answers ERROR here.
@@ -172,9 +176,7 @@ fn command<'a>(
         // Commands memcached 1.6.18 has and tern does not serve: plain ERROR, never the
         // HTTP close below.
         b"slabs" | b"lru" | b"lru_crawler" | b"watch" | b"cache_memlimit" | b"extstore"
-        | b"debugtime" | b"misbehave" | b"refresh_certs" => {
-            Err(refuse(ErrorReply::UnknownCommand, false))
-        }
+        | b"debugtime" | b"misbehave" => Err(refuse(ErrorReply::UnknownCommand, false)),
         _ => {
             // memcached closes on what looks like an HTTP request line, but only for commands
             // outside its first-letter branches (so `GET / HTTP/1.1` closes and `get / HTTP/1.1`
