@@ -87,6 +87,8 @@ usage: cargo bench --bench loadgen -- --addr 127.0.0.1:PORT [options]
   --pipeline N       requests in flight per connection (default 1)
   --multiget N       keys per get request (default 1)
   --binary           speak the binary protocol (GET and SET packets; --multiget must be 1)
+  --meta             speak the meta protocol: `ms` sets; a get is --multiget quiet
+                     `mg <key> v k q` lines closed by `mn` (the meta multi-get)
   --no-prefill       do not write every key before the timed run
   --prefill-only     write every key, report, and exit
   --seed N           random seed (default 1)
@@ -109,6 +111,7 @@ struct Options {
     prefill_only: bool,
     seed: u64,
     binary: bool,
+    meta: bool,
 }
 
 /// What the command line asked for.
@@ -167,6 +170,7 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         prefill_only: false,
         seed: 1,
         binary: false,
+        meta: false,
     };
     let mut it = args.iter();
     while let Some(flag) = it.next() {
@@ -188,6 +192,10 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
         }
         if flag == "--binary" {
             o.binary = true;
+            continue;
+        }
+        if flag == "--meta" {
+            o.meta = true;
             continue;
         }
         let (flag, inline) = match flag.split_once('=') {
@@ -247,6 +255,9 @@ fn parse_args(args: &[String]) -> Result<Command, String> {
             return Err(format!("{name}: {v} is not in 1..=10000"));
         }
     }
+    if o.binary && o.meta {
+        return Err("--binary and --meta: pick one protocol".to_owned());
+    }
     if o.binary && o.multiget != 1 {
         return Err("--binary: only single-key gets (--multiget 1)".to_owned());
     }
@@ -285,6 +296,8 @@ struct Workload {
     multiget: usize,
     /// Binary protocol instead of text.
     binary: bool,
+    /// Meta protocol instead of text.
+    meta: bool,
 }
 
 impl Workload {
@@ -311,6 +324,7 @@ impl Workload {
             ratio: o.ratio,
             multiget: o.multiget,
             binary: o.binary,
+            meta: o.meta,
         }
     }
 
@@ -334,16 +348,30 @@ impl Workload {
             out.extend_from_slice(&self.value_block[..self.value_size]);
             return;
         }
+        if self.meta {
+            out.extend_from_slice(b"ms ");
+            out.extend_from_slice(self.key(key));
+            out.push(b' ');
+            out.extend_from_slice(itoa::Buffer::new().format(self.value_size).as_bytes());
+            out.extend_from_slice(b"\r\n");
+            out.extend_from_slice(&self.value_block);
+            return;
+        }
         out.extend_from_slice(b"set ");
         out.extend_from_slice(self.key(key));
         out.extend_from_slice(&self.set_suffix);
         out.extend_from_slice(&self.value_block);
     }
 
-    /// Appends a get of `key` (the first key of a text `get` line, or a binary GET packet).
+    /// Appends a get of `key` (the first key of a text `get` line, a binary GET packet, or a
+    /// whole quiet meta `mg` line).
     fn push_get(&self, out: &mut Vec<u8>, key: u64) {
         let key = self.key(key);
-        if self.binary {
+        if self.meta {
+            out.extend_from_slice(b"mg ");
+            out.extend_from_slice(key);
+            out.extend_from_slice(b" v k q\r\n");
+        } else if self.binary {
             push_binary_header(out, 0x00, key.len(), 0, key.len());
             out.extend_from_slice(key);
         } else {
@@ -358,7 +386,8 @@ impl Workload {
         let longest_key = self.key(self.key_count() - 1).len();
         // A binary SET's header and extras (32 bytes) outweigh the text line's words.
         let set = 32 + longest_key + self.set_suffix.len() + self.value_block.len();
-        let get = 3 + self.multiget * (1 + longest_key) + 2;
+        // A meta multi-get is a `mg <key> v k q\r\n` line per key and `mn\r\n`.
+        let get = 3 + self.multiget * (10 + longest_key) + 4;
         set.max(get)
     }
 }
@@ -583,10 +612,16 @@ impl Conn {
                         w.push_get(&mut self.out, key);
                         for _ in 1..w.multiget {
                             let key = self.rng.below(w.key_count());
-                            self.out.push(b' ');
-                            self.out.extend_from_slice(w.key(key));
+                            if w.meta {
+                                w.push_get(&mut self.out, key);
+                            } else {
+                                self.out.push(b' ');
+                                self.out.extend_from_slice(w.key(key));
+                            }
                         }
-                        if !w.binary {
+                        if w.meta {
+                            self.out.extend_from_slice(b"mn\r\n");
+                        } else if !w.binary {
                             self.out.extend_from_slice(b"\r\n");
                         }
                         self.pending.push_back(Pending::Get {

@@ -62,6 +62,18 @@ WORKLOADS = {
         ["--ratio", "0:1", "--value-size", "32", "--keys", "100000", "--multiget", "10",
          "--pipeline", "1"],
     ),
+    # The meta multi-get: 10 quiet `mg <key> v k q` lines closed by `mn`, against the same
+    # 10-key text `get` above; issue 10 wants it no slower than "multiget10".
+    "meta-multiget10": (
+        "meta: gets only, 10 quiet mg + mn per request, 32 B values, 100k keys",
+        ["--meta", "--ratio", "0:1", "--value-size", "32", "--keys", "100000", "--multiget",
+         "10", "--pipeline", "1"],
+    ),
+    "meta-getset": (
+        "meta: ms/mg 1:10, 32 B values, 100k keys",
+        ["--meta", "--ratio", "1:10", "--value-size", "32", "--keys", "100000",
+         "--pipeline", "1"],
+    ),
     "manyconns": (
         "get/set 1:10, 2,000 connections (2 threads x 1,000), 32 B values, 100k keys",
         ["--ratio", "1:10", "--value-size", "32", "--keys", "100000", "--pipeline", "1"],

@@ -83,3 +83,61 @@ fn small_get_and_set_do_not_allocate_per_request() {
         "{allocations} allocations for {requests} requests"
     );
 }
+
+/// The meta protocol's hot path allocates nothing either: `ms`, `mg k v`, base64 keys
+/// (decoded on the stack), and a quiet `mg … q` pipeline closed by `mn`.
+#[test]
+fn meta_get_and_set_do_not_allocate_per_request() {
+    let tern = Tern::start_with(|s| s.threads = 2);
+    let mut c = tern.connect();
+    const KEYS: usize = 64;
+    let mut sets = Vec::new();
+    let mut gets = Vec::new();
+    let mut get_reply_len = 0;
+    let mut quiet = Vec::new();
+    let mut quiet_reply_len = 0;
+    for i in 0..KEYS {
+        sets.extend(format!("ms key:{i:04} 32 T0 F7\r\n{:032}\r\n", i).into_bytes());
+        gets.extend(format!("mg key:{i:04} v f c k\r\n").into_bytes());
+        // Half the quiet gets miss (their EN is hidden).
+        if i % 2 == 0 {
+            quiet.extend(format!("mg key:{i:04} v q\r\n").into_bytes());
+            quiet_reply_len += format!("VA 32\r\n{:032}\r\n", i).len();
+        } else {
+            quiet.extend(format!("mg nokey:{i:04} v q\r\n").into_bytes());
+        }
+    }
+    quiet.extend_from_slice(b"mg a2V5OjAwMDA= b s\r\nmn\r\n");
+    quiet_reply_len += b"HD s32\r\nMN\r\n".len();
+    let mut set_reply = vec![0u8; KEYS * b"HD\r\n".len()];
+    // Warm up once to learn the reply length (the CAS uniques' digits vary).
+    exchange(&mut c.stream, &sets, &mut set_reply);
+    c.stream.write_all(&gets).unwrap();
+    let sample = c.read_available();
+    get_reply_len += sample.len();
+    let mut get_reply = vec![0u8; get_reply_len];
+    let mut quiet_reply = vec![0u8; quiet_reply_len];
+    for _ in 0..20 {
+        exchange(&mut c.stream, &gets, &mut get_reply);
+        exchange(&mut c.stream, &quiet, &mut quiet_reply);
+    }
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    const ROUNDS: usize = 150;
+    for _ in 0..ROUNDS {
+        exchange(&mut c.stream, &gets, &mut get_reply);
+        exchange(&mut c.stream, &quiet, &mut quiet_reply);
+    }
+    // Sets change the CAS uniques (and so the reply length): run them apart.
+    for _ in 0..ROUNDS {
+        exchange(&mut c.stream, &sets, &mut set_reply);
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    assert!(set_reply.starts_with(b"HD\r\n"));
+    assert!(get_reply.starts_with(b"VA 32 f7 c"), "{get_reply:?}");
+    assert!(quiet_reply.ends_with(b"HD s32\r\nMN\r\n"));
+    let requests = (ROUNDS * KEYS * 3) as u64;
+    assert!(
+        allocations < 50,
+        "{allocations} allocations for {requests} requests"
+    );
+}

@@ -97,7 +97,8 @@ fn line(buf: &[u8]) -> Result<(&[u8], usize), ReplyError> {
 /// Parses the reply to one `set`: `Ok((reply, consumed))`.
 pub fn parse_set_reply(buf: &[u8]) -> Result<(SetReply, usize), ReplyError> {
     let (text, consumed) = line(buf)?;
-    if text == b"STORED" {
+    // `HD` answers a meta `ms`.
+    if text == b"STORED" || text == b"HD" {
         Ok((SetReply::Stored, consumed))
     } else if text.starts_with(b"SERVER_ERROR") {
         Ok((SetReply::ServerError, consumed))
@@ -117,8 +118,39 @@ fn number<T: std::str::FromStr>(digits: &[u8]) -> Option<T> {
 /// Parses the next step of a `get` reply: `Ok((event, consumed))`.
 pub fn parse_get_event(buf: &[u8]) -> Result<(GetEvent<'_>, usize), ReplyError> {
     let (text, line_len) = line(buf)?;
-    if text == b"END" {
+    // `MN` ends a meta pipeline of quiet `mg … q` (hits only, misses are silent).
+    if text == b"END" || text == b"MN" {
         return Ok((GetEvent::End, line_len));
+    }
+    if let Some(rest) = text.strip_prefix(b"VA ") {
+        // A meta hit: `VA <bytes> <flags>*` (the workload asks for `k`: the key is echoed).
+        let bad = || ReplyError::BadValueLine(text.to_vec());
+        let mut fields = rest.split(|&b| b == b' ');
+        let bytes: usize = fields.next().and_then(number).ok_or_else(bad)?;
+        let key = fields
+            .find_map(|f| f.strip_prefix(b"k"))
+            .unwrap_or_default();
+        let total = line_len
+            .checked_add(bytes)
+            .and_then(|n| n.checked_add(2))
+            .ok_or_else(bad)?;
+        if buf.len() < total {
+            return Err(ReplyError::Incomplete {
+                needed: total - buf.len(),
+            });
+        }
+        if &buf[total - 2..total] != b"\r\n" {
+            return Err(ReplyError::BadDataTerminator);
+        }
+        let data = &buf[line_len..line_len + bytes];
+        return Ok((
+            GetEvent::Value {
+                key,
+                flags: 0,
+                data,
+            },
+            total,
+        ));
     }
     if text.starts_with(b"SERVER_ERROR") {
         return Ok((GetEvent::ServerError, line_len));
@@ -321,6 +353,28 @@ mod tests {
                 reply.len()
             ))
         );
+    }
+
+    #[test]
+    fn meta_quiet_pipeline_parses_as_a_multiget() {
+        let buf = b"VA 3 kfoo\r\nbar\r\nMN\r\n";
+        let (event, used) = parse_get_event(buf).unwrap();
+        assert_eq!(
+            event,
+            GetEvent::Value {
+                key: b"foo",
+                flags: 0,
+                data: b"bar"
+            }
+        );
+        assert_eq!(parse_get_event(&buf[used..]).unwrap(), (GetEvent::End, 4));
+        assert_eq!(parse_set_reply(b"HD\r\n").unwrap(), (SetReply::Stored, 4));
+        for cut in 0..used {
+            assert!(matches!(
+                parse_get_event(&buf[..cut]),
+                Err(ReplyError::Incomplete { .. })
+            ));
+        }
     }
 
     #[test]

@@ -28,7 +28,8 @@
 //! - shared state: `shared` ([`Shared`]), its stats lines `stats_lines`, per-thread counters
 //!   [`stats`], open connections `registry` (`stats conns`);
 //! - requests: `ops` (protocol-neutral operations with typed outcomes) and one executor per
-//!   protocol, `text` and `binary`, each the only place turning outcomes into its replies.
+//!   protocol, `text`, `binary` and `meta` (handed meta lines by `text`), each the only place
+//!   turning outcomes into its replies.
 
 mod acceptor;
 mod binary;
@@ -36,6 +37,7 @@ mod bind;
 mod buffers;
 mod conn;
 mod handle;
+mod meta;
 pub(crate) mod ops;
 mod registry;
 mod shared;

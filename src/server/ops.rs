@@ -4,7 +4,7 @@
 //! the worker's counters exactly as memcached counts them, and returns a typed outcome of its
 //! own ([`StoreOutcome`], [`DeleteOutcome`], [`ArithOutcome`], [`TouchOutcome`], [`StatsReply`],
 //! [`ConfigOutcome`], or a typed [`ErrorReply`] refusal), carrying the item's new CAS where a
-//! protocol reports it. It writes no reply bytes: `super::text` and `super::binary` (and later the meta executor)
+//! protocol reports it. It writes no reply bytes: `super::text` and `super::binary` `super::meta`
 //! are each the only place that turns these outcomes into their protocol's replies. Store
 //! closures copy item bytes into the output buffer, so nothing here holds a store lock once a
 //! function returns.
@@ -113,17 +113,26 @@ pub enum TouchOutcome {
 
 /// A storage command: what was done, with the item's new CAS unique when stored.
 pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> StoreOutcome {
+    set_op(
+        &store::SetRequest {
+            mode: set_mode(req.mode),
+            key: req.key,
+            flags: req.flags,
+            exptime: req.exptime,
+            value: req.value,
+            cas: req.cas,
+            ..Default::default()
+        },
+        cx,
+    )
+}
+
+/// A storage command as the store takes it (meta `ms` adds `I` and `b`), counted as memcached
+/// counts every storage command: `cmd_set`, and in cas mode `cas_hits`/`cas_badval`/`cas_misses`.
+pub fn set_op(req: &store::SetRequest<'_>, cx: &Ctx<'_>) -> StoreOutcome {
     cx.stats.cmd_set.incr();
-    let (outcome, cas) = cx.shared.store.set(&store::SetRequest {
-        mode: set_mode(req.mode),
-        key: req.key,
-        flags: req.flags,
-        exptime: req.exptime,
-        value: req.value,
-        cas: req.cas,
-        ..Default::default()
-    });
-    if req.mode == StoreMode::Cas {
+    let (outcome, cas) = cx.shared.store.set(req);
+    if req.mode == SetMode::Cas {
         match outcome {
             store::StoreOutcome::Stored => cx.stats.cas_hits.incr(),
             store::StoreOutcome::Exists => cx.stats.cas_badval.incr(),
@@ -251,6 +260,102 @@ pub fn lookup_op<R>(
         }
     }
     found
+}
+
+/// A meta get (`mg`), counted as memcached 1.6.18 counts it: a hit is `cmd_get`/`get_hits`, or
+/// `cmd_touch`/`touch_hits` when `req.touch` is given (an item created by `vivify` is a hit
+/// too); a miss is always `cmd_get`/`get_misses`, `T` or not (plus `get_expired`/
+/// `get_flushed`), and so is a vivify that found no memory. `f` writes the reply: when it
+/// fails (memcached notices a too-long opaque only while writing a hit) the hit is not counted.
+pub fn meta_get_op<R, E>(
+    shared: &Shared,
+    stats: &ThreadStats,
+    req: &store::GetRequest<'_>,
+    f: impl FnOnce(&ItemView<'_>) -> Result<R, E>,
+) -> Lookup<Result<R, E>> {
+    let found = shared.store.get(req, f);
+    match &found {
+        Lookup::Hit(Err(_)) => {}
+        Lookup::Hit(Ok(_)) if req.touch.is_some() => {
+            stats.cmd_touch.incr();
+            stats.touch_hits.incr();
+        }
+        Lookup::Hit(Ok(_)) => {
+            stats.cmd_get.incr();
+            stats.get_hits.incr();
+        }
+        Lookup::Miss | Lookup::OutOfMemory => {
+            stats.cmd_get.incr();
+            stats.get_misses.incr();
+        }
+        Lookup::Expired => {
+            stats.cmd_get.incr();
+            stats.get_misses.incr();
+            stats.get_expired.incr();
+        }
+        Lookup::Flushed => {
+            stats.cmd_get.incr();
+            stats.get_misses.incr();
+            stats.get_flushed.incr();
+        }
+    }
+    found
+}
+
+/// A meta delete (`md`): `delete_hits` when removed; `md … I` (marked stale) counts nothing;
+/// a miss or a CAS mismatch counts `delete_misses`, as memcached 1.6.18 does.
+pub fn meta_delete_op(req: &store::DeleteRequest<'_>, cx: &Ctx<'_>) -> DeleteOutcome {
+    match cx.shared.store.delete(req) {
+        store::DeleteOutcome::Deleted => {
+            if !req.invalidate {
+                cx.stats.delete_hits.incr();
+            }
+            DeleteOutcome::Deleted
+        }
+        store::DeleteOutcome::NotFound => {
+            cx.stats.delete_misses.incr();
+            DeleteOutcome::NotFound
+        }
+        store::DeleteOutcome::Exists => {
+            cx.stats.delete_misses.incr();
+            DeleteOutcome::Exists
+        }
+    }
+}
+
+/// A meta incr/decr (`ma`), with the store's full outcome (the TTLs `t` prints): hits and misses
+/// as incr/decr count them; an autovivified item or a CAS mismatch counts nothing.
+pub fn meta_arith_op(req: &store::ArithRequest<'_>, cx: &Ctx<'_>) -> store::ArithOutcome {
+    let outcome = cx.shared.store.arith(req);
+    let (hits, misses) = if req.incr {
+        (&cx.stats.incr_hits, &cx.stats.incr_misses)
+    } else {
+        (&cx.stats.decr_hits, &cx.stats.decr_misses)
+    };
+    match outcome {
+        store::ArithOutcome::Updated { .. } => hits.incr(),
+        store::ArithOutcome::NotFound => misses.incr(),
+        store::ArithOutcome::OutOfMemory => cx.stats.store_no_memory.incr(),
+        _ => {}
+    }
+    outcome
+}
+
+/// A meta debug (`me`): a lookup that neither bumps nor counts as a get; counts `cmd_meta`
+/// (the only meta command 1.6.18 counts there).
+pub fn meta_debug_op<R>(
+    shared: &Shared,
+    stats: &ThreadStats,
+    key: &[u8],
+    f: impl FnOnce(&ItemView<'_>) -> R,
+) -> Lookup<R> {
+    stats.cmd_meta.incr();
+    let req = store::GetRequest {
+        key,
+        no_bump: true,
+        ..Default::default()
+    };
+    shared.store.get(&req, f)
 }
 
 /// `flush_all` / FLUSH: done, or refused with [`ErrorReply::FlushDisabled`] (and nothing done)

@@ -43,6 +43,8 @@ thread_counters! {
     cmd_flush,
     /// Touch requests (`touch`, `gat`).
     cmd_touch,
+    /// Meta debug requests (`me`; 1.6.18 counts no other meta command here).
+    cmd_meta,
     /// Keys found by retrievals.
     get_hits,
     /// Keys not found by retrievals.

@@ -63,7 +63,7 @@ impl Shared {
         put("cmd_set", s.cmd_set.to_string());
         put("cmd_flush", s.cmd_flush.to_string());
         put("cmd_touch", s.cmd_touch.to_string());
-        put("cmd_meta", "0".to_string());
+        put("cmd_meta", s.cmd_meta.to_string());
         put("get_hits", s.get_hits.to_string());
         put("get_misses", s.get_misses.to_string());
         put("get_expired", s.get_expired.to_string());

@@ -82,8 +82,8 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
         Request::Noop | Request::SaslListMechs | Request::SaslAuth { .. } => {
             Response::Error(ErrorReply::UnknownCommand)
         }
-        // The meta protocol is parsed but not yet executed: memcached before 1.6 answered so.
-        Request::Meta(_) => Response::Error(ErrorReply::UnknownCommand),
+        // Meta commands arrive on text connections; their executor writes their replies.
+        Request::Meta(meta) => return super::meta::execute(meta, cx),
     };
     reply(&response, mode, cx.out);
     After::Continue
@@ -131,6 +131,10 @@ fn touch_response(outcome: TouchOutcome) -> Response<'static> {
 /// what the connection does next: close, discard the request's data, or go on.
 pub fn refused(err: &ProtocolError, cx: &mut Ctx<'_>) -> After {
     let error = refusal(err.reply, cx);
+    if error == ErrorReply::BadDataChunk {
+        // memcached counts the storage command once its data is read, good or not.
+        cx.stats.cmd_set.incr();
+    }
     if !err.noreply {
         text::compose(&Response::Error(error), cx.out);
     }
