@@ -171,8 +171,11 @@ fn command<'a>(
         b"config" => config(t, input, line_end, limits),
         // Commands memcached 1.6.18 has and tern does not serve: plain ERROR, never the
         // HTTP close below.
-        b"slabs" | b"lru" | b"lru_crawler" | b"watch" | b"cache_memlimit" | b"extstore"
-        | b"debugtime" | b"misbehave" | b"refresh_certs" => {
+        b"lru_crawler" => done(super::operator::lru_crawler(t)?),
+        b"slabs" => done(super::operator::slabs(t)?),
+        b"lru" => done(super::operator::lru(t)?),
+        b"cache_memlimit" => done(super::operator::cache_memlimit(t)?),
+        b"watch" | b"extstore" | b"debugtime" | b"misbehave" | b"refresh_certs" => {
             Err(refuse(ErrorReply::UnknownCommand, false))
         }
         _ => {
