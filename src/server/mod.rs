@@ -36,6 +36,7 @@ mod bind;
 mod buffers;
 mod conn;
 mod handle;
+pub(crate) mod operator;
 pub(crate) mod ops;
 mod registry;
 mod shared;

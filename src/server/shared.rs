@@ -30,6 +30,8 @@ pub struct Shared {
     pub auth_file: Option<PasswordDb>,
     /// The ElastiCache auto-discovery config this node serves.
     pub cluster: Cluster,
+    /// The settings the operator commands change (`lru`, `lru_crawler sleep`, ...).
+    pub live: super::operator::LiveSettings,
     /// Open connections, for `stats conns`.
     pub(super) registry: Registry,
     /// Each worker's and each UDP thread's counters, summed by `stats`.

@@ -749,11 +749,7 @@ fn stats_groups() {
 
 #[test]
 fn commands_tern_does_not_serve_are_unknown() {
-    for line in [
-        &b"mz a\r\n"[..],
-        b"watch HTTP/1.1\r\n",
-        b"extstore x\r\n",
-    ] {
+    for line in [&b"mz a\r\n"[..], b"watch HTTP/1.1\r\n", b"extstore x\r\n"] {
         unknown(line);
     }
 }
