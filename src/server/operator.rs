@@ -227,9 +227,9 @@ fn dump_line(item: &DumpItem<'_>, started: i64, unix_now: i64, out: &mut Vec<u8>
         started + i64::from(item.exptime)
     };
     // `Vec`'s `Write` cannot fail.
-    let _ = write!(
+    let _ = writeln!(
         out,
-        " exp={exp} la={} cas={} fetch={} cls={} size={}\n",
+        " exp={exp} la={} cas={} fetch={} cls={} size={}",
         unix_now - i64::from(item.age),
         item.cas,
         if item.fetched { "yes" } else { "no" },
