@@ -20,6 +20,7 @@
 
 pub mod binary;
 pub mod meta;
+pub mod operator;
 mod request;
 mod response;
 pub mod text;
@@ -118,6 +119,8 @@ pub enum ErrorReply {
     SaslOutOfMemory,
     /// A meta-protocol error (`mg`, `ms`, `md`, `ma`), with memcached's wording.
     Meta(meta::MetaError),
+    /// A store operator command's status or error line (`BADCLASS ...`, `NOSPARE ...`).
+    Operator(operator::OperatorReply),
 }
 
 /// `sizeof(item)` in memcached 1.6.18 on a 64-bit machine: the per-item header its size limit

@@ -317,6 +317,8 @@ pub enum Request<'a> {
     SaslListMechs,
     /// A meta command (`mg`, `ms`, `md`, `ma`, `mn`, `me`).
     Meta(crate::meta::MetaRequest<'a>),
+    /// A store operator command (`lru_crawler`, `slabs`, `lru`, `cache_memlimit`).
+    Operator(crate::operator::OperatorRequest<'a>),
     /// Binary SASL_AUTH (`step == false`) or SASL_STEP (`step == true`).
     SaslAuth {
         /// The mechanism name (the key of the binary packet).
@@ -343,6 +345,7 @@ impl<'a> Request<'a> {
             | Request::Config(
                 ConfigRequest::Set { reply, .. } | ConfigRequest::Delete { reply, .. },
             ) => reply,
+            Request::Operator(op) => op.reply_mode(),
             _ => ReplyMode::Normal,
         }
     }

@@ -9,7 +9,8 @@
 use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
-use tern_protocol::{text, ParseError, Request};
+use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
+use tern_protocol::{text, ParseError, Request, Response};
 
 use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
@@ -18,6 +19,7 @@ use super::text::{AsciiAuth, AsciiAuthOutcome};
 use super::Shared;
 use crate::auth::SaslSession;
 use crate::config::BindingProtocol;
+use crate::store::{Classes, DumpCursor};
 
 /// Input buffer size a connection reads with (and shrinks back to after a large request).
 const READ_BUF_INITIAL: usize = BUF_SIZE;
@@ -79,6 +81,9 @@ pub struct Conn {
     /// sent in parts of about [`OUTPUT_HIGH_WATER`] bytes, the request staying in the input
     /// until its last part.
     get_answered: usize,
+    /// An `lru_crawler metadump` at the start of the input, sent in parts like a large
+    /// retrieval: the classes it lists and where it stands.
+    dump: Option<Box<(Classes, DumpCursor)>>,
 }
 
 /// Which codec a connection uses.
@@ -135,6 +140,7 @@ impl Conn {
             sasl: SaslSession::new(),
             ascii_authed: false,
             get_answered: 0,
+            dump: None,
         }
     }
 
@@ -405,6 +411,30 @@ impl Conn {
                                 After::Continue
                             }
                         }
+                    }
+                    Request::Operator(OperatorRequest::LruCrawler(
+                        LruCrawlerRequest::Metadump(spec),
+                    )) => {
+                        let room = OUTPUT_HIGH_WATER.saturating_sub(cx.out.len() - self.wpos);
+                        let dump = match self.dump.take() {
+                            Some(dump) => Ok(dump),
+                            None => {
+                                let pending = cx.out.len() > self.wpos;
+                                super::operator::metadump_start(spec, pending, &cx)
+                                    .map(|c| Box::new((c, DumpCursor::default())))
+                            }
+                        };
+                        match dump {
+                            Ok(mut dump) => {
+                                let (classes, cursor) = &mut *dump;
+                                if !super::operator::metadump_from(classes, cursor, &mut cx, room) {
+                                    self.dump = Some(dump);
+                                    return Step::Partial;
+                                }
+                            }
+                            Err(e) => text::compose(&Response::Error(e), cx.out),
+                        }
+                        After::Continue
                     }
                     request => super::text::execute(request, &mut cx),
                 };

@@ -182,6 +182,7 @@ pub fn start_on(
         verbosity: AtomicU32::new(u32::from(settings.verbosity)),
         shutting_down: AtomicBool::new(false),
         wakers: OnceLock::new(),
+        live: super::operator::LiveSettings::new(&settings),
         settings,
     });
 

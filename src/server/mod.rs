@@ -38,6 +38,7 @@ mod buffers;
 mod conn;
 mod handle;
 mod meta;
+pub(crate) mod operator;
 pub(crate) mod ops;
 mod registry;
 mod shared;

@@ -32,6 +32,8 @@ pub struct Shared {
     pub cluster: Cluster,
     /// TLS (`-Z`): the configuration new connections get, and its counters.
     pub tls: Option<Arc<super::tls::TlsContext>>,
+    /// The settings the operator commands change (`lru`, `lru_crawler sleep`, ...).
+    pub live: super::operator::LiveSettings,
     /// Open connections, for `stats conns`.
     pub(super) registry: Registry,
     /// Each worker's and each UDP thread's counters, summed by `stats`.

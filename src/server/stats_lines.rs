@@ -86,10 +86,7 @@ impl Shared {
         put("idle_kicks", s.idle_kicks.to_string());
         put("bytes_read", s.bytes_read.to_string());
         put("bytes_written", s.bytes_written.to_string());
-        put(
-            "limit_maxbytes",
-            self.settings.store.memory_limit.to_string(),
-        );
+        put("limit_maxbytes", self.store.memory_limit().to_string());
         put("accepting_conns", "1".to_string());
         put("threads", self.settings.threads.to_string());
         put("conn_yields", s.conn_yields.to_string());
@@ -108,6 +105,10 @@ impl Shared {
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
+        put(
+            "lru_crawler_running",
+            u8::from(self.store.crawl_running()).to_string(),
+        );
         if let Some(tls) = &self.tls {
             for (name, value) in tls.stats_lines(self.clock.now()) {
                 put(name, value);
@@ -120,7 +121,12 @@ impl Shared {
 
     /// The lines of `stats settings`, with memcached's names, order and formats.
     pub fn settings_stats(&self) -> Vec<(String, String)> {
-        self.settings
+        // What the operator commands changed: the tuning, the crawler, the memory limit.
+        let mut settings = self.settings.clone();
+        settings.tuning = self.live.tuning();
+        settings.store.lru_crawler = self.store.crawler_enabled();
+        settings.store.memory_limit = self.store.memory_limit();
+        settings
             .stats_settings_with(crate::config::stats::RuntimeSettings {
                 oldest: 0,
                 verbosity: self.verbosity.load(Ordering::Relaxed).min(255) as u8,

@@ -4,6 +4,7 @@
 //! included ([`refused`]), so every transport gives the same bytes. It also answers the `-Y`
 //! login of an unauthenticated connection ([`ascii_auth`]).
 
+use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
 use tern_protocol::text::{self, AuthLineError, AuthReply};
 use tern_protocol::{
     ErrorReply, GetRequest, ProtocolError, ReplyMode, Request, Response, StatsGroup,
@@ -84,6 +85,21 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
         }
         // Meta commands arrive on text connections; their executor writes their replies.
         Request::Meta(meta) => return super::meta::execute(meta, cx),
+        Request::Operator(OperatorRequest::LruCrawler(LruCrawlerRequest::Metadump(spec))) => {
+            // Over UDP (TCP and Unix sockets compose it in parts, see `Conn`): whole.
+            match super::operator::metadump_start(spec, !cx.out.is_empty(), cx) {
+                Ok(classes) => {
+                    let mut cursor = crate::store::DumpCursor::default();
+                    super::operator::metadump_from(&classes, &mut cursor, cx, usize::MAX);
+                    return After::Continue;
+                }
+                Err(e) => Response::Error(e),
+            }
+        }
+        Request::Operator(op) => match super::operator::operator_op(op, cx) {
+            Ok(()) => Response::Ok,
+            Err(e) => Response::Error(e),
+        },
     };
     reply(&response, mode, cx.out);
     After::Continue

@@ -26,6 +26,8 @@ pub struct Arena {
     pages: u32,
     /// The next never-used page.
     next_fresh: AtomicU32,
+    /// How many pages may be handed out at once (`cache_memlimit` moves it, at most `pages`).
+    limit: AtomicU32,
     /// Pages given back (by slab automove or emergency moves).
     returned: Mutex<Vec<u32>>,
     /// The slab class of each page (u16::MAX: none), for turning a handle into a chunk size.
@@ -74,6 +76,7 @@ impl Arena {
             map_len,
             pages,
             next_fresh: AtomicU32::new(1),
+            limit: AtomicU32::new(pages),
             returned: Mutex::new(Vec::new()),
             page_class: (0..=pages).map(|_| AtomicU16::new(u16::MAX)).collect(),
         })
@@ -85,10 +88,30 @@ impl Arena {
         fresh - self.returned.lock().len() as u32
     }
 
+    /// Pages reserved: the most the limit can be raised to.
+    pub fn capacity(&self) -> u32 {
+        self.pages
+    }
+
+    /// How many pages may be in use at once.
+    pub fn limit(&self) -> u32 {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Sets how many pages may be in use at once (at most [`Arena::capacity`]). Pages over a
+    /// lowered limit stay with their classes until the store gives them back.
+    pub fn set_limit(&self, pages: u32) {
+        self.limit.store(pages.min(self.pages), Ordering::Relaxed);
+    }
+
     /// Takes a page for class `cls`, or `None` when the budget is spent.
     pub fn take_page(&self, cls: usize) -> Option<u32> {
         let page = {
             let mut returned = self.returned.lock();
+            let fresh = self.next_fresh.load(Ordering::Relaxed).min(self.pages + 1) - 1;
+            if fresh - returned.len() as u32 >= self.limit.load(Ordering::Relaxed) {
+                return None;
+            }
             match returned.pop() {
                 Some(p) => p,
                 None => {
@@ -105,8 +128,15 @@ impl Arena {
         Some(page)
     }
 
+    /// Takes a page that was given back (memcached's global page pool, slab class 0) for
+    /// class `cls`; never a page not used yet.
+    pub fn take_returned_page(&self, cls: usize) -> Option<u32> {
+        let page = self.returned.lock().pop()?;
+        self.page_class[page as usize].store(cls as u16, Ordering::Relaxed);
+        Some(page)
+    }
+
     /// Gives a page back to the pool. The caller must no longer touch it.
-    #[cfg(test)]
     pub fn give_page(&self, page: u32) {
         self.page_class[page as usize].store(u16::MAX, Ordering::Relaxed);
         self.returned.lock().push(page);

@@ -46,13 +46,15 @@ impl Store {
             let mut s = s.0.lock();
             s.sync_flush(&self.shared, now);
             s.migrate_index(&self.shared, INDEX_MIGRATE_PER_TICK);
-            if self.config.lru_crawler {
+            if self.crawler_enabled() {
                 s.crawl(&self.shared, now, CRAWL_BUDGET);
             }
-            if self.config.slab_automove && self.config.evict {
+            if self.automove() != 0 && self.config.evict {
                 let max = (s.page_count() / 64).max(AUTOMOVE_PAGES_PER_TICK);
                 s.automove(&self.shared, max);
             }
         }
+        self.step_requested_crawl();
+        self.release_over_limit();
     }
 }

@@ -27,6 +27,7 @@ mod classes;
 mod config;
 mod index;
 mod item;
+mod operator;
 mod ops;
 mod outcome;
 mod request;
@@ -47,8 +48,10 @@ pub use classes::{DEFAULT_CHUNK_SIZE_MIN, DEFAULT_GROWTH_FACTOR};
 pub use config::{
     StoreConfig, StoreConfigError, DEFAULT_KEY_MAX_LENGTH, ITEM_SIZE_MAX_LIMIT, ITEM_SIZE_MAX_MIN,
 };
+pub use operator::{Classes, CrawlRefusal, DumpCursor, ReassignOutcome};
 pub use outcome::{ArithOutcome, DeleteOutcome, Lookup, StoreOutcome};
 pub use request::{ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest};
+pub use shard::DumpItem;
 use shard::{Padded, Shard, Shared};
 pub use stats::StoreStats;
 pub use view::ItemView;
@@ -59,6 +62,11 @@ pub const SHARDS: usize = 16;
 /// A shard gets at least this many pages' worth of `-m`: a tiny store has fewer shards, so
 /// that its few pages are not spread over more (shard, class) pairs than it has pages.
 const MIN_PAGES_PER_SHARD: usize = 64;
+
+/// Pages reserved at least (64 MiB of address space, not memory), so that `cache_memlimit`
+/// can raise a small `-m` (memcached's tests start at `-m 3` and grow to 16 MB). A larger `-m`
+/// reserves exactly itself and can be lowered and raised back, not above.
+const GROWABLE_PAGES: usize = 1024;
 
 /// memcached's default `hashpower` (2^16 buckets), spread over the shards.
 const DEFAULT_HASHPOWER: u8 = 16;
@@ -79,6 +87,7 @@ pub struct Store {
     config: StoreConfig,
     clock: Arc<Clock>,
     shared: Shared,
+    controls: operator::Controls,
 }
 
 impl std::fmt::Debug for Store {
@@ -119,10 +128,12 @@ impl Store {
                 config.memory_limit
             )));
         }
+        // The reservation `cache_memlimit` may grow into: address space only (MAP_NORESERVE).
+        let capacity = pages.max(GROWABLE_PAGES);
         let classes = ClassTable::new(item::min_header(), n, factor);
         let max_per_page = classes.per_page(0);
         let slot_bits = (usize::BITS - (max_per_page - 1).leading_zeros()).max(1);
-        let page_bits = u32::BITS - (pages as u32).leading_zeros();
+        let page_bits = u32::BITS - (capacity as u32).leading_zeros();
         if slot_bits + page_bits > 32 {
             return Err(StoreConfigError(format!(
                 "memory limit {} too large for chunks of {} bytes (at most 2^32 chunks)",
@@ -130,7 +141,8 @@ impl Store {
                 classes.size(0)
             )));
         }
-        let arena = Arena::new(pages as u32).map_err(|e| StoreConfigError(e.0))?;
+        let arena = Arena::new(capacity as u32).map_err(|e| StoreConfigError(e.0))?;
+        arena.set_limit(pages as u32);
         let hp = config
             .hashpower_init
             .unwrap_or(DEFAULT_HASHPOWER)
@@ -145,7 +157,7 @@ impl Store {
         let nclasses = classes.len();
         // Page 0 is never used: handles run from page 1's first slot to the last page's last.
         let first_handle = 1u32 << slot_bits;
-        let last_handle = ((pages as u64) << slot_bits | ((1u64 << slot_bits) - 1)) as u32;
+        let last_handle = ((capacity as u64) << slot_bits | ((1u64 << slot_bits) - 1)) as u32;
         let shards = (0..nshards)
             .map(|i| {
                 Padded(Mutex::new(Shard::new(
@@ -168,10 +180,12 @@ impl Store {
             flush_at: AtomicU64::new(0),
             shards,
         };
+        let controls = operator::Controls::new(config.lru_crawler, config.slab_automove);
         Ok(Store {
             config,
             clock,
             shared,
+            controls,
         })
     }
 

@@ -166,7 +166,11 @@ impl Store {
         let now = self.clock.now();
         let mut s = self.shard(hash).lock();
         s.sync_flush(sh, now);
-        let old = match s.lookup(sh, key, hash, now) {
+        let look = s.lookup(sh, key, hash, now);
+        // The key's expired or flushed item was just freed for this store to reuse:
+        // memcached's `reclaimed` ("stored using memory from an expired entry").
+        let over_dead = matches!(look, Look::Dead(_));
+        let old = match look {
             Look::Live(f) => Some(f),
             _ => None,
         };
@@ -236,7 +240,11 @@ impl Store {
                 now,
             ),
         };
-        if stored.is_some() {
+        if let Some(head) = stored {
+            if over_dead {
+                let cls = sh.class_of(head);
+                s.classes[cls].stats.reclaimed += 1;
+            }
             return (StoreOutcome::Stored, sh.cas_of(seq, s.id));
         }
         // memcached drops the old value when a set fails for memory, so no stale data stays.

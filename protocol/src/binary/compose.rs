@@ -125,7 +125,8 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         | ErrorReply::DeleteUsage
         | ErrorReply::InvalidShutdownMode
         | ErrorReply::StatsDetailUsage
-        | ErrorReply::Meta(_) => Status::InvalidArguments,
+        | ErrorReply::Meta(_)
+        | ErrorReply::Operator(_) => Status::InvalidArguments,
     };
     Some((status, status.default_body()))
 }

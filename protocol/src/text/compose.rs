@@ -35,6 +35,7 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::SaslOutOfMemory => "SERVER_ERROR out of memory",
         ErrorReply::Close => return None,
         ErrorReply::Meta(error) => error.line(),
+        ErrorReply::Operator(reply) => reply.line(),
     })
 }
 
@@ -287,6 +288,7 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
         },
         Request::SaslListMechs | Request::SaslAuth { .. } => return,
         Request::Meta(meta) => return crate::meta::compose_request(&meta, out),
+        Request::Operator(op) => op.compose(out),
     }
     out.extend_from_slice(CRLF);
 }

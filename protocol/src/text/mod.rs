@@ -14,6 +14,7 @@ mod auth;
 mod commands;
 mod compose;
 pub(crate) mod number;
+mod operator;
 
 mod parse;
 #[cfg(test)]

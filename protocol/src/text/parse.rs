@@ -175,8 +175,13 @@ fn command<'a>(
         b"config" => config(t, input, line_end, limits),
         // Commands memcached 1.6.18 has and tern does not serve: plain ERROR, never the
         // HTTP close below.
-        b"slabs" | b"lru" | b"lru_crawler" | b"watch" | b"cache_memlimit" | b"extstore"
-        | b"debugtime" | b"misbehave" => Err(refuse(ErrorReply::UnknownCommand, false)),
+        b"lru_crawler" => done(super::operator::lru_crawler(t)?),
+        b"slabs" => done(super::operator::slabs(t)?),
+        b"lru" => done(super::operator::lru(t)?),
+        b"cache_memlimit" => done(super::operator::cache_memlimit(t)?),
+        b"watch" | b"extstore" | b"debugtime" | b"misbehave" => {
+            Err(refuse(ErrorReply::UnknownCommand, false))
+        }
         _ => {
             // memcached closes on what looks like an HTTP request line, but only for commands
             // outside its first-letter branches (so `GET / HTTP/1.1` closes and `get / HTTP/1.1`

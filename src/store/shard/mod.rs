@@ -12,6 +12,9 @@ use crate::clock::RelTime;
 
 mod evict;
 mod maintain;
+mod walk;
+
+pub use walk::{DumpItem, WalkPos};
 
 /// The crawler keeps items' access times at most this old (they are stored modulo 2^20 s):
 /// `l` is exact below it and reads between it and 2^20 s beyond.
