@@ -41,10 +41,11 @@ done
 # Client libraries against tern processes on loopback (tests/clients/): auto-discovery and
 # consistent hashing over three nodes with elasticache-auto-discovery, pymemcache, pylibmc
 # (ketama) and twemproxy (issue 5); pylibmc with binary=True and python-binary-memcached with
-# SASL (issue 4).
+# SASL (issue 4); meta-memcache, a client of the meta protocol only (issue 10).
 [ -x .venv/bin/python ] || python3 -m venv .venv
-client_libs=(pytest elasticache-auto-discovery pymemcache pylibmc python-binary-memcached)
-if ! .venv/bin/python -c 'import pytest, elasticache_auto_discovery, pymemcache, pylibmc, bmemcached' 2>/dev/null; then
+client_libs=(pytest elasticache-auto-discovery pymemcache pylibmc python-binary-memcached
+    meta-memcache)
+if ! .venv/bin/python -c 'import pytest, elasticache_auto_discovery, pymemcache, pylibmc, bmemcached, meta_memcache' 2>/dev/null; then
     if ! .venv/bin/pip install -q "${client_libs[@]}"; then
         # No pylibmc wheel for this platform: build it against Debian's libmemcached.
         apt_install libmemcached-dev zlib1g-dev
