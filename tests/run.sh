@@ -29,8 +29,9 @@ export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
 export TERN_REQUIRE_CLIENTS="${TERN_REQUIRE_CLIENTS:-1}"
 cargo test --workspace --all-targets --no-fail-fast
 
-# A short fuzzing run of every target (fuzz/, docs/testing.md): seconds each, from the seeds
-# the test scenarios give. A finding fails the script; its input is left in fuzz/artifacts/.
+# A short fuzzing run of every target (fuzz/, docs/testing.md: text_parse, binary_parse, conn,
+# meta_parse): seconds each, from the seeds the test scenarios give. A finding fails the
+# script; its input is left in fuzz/artifacts/.
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 fuzz/seed_corpus.py
