@@ -3,7 +3,9 @@
 
 Text seeds are the byte-string literals of the text-protocol tests (tests/text_protocol.rs,
 protocol/src/text/tests.rs), decoded from Rust escapes; binary seeds are one well-formed packet
-per opcode plus the packets of the binary tests that are spelled as byte literals. Each seed
+per opcode plus the packets of the binary tests that are spelled as byte literals; meta seeds are
+the meta lines of the meta tests and of tests/text_protocol.rs, each once whole and once behind
+the target's command-prefix byte, plus one line per command and flag. Each seed
 starts with the targets' knob bytes (see fuzz/src/lib.rs: limits mode, then a 16-bit split point)
 and the connection target's seeds are whole scenario pipelines. Generated, never committed:
 run `python3 fuzz/seed_corpus.py` (tests/run.sh does) before fuzzing.
@@ -82,6 +84,32 @@ def binary_packets():
     ]
 
 
+META_PREFIXES = [b'mg ', b'ms ', b'md ', b'ma ', b'mn', b'me ']
+# One line per command and flag (every flag memcached 1.6.18 knows, and E/x that it refuses).
+META_LINES = [
+    b'mg foo v c f h k l O123 q s t u\r\n', b'mg Zm9v b k v\r\n', b'mg foo N30 R10 T60 v t\r\n',
+    b'mg foo E5\r\n', b'ms foo 3 T0 F5 c k O1 q I C9 MS b\r\nbar\r\n', b'ms foo 3 ME\r\nbar\r\n',
+    b'ms foo 3 MA N0\r\nbar\r\n', b'ms foo 2000 T0\r\n' + b'x' * 2000 + b'\r\n',
+    b'md foo I T30 q k O2 C7\r\n', b'md foo x\r\n', b'ma n N0 J13 D2 MD T60 t c v k O5 q\r\n',
+    b'ma n M+ C1\r\n', b'mn\r\n', b'me foo\r\n', b'me Zm9v b\r\n', b'mg ' + b'A' * 248 + b'== b k\r\n',
+    b'mg foo a b c d e f g h i j k l m n o p q r s\r\n', b'mg foo O' + b'x' * 40 + b' v\r\n',
+]
+
+
+def meta_seeds(lines):
+    """The meta target's seeds: each line whole (prefix byte 6: none) and, when it starts with
+    a meta command, that command's prefix byte and the rest."""
+    seeds = []
+    for i, line in enumerate(lines):
+        seeds.append(knobs(i % 8, len(line) // 2) + bytes([6]) + line)
+        for pick, prefix in enumerate(META_PREFIXES):
+            if line.startswith(prefix):
+                rest = line[len(prefix):]
+                seeds.append(knobs(i % 8, len(rest) // 2) + bytes([pick]) + rest)
+                break
+    return seeds
+
+
 def write(target, seeds):
     d = os.path.join(ROOT, 'fuzz', 'corpus', target)
     os.makedirs(d, exist_ok=True)
@@ -108,6 +136,9 @@ def main():
                    for i in range(0, len(binary_packets()), 4)]
     n = write('text_parse', text_seeds) + write('binary_parse', binary_seeds)
     n += write('conn', conn_seeds)
+    meta = [t for t in literals('protocol/src/meta/tests.rs', 'tests/text_protocol.rs')
+            if t[:1] == b'm' and t[2:3] in (b' ', b'\r', b'\n')]
+    n += write('meta_parse', meta_seeds(META_LINES + meta))
     print(f'{n} seeds written under fuzz/corpus/', file=sys.stderr)
 
 

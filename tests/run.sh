@@ -29,8 +29,9 @@ export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
 export TERN_REQUIRE_CLIENTS="${TERN_REQUIRE_CLIENTS:-1}"
 cargo test --workspace --all-targets --no-fail-fast
 
-# A short fuzzing run of every target (fuzz/, docs/testing.md): seconds each, from the seeds
-# the test scenarios give. A finding fails the script; its input is left in fuzz/artifacts/.
+# A short fuzzing run of every target (fuzz/, docs/testing.md: text_parse, binary_parse, conn,
+# meta_parse): seconds each, from the seeds the test scenarios give. A finding fails the
+# script; its input is left in fuzz/artifacts/.
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 python3 fuzz/seed_corpus.py
@@ -41,10 +42,11 @@ done
 # Client libraries against tern processes on loopback (tests/clients/): auto-discovery and
 # consistent hashing over three nodes with elasticache-auto-discovery, pymemcache, pylibmc
 # (ketama) and twemproxy (issue 5); pylibmc with binary=True and python-binary-memcached with
-# SASL (issue 4).
+# SASL (issue 4); meta-memcache, a client of the meta protocol only (issue 10).
 [ -x .venv/bin/python ] || python3 -m venv .venv
-client_libs=(pytest elasticache-auto-discovery pymemcache pylibmc python-binary-memcached)
-if ! .venv/bin/python -c 'import pytest, elasticache_auto_discovery, pymemcache, pylibmc, bmemcached' 2>/dev/null; then
+client_libs=(pytest elasticache-auto-discovery pymemcache pylibmc python-binary-memcached
+    meta-memcache)
+if ! .venv/bin/python -c 'import pytest, elasticache_auto_discovery, pymemcache, pylibmc, bmemcached, meta_memcache' 2>/dev/null; then
     if ! .venv/bin/pip install -q "${client_libs[@]}"; then
         # No pylibmc wheel for this platform: build it against Debian's libmemcached.
         apt_install libmemcached-dev zlib1g-dev

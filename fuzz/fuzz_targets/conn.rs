@@ -4,9 +4,10 @@
 //! Each input is served twice, to two servers started alike, with the bytes arriving in
 //! different pieces (and written out in different pieces). Asserted: the connection always
 //! finishes (no stall: it closes once the input has ended), the replies are the same whatever
-//! the splits (with CAS uniques masked and `stats` lines dropped: both differ between two
-//! stores), and each store's accounting stays consistent (items counted by `stats` and by
-//! `stats items` agree; bytes and pages within the memory limit).
+//! the splits (with CAS uniques and meta replies' TTLs and access times masked, and `stats`
+//! lines dropped: they differ between two stores), and each store's accounting stays
+//! consistent (items counted by `stats` and by `stats items` agree; bytes and pages within the
+//! memory limit).
 //!
 //! Input: byte 0 picks the settings (protocol auto/ascii/binary; `-I` 1 MB or 1 KB), bytes
 //! 1-2 seed the two read-split patterns, byte 3 the write sizes; the rest is the client's bytes.
@@ -135,7 +136,11 @@ fn serve(shared: &Shared, input: &[u8], read_seed: u8, read_max: usize, write_se
 /// Whether the client's bytes name CAS uniques, whose values differ between two stores.
 fn names_cas(input: &[u8], binary: bool) -> bool {
     if !binary {
-        return input.windows(4).any(|w| w == b"cas ");
+        // `cas <...>`, or a meta `C<cas>` flag (over-approximated: any ` C` and a digit).
+        return input.windows(4).any(|w| w == b"cas ")
+            || input
+                .windows(3)
+                .any(|w| w[..2] == *b" C" && w[2].is_ascii_digit());
     }
     let mut i = 0;
     while i + 24 <= input.len() {
@@ -189,10 +194,48 @@ fn normalize(out: &[u8], binary: bool) -> Vec<u8> {
             i = end;
             continue;
         }
-        v.extend_from_slice(line);
+        if is_meta_reply(line) {
+            mask_meta_reply(line, &mut v);
+        } else {
+            v.extend_from_slice(line);
+        }
         v.extend_from_slice(b"\r\n");
     }
     v
+}
+
+/// Whether a reply line is a meta reply whose return flags may name CAS uniques or times.
+fn is_meta_reply(line: &[u8]) -> bool {
+    [&b"HD"[..], b"VA ", b"EN", b"NF", b"NS", b"EX", b"ME "]
+        .iter()
+        .any(|code| line.starts_with(code))
+}
+
+/// Copies a meta reply line with what differs between two stores (or two runs a second apart)
+/// masked: the values of the `c` (CAS), `t` (TTL left) and `l` (last access) return flags, and
+/// `me`'s `exp=`, `la=` and `cas=`.
+fn mask_meta_reply(line: &[u8], v: &mut Vec<u8>) {
+    let debug = line.starts_with(b"ME ");
+    for (n, token) in line.split(|&b| b == b' ').enumerate() {
+        if n > 0 {
+            v.push(b' ');
+        }
+        let masked = if debug {
+            [&b"exp="[..], b"la=", b"cas="]
+                .iter()
+                .find(|p| token.starts_with(p))
+                .map(|p| p.len())
+        } else {
+            (n > 0 && matches!(token.first(), Some(b'c' | b't' | b'l'))).then_some(1)
+        };
+        match masked {
+            Some(keep) => {
+                v.extend_from_slice(&token[..keep]);
+                v.push(b'#');
+            }
+            None => v.extend_from_slice(token),
+        }
+    }
 }
 
 /// The store's accounting agrees with itself and stays within its limits.

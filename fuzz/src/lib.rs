@@ -7,6 +7,10 @@
 //! is the bytes a client sent.
 
 use tern_protocol::binary::{self, Frame, HEADER_LEN, RESPONSE_MAGIC};
+use tern_protocol::meta::{
+    self, ArithFacts, DebugFacts, HitFacts, KeyBuf, MetaError, MetaFlags, MetaKey, MetaRequest,
+    Status, DECODED_KEY_MAX,
+};
 use tern_protocol::{
     text, ConfigRequest, ErrorReply, Limits, ParseError, ProtocolError, Request, Response,
     KEY_MAX_LENGTH,
@@ -247,4 +251,297 @@ pub fn check_binary(case: &Case<'_>) {
     }
     let prefix = binary::parse(&input[..*split], limits);
     check_prefix(&whole, &prefix, false);
+}
+
+/// The command a `meta_parse` input starts with, picked by its first byte (after the knobs):
+/// the six meta commands, or (for the other values) no prefix at all, so that the fuzzer
+/// spends its time on meta lines yet can still reach whatever it likes.
+const META_PREFIXES: [&[u8]; 8] = [b"mg ", b"ms ", b"md ", b"ma ", b"mn", b"me ", b"", b"m"];
+
+/// Builds the bytes a `meta_parse` case parses: the chosen command prefix, then the rest.
+pub fn meta_input(input: &[u8]) -> Vec<u8> {
+    let Some((&pick, rest)) = input.split_first() else {
+        return Vec::new();
+    };
+    let mut bytes = META_PREFIXES[usize::from(pick % 8)].to_vec();
+    bytes.extend_from_slice(rest);
+    bytes
+}
+
+/// The decoded fields of a meta request's flags (all but the raw run of tokens, which is
+/// kept verbatim for replies while a request composed back writes its flags in a fixed order).
+#[derive(Debug, PartialEq)]
+struct FlagFields<'a> {
+    switches: [bool; 12],
+    opaque: Option<&'a [u8]>,
+    ttl: Option<i32>,
+    vivify: Option<i32>,
+    recache: Option<i32>,
+    client_flags: Option<u32>,
+    compare_cas: Option<u64>,
+    mode: Option<u8>,
+    initial: Option<u64>,
+    delta: Option<u64>,
+}
+
+impl<'a> FlagFields<'a> {
+    fn of(f: &MetaFlags<'a>) -> Self {
+        FlagFields {
+            switches: [
+                f.base64,
+                f.return_cas,
+                f.return_flags,
+                f.return_hit,
+                f.return_key,
+                f.return_last_access,
+                f.return_size,
+                f.return_ttl,
+                f.return_value,
+                f.no_bump,
+                f.quiet,
+                f.invalidate,
+            ],
+            opaque: f.opaque,
+            ttl: f.ttl,
+            vivify: f.vivify,
+            recache: f.recache,
+            client_flags: f.client_flags,
+            compare_cas: f.compare_cas,
+            mode: f.mode,
+            initial: f.initial,
+            delta: f.delta,
+        }
+    }
+}
+
+/// What a meta request means, for comparing two parses: the request itself, with its flags
+/// reduced to [`FlagFields`].
+fn meta_fields<'a>(request: &MetaRequest<'a>) -> (MetaRequest<'a>, Option<FlagFields<'a>>) {
+    let flags = match request {
+        MetaRequest::Get { flags, .. }
+        | MetaRequest::Set { flags, .. }
+        | MetaRequest::Delete { flags, .. }
+        | MetaRequest::Arith { flags, .. } => Some(*flags),
+        _ => None,
+    };
+    let stripped = match *request {
+        MetaRequest::Get { key, .. } => MetaRequest::Get {
+            key,
+            flags: MetaFlags::default(),
+        },
+        MetaRequest::Set {
+            key, value, mode, ..
+        } => MetaRequest::Set {
+            key,
+            flags: MetaFlags::default(),
+            value,
+            mode,
+        },
+        MetaRequest::Delete { key, .. } => MetaRequest::Delete {
+            key,
+            flags: MetaFlags::default(),
+        },
+        MetaRequest::Arith { key, incr, .. } => MetaRequest::Arith {
+            key,
+            flags: MetaFlags::default(),
+            incr,
+        },
+        other => other,
+    };
+    (stripped, flags.as_ref().map(FlagFields::of))
+}
+
+/// A meta key: at most 250 bytes as sent; a base64 one decodes to at most 186 (and at least
+/// one) bytes, and its `k` echo decodes back to the same bytes.
+fn check_meta_key(key: &MetaKey<'_>) {
+    assert!(!key.raw().is_empty(), "empty meta key");
+    assert!(key.raw().len() <= KEY_MAX_LENGTH, "raw key over 250 bytes");
+    let mut buf: KeyBuf = [0; DECODED_KEY_MAX];
+    let decoded = key.bytes(&mut buf).to_vec();
+    if key.is_binary() {
+        assert!(
+            decoded.len() <= DECODED_KEY_MAX,
+            "decoded key over {DECODED_KEY_MAX} bytes"
+        );
+        assert!(!decoded.is_empty(), "a base64 key decodes to nothing");
+        assert_eq!(MetaKey::base64(key.raw()), Some(*key));
+        let mut echo = Vec::new();
+        key.echo(&mut echo);
+        let token = echo.strip_suffix(b" b").expect("a binary key echoes ` b`");
+        let again = MetaKey::base64(token).expect("the echo is base64");
+        let mut buf2: KeyBuf = [0; DECODED_KEY_MAX];
+        assert_eq!(
+            again.bytes(&mut buf2),
+            decoded.as_slice(),
+            "echo round trip"
+        );
+    } else {
+        assert_eq!(decoded, key.raw());
+    }
+}
+
+/// A composed reply: a header line ending in `\r\n`, with no other line feed in it (keys and
+/// opaques may hold a lone `\r`, as memcached echoes them), then `tail` exactly.
+fn check_reply_line(out: &[u8], tail: &[u8]) {
+    assert!(out.len() >= tail.len() + 4, "short reply {out:?}");
+    let (head, rest) = out.split_at(out.len() - tail.len());
+    assert_eq!(rest, tail, "{out:?}");
+    assert!(head.ends_with(b"\r\n"), "{out:?}");
+    assert!(
+        !head[..head.len() - 1].contains(&b'\n'),
+        "a reply header is one line: {out:?}"
+    );
+}
+
+/// Composes every reply the executor could send for `request` and checks each is well formed.
+fn check_meta_replies(request: &MetaRequest<'_>) {
+    let statuses = [Status::Hd, Status::En, Status::Nf, Status::Ns, Status::Ex];
+    let mut out = Vec::new();
+    let late_opaque = |r: Result<(), MetaError>, out: &Vec<u8>, flags: &MetaFlags<'_>| match r {
+        Ok(()) => assert!(!flags.opaque_too_long()),
+        Err(e) => {
+            assert_eq!(e, MetaError::OpaqueTooLong);
+            assert!(flags.opaque_too_long());
+            assert!(out.is_empty(), "a refused reply writes nothing");
+        }
+    };
+    match *request {
+        MetaRequest::Get { key, flags } => {
+            let mut buf: KeyBuf = [0; DECODED_KEY_MAX];
+            let facts = HitFacts {
+                key: key.bytes(&mut buf),
+                key_binary: key.is_binary(),
+                value_len: 5,
+                cas: u64::MAX,
+                client_flags: u32::MAX,
+                ttl: Some(u32::MAX),
+                touch_ttl: None,
+                created: flags.vivify.is_some(),
+                vivify_ttl: Some(30),
+                last_access: 7,
+                fetched: true,
+                token_sent: flags.invalidate,
+                stale: flags.no_bump,
+                won: flags.recache.is_some(),
+            };
+            let r = meta::compose_get_hit(&flags, &facts, &mut out);
+            late_opaque(r, &out, &flags);
+            if !out.is_empty() {
+                check_reply_line(&out, b"");
+            }
+            let _ = flags.final_exptime(true);
+            let _ = flags.final_exptime(false);
+            for status in statuses {
+                out.clear();
+                let r = meta::compose_status(status, &key, &flags, &mut out);
+                late_opaque(r, &out, &flags);
+                if !out.is_empty() {
+                    check_reply_line(&out, b"");
+                }
+            }
+        }
+        MetaRequest::Set { key, flags, .. } => {
+            assert!(!flags.opaque_too_long(), "ms refuses a long opaque");
+            for status in statuses {
+                out.clear();
+                meta::compose_set(status, &key, &flags, 42, &mut out);
+                check_reply_line(&out, b"");
+            }
+        }
+        MetaRequest::Delete { key, flags } => {
+            assert!(!flags.opaque_too_long(), "md refuses a long opaque");
+            for status in statuses {
+                out.clear();
+                let r = meta::compose_status(status, &key, &flags, &mut out);
+                assert!(r.is_ok());
+                check_reply_line(&out, b"");
+            }
+        }
+        MetaRequest::Arith { key, flags, .. } => {
+            let facts = ArithFacts {
+                value: u64::MAX,
+                cas: 9,
+                ttl: None,
+                touch_ttl: Some(0),
+                created: flags.vivify.is_some(),
+                vivify_ttl: Some(u32::MAX),
+            };
+            let r = meta::compose_arith(&key, &flags, &facts, &mut out);
+            late_opaque(r, &out, &flags);
+            if !out.is_empty() {
+                let tail: &[u8] = if flags.return_value {
+                    b"18446744073709551615\r\n"
+                } else {
+                    b""
+                };
+                check_reply_line(&out, tail);
+            }
+        }
+        MetaRequest::Debug { key } => {
+            let mut buf: KeyBuf = [0; DECODED_KEY_MAX];
+            let facts = DebugFacts {
+                key: key.bytes(&mut buf),
+                key_binary: key.is_binary(),
+                ttl: Some(1),
+                last_access: 0,
+                cas: 1,
+                fetched: false,
+                class: 1,
+                size: 60,
+            };
+            meta::compose_debug(&facts, &mut out);
+            check_reply_line(&out, b"");
+        }
+        MetaRequest::Noop => {
+            meta::compose_noop(&mut out);
+            assert_eq!(out, b"MN\r\n");
+        }
+        MetaRequest::SetTooLarge { .. } => {}
+    }
+}
+
+/// Checks the meta commands' parser (reached through `text::parse`) on one case: everything
+/// [`check_text`] asserts, and for a meta request: keys within limits (decoded too), every
+/// reply composer writes one well-formed line (or refuses a long opaque having written
+/// nothing), and the request composed back as a client writes it parses to the same fields.
+pub fn check_meta(case: &Case<'_>) {
+    check_text(case);
+    let whole = text::parse(case.input, &case.limits);
+    let Ok((Request::Meta(request), consumed)) = whole else {
+        return;
+    };
+    match request {
+        MetaRequest::Get { key, flags }
+        | MetaRequest::Set { key, flags, .. }
+        | MetaRequest::Delete { key, flags }
+        | MetaRequest::Arith { key, flags, .. } => {
+            assert_eq!(key.is_binary(), flags.base64, "b decides the key's form");
+            check_meta_key(&key);
+        }
+        MetaRequest::SetTooLarge { key, swallow } => {
+            check_meta_key(&key);
+            assert!(swallow >= 2, "the data's \\r\\n is swallowed too");
+        }
+        MetaRequest::Debug { key } => check_meta_key(&key),
+        MetaRequest::Noop => {}
+    }
+    check_meta_replies(&request);
+    if let MetaRequest::SetTooLarge { .. } = request {
+        // Composed back, its line loses the flags (F counts in the item size): not comparable.
+        return;
+    }
+    let mut bytes = Vec::new();
+    meta::compose_request(&request, &mut bytes);
+    match text::parse(&bytes, &case.limits) {
+        Ok((Request::Meta(back), n)) => {
+            assert_eq!(n, bytes.len(), "{bytes:?}");
+            assert_eq!(
+                meta_fields(&back),
+                meta_fields(&request),
+                "composed back as {bytes:?} (from {:?})",
+                &case.input[..consumed]
+            );
+        }
+        other => panic!("{request:?} composed back as {bytes:?} parses to {other:?}"),
+    }
 }
