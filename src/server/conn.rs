@@ -9,7 +9,7 @@
 use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
-use tern_protocol::{text, ParseError, Request};
+use tern_protocol::{text, ParseError, Request, WatchEvents};
 
 use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
@@ -41,6 +41,8 @@ pub enum Next {
     Yield,
     /// Close it.
     Close,
+    /// It sent `watch`: hand it (and its unsent replies) to the logger.
+    Watch(WatchEvents),
 }
 
 /// A byte stream a connection can be served over.
@@ -79,6 +81,13 @@ pub struct Conn {
     /// sent in parts of about [`OUTPUT_HIGH_WATER`] bytes, the request staying in the input
     /// until its last part.
     get_answered: usize,
+    /// The socket's descriptor (`cfd=` in `watch` lines); -1 until the worker sets it.
+    fd: i32,
+    /// Set by a successful `watch`: once its `OK` is out, the connection becomes a log stream.
+    watch: Option<WatchEvents>,
+    /// Whether the connection is closing because of a protocol or socket error (`watch
+    /// connevents` says `reason=error`).
+    failed: bool,
 }
 
 /// Which codec a connection uses.
@@ -135,7 +144,34 @@ impl Conn {
             sasl: SaslSession::new(),
             ascii_authed: false,
             get_answered: 0,
+            fd: -1,
+            watch: None,
+            failed: false,
         }
+    }
+
+    /// Records the socket's descriptor, which `watch` lines name as `cfd=`.
+    pub fn set_fd(&mut self, fd: i32) {
+        self.fd = fd;
+    }
+
+    /// Whether the connection closed because of an error rather than `quit` or the client
+    /// closing its side.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Closes because of an error.
+    fn fail(&mut self) -> Next {
+        self.failed = true;
+        Next::Close
+    }
+
+    /// Takes the replies not yet sent (a watcher's `OK`, for the logger to send).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let unsent = self.wbuf[self.wpos..].to_vec();
+        self.wpos = self.wbuf.len();
+        unsent
     }
 
     /// Whether replies are waiting for the socket to become writable. The worker asks the poller
@@ -223,9 +259,14 @@ impl Conn {
         // skip data whose readiness came in the same event as a writability change.
         let mut drained = false;
         loop {
+            if let Some(events) = self.watch {
+                // Before its `OK` is sent: the logger sends it, once the watcher is attached,
+                // so every event after the client reads `OK` reaches it.
+                return Next::Watch(events);
+            }
             match self.flush(sock, stats, pool) {
                 Ok(()) => {}
-                Err(_) => return Next::Close,
+                Err(_) => return self.fail(),
             }
             let unsent = self.wbuf.len() - self.wpos;
             if unsent > 0 && (self.closing || unsent >= OUTPUT_HIGH_WATER) {
@@ -241,7 +282,7 @@ impl Conn {
                     stats.conn_yields.incr();
                     return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Yield,
-                        Err(_) => Next::Close,
+                        Err(_) => self.fail(),
                     };
                 }
                 Processed::NeedInput if self.closing => continue,
@@ -255,7 +296,7 @@ impl Conn {
             if drained {
                 return match self.flush(sock, stats, pool) {
                     Ok(()) => Next::Wait,
-                    Err(_) => Next::Close,
+                    Err(_) => self.fail(),
                 };
             }
             match self.fill(sock, stats) {
@@ -264,10 +305,10 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Wait,
-                        Err(_) => Next::Close,
+                        Err(_) => self.fail(),
                     };
                 }
-                Err(_) => return Next::Close,
+                Err(_) => return self.fail(),
             }
         }
     }
@@ -323,6 +364,11 @@ impl Conn {
                         After::Continue => {}
                         After::Swallow(n) => self.swallow = n,
                         After::Close => self.closing = true,
+                        After::Watch(events) => {
+                            // memcached stops reading a watcher: what follows is ignored.
+                            self.watch = Some(events);
+                            self.closing = true;
+                        }
                     }
                 }
                 Step::Partial => {
@@ -377,7 +423,12 @@ impl Conn {
                 }
             };
         }
-        let mut cx = Ctx { shared, stats, out };
+        let mut cx = Ctx {
+            shared,
+            stats,
+            out,
+            fd: self.fd,
+        };
         match text::parse(input, &shared.limits) {
             Ok((request, consumed)) => {
                 let mark = cx.out.len();
@@ -416,10 +467,13 @@ impl Conn {
                 Step::Done { consumed, after }
             }
             Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
-            Err(ParseError::Protocol(err)) => Step::Done {
-                consumed: err.consumed,
-                after: super::text::refused(&err, &mut cx),
-            },
+            Err(ParseError::Protocol(err)) => {
+                self.failed |= err.close;
+                Step::Done {
+                    consumed: err.consumed,
+                    after: super::text::refused(&err, &mut cx),
+                }
+            }
         }
     }
 
@@ -457,13 +511,19 @@ impl Conn {
                         String::from_utf8_lossy(frame.request.key())
                     );
                 }
-                let mut cx = Ctx { shared, stats, out };
+                let mut cx = Ctx {
+                    shared,
+                    stats,
+                    out,
+                    fd: self.fd,
+                };
                 let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);
                 Step::Done { consumed, after }
             }
             Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
             Err(ParseError::Protocol(err)) => {
                 binary::compose_error_reply(input, &err, out);
+                self.failed |= err.close;
                 Step::Done {
                     consumed: err.consumed,
                     after: refused_after(err.swallow, err.close),

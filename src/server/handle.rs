@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
-use tern_protocol::Limits;
+use tern_protocol::{Limits, WatchEvents};
 
 use super::acceptor::{Acceptor, ACCEPTOR_WAKER};
 use super::bind::Listeners;
@@ -157,6 +157,12 @@ pub fn start_on(
         auth_file,
         cluster,
         registry,
+        detail: Default::default(),
+        logger: Arc::new(super::logger::Logger::new(
+            thread_stats.len(),
+            settings.tuning.worker_logbuf_size as usize,
+            settings.tuning.watcher_logbuf_size as usize,
+        )),
         store: Arc::new(store),
         clock,
         threads: thread_stats,
@@ -168,6 +174,15 @@ pub fn start_on(
         wakers: OnceLock::new(),
         settings,
     });
+
+    let logger = shared.logger.clone();
+    shared
+        .store
+        .set_eviction_hook(crate::store::EvictionHook(Box::new(move |e| {
+            if logger.watching(WatchEvents::EVICTIONS) {
+                logger.log_here(|out| super::logger::eviction(out, e));
+            }
+        })));
 
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
@@ -214,6 +229,17 @@ pub fn start_on(
             .spawn(move || {
                 if let Err(e) = acceptor.run() {
                     log::error!("acceptor stopped: {e}");
+                }
+            })?,
+    );
+
+    let logger_shared = shared.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("tern-logger".into())
+            .spawn(move || {
+                if let Err(e) = super::logger::run(logger_shared) {
+                    log::error!("logger stopped: {e}");
                 }
             })?,
     );

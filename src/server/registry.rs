@@ -17,6 +17,8 @@ struct Entry {
     addr: String,
     listen_addr: String,
     last_active: Arc<AtomicU32>,
+    /// Whether the connection is a `watch` stream (`conn_watch`).
+    watching: bool,
 }
 
 /// The registry of open client connections, keyed by socket descriptor (as memcached keys
@@ -42,9 +44,17 @@ impl Registry {
                 addr,
                 listen_addr,
                 last_active: last_active.clone(),
+                watching: false,
             },
         );
         last_active
+    }
+
+    /// Marks a connection as a `watch` stream.
+    pub fn mark_watching(&self, fd: i32) {
+        if let Some(e) = self.conns.lock().get_mut(&fd) {
+            e.watching = true;
+        }
     }
 
     /// Forgets a connection.
@@ -64,7 +74,9 @@ impl Registry {
             let idle = now.saturating_sub(e.last_active.load(Ordering::Relaxed));
             out.push((format!("{fd}:addr"), e.addr.clone()));
             out.push((format!("{fd}:listen_addr"), e.listen_addr.clone()));
-            let state = if idle == 0 {
+            let state = if e.watching {
+                "conn_watch"
+            } else if idle == 0 {
                 "conn_parse_cmd"
             } else {
                 "conn_waiting"

@@ -33,6 +33,13 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// Serves one UDP socket until the server shuts down.
 pub fn serve(socket: UdpSocket, shared: &Shared, stats: &ThreadStats) -> io::Result<()> {
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+    if let Some(slot) = shared
+        .threads
+        .iter()
+        .position(|t| std::ptr::eq(&**t, stats))
+    {
+        super::logger::set_thread_slot(slot);
+    }
     let mut input = vec![0u8; 65536];
     let mut out = Vec::with_capacity(16 * 1024);
     let mut datagram = Vec::with_capacity(MAX_DATAGRAM);
@@ -101,7 +108,12 @@ pub fn write_header(request_id: u16, seq: u16, total: u16, out: &mut Vec<u8>) {
 /// Executes every whole request in `payload`, composing the replies into `out`.
 fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &mut Vec<u8>) {
     while !payload.is_empty() {
-        let mut cx = Ctx { shared, stats, out };
+        let mut cx = Ctx {
+            shared,
+            stats,
+            out,
+            fd: -1,
+        };
         match text::parse(payload, &shared.limits) {
             Ok((request, used)) => {
                 let after = super::text::execute(request, &mut cx);
@@ -110,7 +122,9 @@ fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &m
                     After::Continue => {}
                     // The discarded data, if it came at all, is in this datagram.
                     After::Swallow(n) => payload = &payload[n.min(payload.len())..],
-                    After::Close => return,
+                    // A datagram socket cannot become a log stream: the `OK` goes out and
+                    // nothing follows (the rest of the datagram is ignored, as after `quit`).
+                    After::Close | After::Watch(_) => return,
                 }
             }
             // The rest of a request cannot arrive in another datagram.

@@ -7,9 +7,11 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
+use tern_protocol::WatchEvents;
 
 use super::buffers::BufferPool;
 use super::conn::{Conn, Next};
+use super::logger::{self, CloseReason};
 use super::socket::Socket;
 use super::stats::ThreadStats;
 use super::Shared;
@@ -91,6 +93,14 @@ impl Worker {
 
     /// Runs until the server shuts down.
     pub fn run(mut self) -> io::Result<()> {
+        if let Some(slot) = self
+            .shared
+            .threads
+            .iter()
+            .position(|t| Arc::ptr_eq(t, &self.stats))
+        {
+            logger::set_thread_slot(slot);
+        }
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         let idle_timeout = self.shared.settings.idle_timeout;
         while !self.shared.is_shutting_down() {
@@ -129,7 +139,7 @@ impl Worker {
             if idle {
                 log::debug!("closing connection idle for over {idle_timeout} s");
                 self.stats.idle_kicks.incr();
-                self.close(slot);
+                self.close(slot, CloseReason::IdleTimeout);
             }
         }
     }
@@ -235,9 +245,16 @@ impl Worker {
                 self.shared.clock.now(),
             );
             log::trace!("fd {fd}: new connection from {}", sock.peer_name());
+            if self.shared.logger.watching(WatchEvents::CONNEVENTS) {
+                let peer = sock.peer_name();
+                self.shared
+                    .log_event(|out| logger::conn_new(out, &peer, fd));
+            }
+            let mut conn = Conn::new();
+            conn.set_fd(fd);
             self.clients[slot] = Some(Client {
                 sock,
-                conn: Conn::new(),
+                conn,
                 queued: false,
                 last_active,
                 fd,
@@ -288,7 +305,7 @@ impl Worker {
                         .reregister(&mut client.sock, Token(slot), interest)
                         .is_err()
                     {
-                        self.close(slot);
+                        self.close(slot, CloseReason::Error);
                         return;
                     }
                     client.write_interest = want;
@@ -299,13 +316,27 @@ impl Worker {
                 client.queued = true;
                 self.yielded.push(slot);
             }
-            Next::Close => self.close(slot),
+            Next::Close => {
+                let reason = if client.conn.failed() {
+                    CloseReason::Error
+                } else {
+                    CloseReason::Normal
+                };
+                self.close(slot, reason);
+            }
+            Next::Watch(events) => self.become_watcher(slot, events),
         }
     }
 
-    fn close(&mut self, slot: usize) {
+    fn close(&mut self, slot: usize, reason: CloseReason) {
         if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
             log::trace!("fd {}: closed", client.fd);
+            if self.shared.logger.watching(WatchEvents::CONNEVENTS) {
+                let peer = client.sock.peer_name();
+                self.shared.log_event(|out| {
+                    logger::conn_close(out, &peer, reason, client.fd);
+                });
+            }
             self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
             client.conn.release_buffers(&mut self.pool);
@@ -337,7 +368,24 @@ impl Worker {
 
     fn close_all(&mut self) {
         for slot in 0..self.clients.len() {
-            self.close(slot);
+            self.close(slot, CloseReason::Shutdown);
+        }
+    }
+
+    /// Hands a connection whose `watch` was accepted to the logger thread, with its `OK` if
+    /// the socket has not taken it yet. It stays in `stats conns` (as `conn_watch`) and counts
+    /// as a connection until the logger closes it.
+    fn become_watcher(&mut self, slot: usize, events: WatchEvents) {
+        if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut client.sock);
+            let unsent = client.conn.take_unsent();
+            client.conn.release_buffers(&mut self.pool);
+            self.free.push(slot);
+            self.shared.registry.mark_watching(client.fd);
+            self.shared
+                .logger
+                .add_watcher(client.sock, client.fd, events, unsent);
+            self.shrink_table();
         }
     }
 }

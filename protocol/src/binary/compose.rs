@@ -125,6 +125,8 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         | ErrorReply::DeleteUsage
         | ErrorReply::InvalidShutdownMode
         | ErrorReply::StatsDetailUsage
+        | ErrorReply::WatchDisabled
+        | ErrorReply::WatchPipelined
         | ErrorReply::Meta(_) => Status::InvalidArguments,
     };
     Some((status, status.default_body()))

@@ -33,6 +33,8 @@ pub struct Shared {
     pub hasher: ahash::RandomState,
     /// `(generation << 32) | time`: a flush_all that takes effect at `time`.
     pub flush_at: std::sync::atomic::AtomicU64,
+    /// Told of every eviction (`watch evictions`); set once by the server.
+    pub eviction_hook: std::sync::OnceLock<super::EvictionHook>,
     /// The shards (each padded to its own cache lines).
     pub shards: Box<[Padded<parking_lot::Mutex<Shard>>]>,
 }
