@@ -6,7 +6,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
+use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
 use common::{differential, Client, Memcached, Tern};
@@ -142,10 +142,15 @@ fn line(r: &mut BufReader<TcpStream>) -> String {
     s
 }
 
-/// The descriptor `stats conns` reports for the asking connection (its last entry).
+/// The descriptor `stats conns` reports for `c` (found by its address: descriptors are
+/// numbered process-wide, so other tests' sockets come and go between ours).
 fn own_fd(c: &mut Client) -> String {
+    let me = format!("tcp:{}", c.stream.local_addr().unwrap());
     let stats = c.stats("conns");
-    let (name, _) = stats.last().unwrap();
+    let (name, _) = stats
+        .iter()
+        .find(|(k, v)| k.ends_with(":addr") && *v == me)
+        .unwrap();
     name.split(':').next().unwrap().to_string()
 }
 
@@ -264,4 +269,141 @@ fn stats_has_memcached_fields() {
     assert!(at("malloc_fails") < at("log_worker_dropped"));
     assert!(at("log_watchers") < at("unexpected_napi_ids"));
     assert!(at("bytes") < at("slab_global_page_pool"));
+}
+
+/// A tern with one UDP socket, and a client socket connected to it.
+fn start_udp(
+    tweak: impl FnOnce(&mut tern::config::Settings),
+) -> (tern::server::ServerHandle, UdpSocket) {
+    let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let mut settings = tern::config::Settings {
+        threads: 1,
+        ..Default::default()
+    };
+    tweak(&mut settings);
+    let listeners = tern::server::Listeners {
+        tcp: vec![std::net::TcpListener::bind("127.0.0.1:0").unwrap()],
+        udp: vec![udp],
+        ..Default::default()
+    };
+    let clock = std::sync::Arc::new(tern::clock::Clock::manual(1_700_000_000));
+    let handle = tern::server::start_on(settings, listeners, clock).expect("start");
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(handle.udp_addrs()[0]).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    (handle, client)
+}
+
+/// One framed request, one reply datagram: its payload after the 8-byte header (which must
+/// echo the request id and say "0 of 1").
+fn udp_call(sock: &UdpSocket, request_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut d = request_id.to_be_bytes().to_vec();
+    d.extend_from_slice(&[0, 0, 0, 1, 0, 0]);
+    d.extend_from_slice(payload);
+    sock.send(&d).unwrap();
+    let mut buf = [0u8; 2048];
+    let n = sock.recv(&mut buf).expect("udp reply");
+    assert_eq!(
+        &buf[..8],
+        &[(request_id >> 8) as u8, request_id as u8, 0, 0, 0, 1, 0, 0]
+    );
+    buf[8..n].to_vec()
+}
+
+/// A binary request packet.
+fn binary_packet(opcode: u8, extras: &[u8], key: &[u8], value: &[u8], opaque: u32) -> Vec<u8> {
+    let mut p = vec![0x80, opcode];
+    p.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    p.push(extras.len() as u8);
+    p.extend_from_slice(&[0, 0, 0]);
+    let body = extras.len() + key.len() + value.len();
+    p.extend_from_slice(&(body as u32).to_be_bytes());
+    p.extend_from_slice(&opaque.to_be_bytes());
+    p.extend_from_slice(&[0; 8]);
+    p.extend_from_slice(extras);
+    p.extend_from_slice(key);
+    p.extend_from_slice(value);
+    p
+}
+
+#[test]
+fn udp_answers_the_binary_protocol_inside_the_frame() {
+    let (_server, c) = start_udp(|_| {});
+    // SET k (flags 0, exptime 0) = "val", opaque 7.
+    let set = binary_packet(0x01, &[0; 8], b"k", b"val", 7);
+    let reply = udp_call(&c, 0x1234, &set);
+    assert_eq!(reply[0], 0x81, "{reply:?}");
+    assert_eq!(reply[1], 0x01);
+    assert_eq!(&reply[6..8], &[0, 0], "status success");
+    assert_eq!(&reply[12..16], &7u32.to_be_bytes(), "opaque echoed");
+    // GET k: flags (4 bytes extras) then the value.
+    let reply = udp_call(&c, 0x1235, &binary_packet(0x00, &[], b"k", b"", 8));
+    assert_eq!(&reply[6..8], &[0, 0]);
+    assert_eq!(reply[4], 4, "extras length");
+    assert_eq!(&reply[24..], b"\0\0\0\0val");
+    // A missing key: status 1 (not found).
+    let reply = udp_call(&c, 0x1236, &binary_packet(0x00, &[], b"nope", b"", 9));
+    assert_eq!(&reply[6..8], &[0, 1]);
+    // Text still works on the same socket.
+    assert_eq!(
+        udp_call(&c, 0x1237, b"get k\r\n"),
+        b"VALUE k 0 3\r\nval\r\nEND\r\n"
+    );
+}
+
+#[test]
+fn udp_shutdown_with_dash_a_stops_the_server_as_tcp_does() {
+    let (server, c) = start_udp(|s| s.allow_shutdown = true);
+    c.send(&[
+        0, 1, 0, 0, 0, 1, 0, 0, b's', b'h', b'u', b't', b'd', b'o', b'w', b'n', b'\r', b'\n',
+    ])
+    .unwrap();
+    // The TCP listener goes away once the server has stopped.
+    let addr = server.local_addr();
+    let mut stopped = false;
+    for _ in 0..100 {
+        if TcpStream::connect(addr).is_err() {
+            stopped = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(stopped, "shutdown over UDP did not stop the server");
+}
+
+#[test]
+fn stats_conns_lists_listeners_udp_and_clients_by_descriptor() {
+    let (server, _c) = start_udp(|_| {});
+    let mut client = Client::connect(server.local_addr());
+    let mut sender = Client::connect(server.local_addr());
+    sender.send(b"set k 0 0 6\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let lines = client.stats("conns");
+    let tcp = format!("tcp:{}", server.local_addr());
+    let udp = format!("udp:{}", server.udp_addrs()[0]);
+    let value = |suffix: &str, want: &str| {
+        lines
+            .iter()
+            .find(|(k, v)| k.ends_with(suffix) && v == want)
+            .map(|(k, _)| k.split(':').next().unwrap().parse::<i32>().unwrap())
+    };
+    // Every key is `<fd>:<field>`, as memcached's.
+    assert!(lines
+        .iter()
+        .all(|(k, _)| k.split(':').next().unwrap().parse::<i32>().is_ok()));
+    let listener = value(":addr", &tcp).expect("tcp listener");
+    assert_eq!(value(":state", "conn_listening"), Some(listener));
+    let udp_fd = value(":addr", &udp).expect("udp socket");
+    assert_eq!(value(":UDP", "UDP"), Some(udp_fd));
+    assert_eq!(value(":state", "conn_read"), Some(udp_fd));
+    assert!(value(":state", "conn_nread").is_some(), "{lines:?}");
+    assert!(value(":listen_addr", &tcp).is_some());
+    // Descriptor order, as memcached walks its connection table.
+    let fds: Vec<i32> = lines
+        .iter()
+        .map(|(k, _)| k.split(':').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(fds.windows(2).all(|w| w[0] <= w[1]), "{fds:?}");
 }

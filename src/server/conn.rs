@@ -88,6 +88,8 @@ pub struct Conn {
     /// Whether the connection is closing because of a protocol or socket error (`watch
     /// connevents` says `reason=error`).
     failed: bool,
+    /// Whether `need` is a storage command's announced size (not just "more than buffered").
+    need_known: bool,
 }
 
 /// Which codec a connection uses.
@@ -147,6 +149,7 @@ impl Conn {
             fd: -1,
             watch: None,
             failed: false,
+            need_known: false,
         }
     }
 
@@ -159,6 +162,12 @@ impl Conn {
     /// closing its side.
     pub fn failed(&self) -> bool {
         self.failed
+    }
+
+    /// Whether the connection waits for the rest of a storage command's data (memcached's
+    /// `conn_nread`, in `stats conns`).
+    pub fn reading_data(&self) -> bool {
+        self.need > 0 && self.rpos < self.rend && self.need_known
     }
 
     /// Closes because of an error.
@@ -376,6 +385,7 @@ impl Conn {
                     return Processed::OutputFull;
                 }
                 Step::Incomplete { needed } => {
+                    self.need_known = needed.is_some();
                     self.need = needed.unwrap_or(available + 1);
                     self.reserve_for(self.need);
                     self.compact();

@@ -4,6 +4,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
@@ -124,7 +125,7 @@ pub fn start_on(
     for l in listeners.tcp {
         l.set_nonblocking(true)?;
         let addr = l.local_addr()?;
-        registry.add_listener(format!("tcp:{addr}"));
+        registry.add_listener(l.as_raw_fd(), format!("tcp:{addr}"), clock.now());
         addrs.push(addr);
         mio_listeners.push(Listener::Tcp(mio::net::TcpListener::from_std(l)));
     }
@@ -135,7 +136,7 @@ pub fn start_on(
             .ok()
             .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
             .unwrap_or_else(|| "unix:".into());
-        registry.add_listener(name);
+        registry.add_listener(l.as_raw_fd(), name, clock.now());
         mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
     }
     // The node describes itself by the first TCP address it listens on (see
@@ -189,7 +190,13 @@ pub fn start_on(
     let mut inboxes = Vec::new();
     let mut udp_addrs = Vec::new();
     for (i, (udp, stats)) in listeners.udp.into_iter().zip(udp_stats).enumerate() {
-        udp_addrs.push(udp.local_addr()?);
+        let udp_addr = udp.local_addr()?;
+        udp_addrs.push(udp_addr);
+        shared.registry.add_udp(
+            udp.as_raw_fd(),
+            format!("udp:{udp_addr}"),
+            shared.clock.now(),
+        );
         let shared = shared.clone();
         threads.push(
             std::thread::Builder::new()

@@ -1,7 +1,7 @@
 //! A worker thread: one mio `Poll` owning a set of connections.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -12,6 +12,7 @@ use tern_protocol::WatchEvents;
 use super::buffers::BufferPool;
 use super::conn::{Conn, Next};
 use super::logger::{self, CloseReason};
+use super::registry::Activity;
 use super::socket::Socket;
 use super::stats::ThreadStats;
 use super::Shared;
@@ -40,7 +41,7 @@ struct Client {
     queued: bool,
     /// When the client last did anything (clock seconds), for `-o idle_timeout`; shared with
     /// the registry that `stats conns` reads.
-    last_active: Arc<AtomicU32>,
+    last_active: Arc<Activity>,
     /// The socket's descriptor, its key in the registry.
     fd: i32,
     /// Whether the socket is registered for writability too (only while replies wait).
@@ -135,7 +136,7 @@ impl Worker {
         self.last_sweep = now;
         for slot in 0..self.clients.len() {
             let idle = matches!(self.clients.get(slot),
-                Some(Some(c)) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
+                Some(Some(c)) if now.saturating_sub(c.last_active.last_active.load(Ordering::Relaxed)) > idle_timeout);
             if idle {
                 log::debug!("closing connection idle for over {idle_timeout} s");
                 self.stats.idle_kicks.incr();
@@ -281,14 +282,20 @@ impl Worker {
         }
         client
             .last_active
+            .last_active
             .store(self.shared.clock.now(), Ordering::Relaxed);
-        match client.conn.drive(
+        let next = client.conn.drive(
             &mut client.sock,
             &self.shared,
             &self.stats,
             &mut self.pool,
             trust_short_read,
-        ) {
+        );
+        client
+            .last_active
+            .reading_data
+            .store(client.conn.reading_data(), Ordering::Relaxed);
+        match next {
             Next::Wait => {
                 let want = client.conn.wants_write();
                 if want != client.write_interest {
