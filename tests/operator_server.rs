@@ -407,3 +407,43 @@ fn stats_conns_lists_listeners_udp_and_clients_by_descriptor() {
         .collect();
     assert!(fds.windows(2).all(|w| w[0] <= w[1]), "{fds:?}");
 }
+
+#[test]
+fn stats_cachedump_lists_a_class_as_memcached() {
+    both(
+        &[],
+        |_| {},
+        &[
+            (b"set foo 0 0 6\r\nfooval\r\n", b"STORED\r\n"),
+            (
+                b"stats cachedump 1 100\r\n",
+                b"ITEM foo [6 b; 0 s]\r\nEND\r\n",
+            ),
+            (
+                b"stats cachedump 1 0\r\n",
+                b"ITEM foo [6 b; 0 s]\r\nEND\r\n",
+            ),
+            (b"stats cachedump 2 0\r\n", b"END\r\n"),
+            (
+                b"stats cachedump 1\r\n",
+                b"CLIENT_ERROR bad command line\r\n",
+            ),
+            (
+                b"stats cachedump x 1\r\n",
+                b"CLIENT_ERROR bad command line format\r\n",
+            ),
+            (
+                b"stats cachedump 64 1\r\n",
+                b"CLIENT_ERROR Illegal slab id\r\n",
+            ),
+        ],
+    );
+    both(
+        &["-X"],
+        |s| s.dump_enabled = false,
+        &[(
+            b"stats cachedump 1\r\n",
+            b"CLIENT_ERROR stats cachedump not allowed\r\n",
+        )],
+    );
+}

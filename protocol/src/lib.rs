@@ -113,6 +113,12 @@ pub enum ErrorReply {
     FlushDisabled,
     /// `stats detail` without `on`, `off` or `dump`: memcached's usage line.
     StatsDetailUsage,
+    /// `stats cachedump` with fewer than two arguments: `CLIENT_ERROR bad command line`.
+    CachedumpUsage,
+    /// `stats cachedump` of a class id of 64 or more: `CLIENT_ERROR Illegal slab id`.
+    IllegalSlabId,
+    /// `stats cachedump` when `-X` forbids dumping: `CLIENT_ERROR stats cachedump not allowed`.
+    CachedumpDisabled,
     /// `watch` when `-W` forbids it: `CLIENT_ERROR watch commands not allowed`.
     WatchDisabled,
     /// `watch` after other commands in the same read: `ERROR cannot pipeline other commands

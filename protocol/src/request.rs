@@ -367,6 +367,9 @@ pub enum Request<'a> {
     Stats(StatsGroup<'a>),
     /// `stats detail on|off|dump`.
     StatsDetail(StatsDetail),
+    /// `stats cachedump <class> <limit>`: the class and limit, or the error memcached answers
+    /// for malformed arguments (after refusing the command altogether under `-X`).
+    StatsCachedump(Result<(u32, u32), crate::ErrorReply>),
     /// `watch [event class ...] [noreply]`: turn the connection into a log stream.
     Watch {
         /// The event classes asked for, or `None` when one of the names is unknown (memcached

@@ -103,9 +103,10 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
             compose_status(frame, Status::UnknownCommand, 0, out)
         }
         // Only the text parser produces meta requests.
-        Request::Meta(_) | Request::StatsDetail(_) | Request::Watch { .. } => {
-            compose_status(frame, Status::UnknownCommand, 0, out)
-        }
+        Request::Meta(_)
+        | Request::StatsDetail(_)
+        | Request::StatsCachedump(_)
+        | Request::Watch { .. } => compose_status(frame, Status::UnknownCommand, 0, out),
         Request::Config(config) => cluster_config(frame, config, cx),
         // The binary parser never produces these (VERBOSITY is unknown to 1.6.18's binary
         // protocol; there is no binary shutdown).

@@ -421,6 +421,22 @@ pub fn refusal(reply: ErrorReply, cx: &Ctx<'_>) -> ErrorReply {
     }
 }
 
+/// memcached's cap on a `stats cachedump` reply.
+const CACHEDUMP_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// `stats cachedump <class> <limit>`: refused under `-X` ([`ErrorReply::CachedumpDisabled`])
+/// before the arguments are looked at, as memcached does; otherwise the class's live items.
+pub fn cachedump_op(
+    args: Result<(u32, u32), ErrorReply>,
+    cx: &Ctx<'_>,
+) -> Result<Vec<store::DumpedItem>, ErrorReply> {
+    if !cx.shared.settings.dump_enabled {
+        return Err(ErrorReply::CachedumpDisabled);
+    }
+    let (class, limit) = args?;
+    Ok(cx.shared.store.cachedump(class, limit, CACHEDUMP_MAX_BYTES))
+}
+
 /// `watch`: refused under `-W` ([`ErrorReply::WatchDisabled`]), after other requests of the
 /// same read whose replies are still buffered ([`ErrorReply::WatchPipelined`]), or for an
 /// unknown event class (`ERROR`), in memcached's order. Otherwise the events to stream.

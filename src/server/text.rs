@@ -11,9 +11,9 @@ use tern_protocol::{
 };
 
 use super::ops::{
-    arith_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op, refusal, shutdown_op,
-    stats_op, store_op, too_large_op, touch_op, verbosity_op, watch_op, After, ArithOutcome,
-    ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome, TouchOutcome,
+    arith_op, cachedump_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op,
+    refusal, shutdown_op, stats_op, store_op, too_large_op, touch_op, verbosity_op, watch_op,
+    After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome, TouchOutcome,
 };
 use crate::auth::PasswordDb;
 use crate::cluster::{Cluster, LEGACY_KEY};
@@ -79,6 +79,13 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
                 cx.shared.detail.dump(cx.out);
                 return After::Continue;
             }
+        },
+        Request::StatsCachedump(args) => match cachedump_op(args, cx) {
+            Ok(items) => {
+                compose_cachedump(&items, cx.out);
+                return After::Continue;
+            }
+            Err(e) => Response::Error(e),
         },
         Request::Watch { events, .. } => match watch_op(events, cx) {
             Ok(events) => {
@@ -229,6 +236,22 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
             text::compose(&Response::Error(ErrorReply::UnknownCommand), cx.out);
         }
     }
+}
+
+/// `ITEM <key> [<bytes> b; <exptime> s]\r\n` per item, then `END\r\n` (memcached's
+/// `item_cachedump`).
+fn compose_cachedump(items: &[store::DumpedItem], out: &mut Vec<u8>) {
+    let mut num = itoa::Buffer::new();
+    for item in items {
+        out.extend_from_slice(b"ITEM ");
+        out.extend_from_slice(&item.key);
+        out.extend_from_slice(b" [");
+        out.extend_from_slice(num.format(item.value_len).as_bytes());
+        out.extend_from_slice(b" b; ");
+        out.extend_from_slice(num.format(item.exptime).as_bytes());
+        out.extend_from_slice(b" s]\r\n");
+    }
+    text::compose(&Response::End, out);
 }
 
 /// Appends the legacy `VALUE AmazonElastiCache:cluster 0 <N>[ <cas>]\r\n<data>\r\n` hit for a

@@ -49,6 +49,7 @@ pub use config::{
 };
 pub use outcome::{ArithOutcome, DeleteOutcome, Lookup, StoreOutcome};
 pub use request::{ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest};
+pub use shard::DumpedItem;
 use shard::{Padded, Shard, Shared};
 pub use stats::StoreStats;
 pub use view::ItemView;

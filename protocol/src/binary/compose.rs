@@ -126,6 +126,9 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         | ErrorReply::InvalidShutdownMode
         | ErrorReply::StatsDetailUsage
         | ErrorReply::WatchDisabled
+        | ErrorReply::CachedumpUsage
+        | ErrorReply::IllegalSlabId
+        | ErrorReply::CachedumpDisabled
         | ErrorReply::WatchPipelined
         | ErrorReply::Meta(_) => Status::InvalidArguments,
     };

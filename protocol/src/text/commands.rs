@@ -129,7 +129,25 @@ pub(super) fn stats<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
         };
         return Ok(Request::StatsDetail(detail));
     }
+    if t.len >= 2 && t.get(1) == b"cachedump" {
+        return Ok(Request::StatsCachedump(cachedump(t)));
+    }
     Ok(Request::Stats(stats_group(t)))
+}
+
+/// The limits of memcached 1.6.18's `stats cachedump <class> <limit>`.
+const MAX_SLAB_CLASSES: u32 = 64;
+
+fn cachedump(t: &Tokens<'_>) -> Result<(u32, u32), ErrorReply> {
+    if t.len < 4 {
+        return Err(ErrorReply::CachedumpUsage);
+    }
+    let class = strtoul32(t.get(2)).ok_or(ErrorReply::BadCommandLine)?;
+    let limit = strtoul32(t.get(3)).ok_or(ErrorReply::BadCommandLine)?;
+    if class >= MAX_SLAB_CLASSES {
+        return Err(ErrorReply::IllegalSlabId);
+    }
+    Ok((class, limit))
 }
 
 /// `watch [class ...]`: no class is `fetchers`. A trailing `noreply` is noted (it silences the

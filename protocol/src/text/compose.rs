@@ -33,6 +33,9 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
         ErrorReply::FlushDisabled => "CLIENT_ERROR flush_all not allowed",
         ErrorReply::StatsDetailUsage => "CLIENT_ERROR usage: stats detail on|off|dump",
+        ErrorReply::CachedumpUsage => "CLIENT_ERROR bad command line",
+        ErrorReply::IllegalSlabId => "CLIENT_ERROR Illegal slab id",
+        ErrorReply::CachedumpDisabled => "CLIENT_ERROR stats cachedump not allowed",
         ErrorReply::WatchDisabled => "CLIENT_ERROR watch commands not allowed",
         ErrorReply::WatchPipelined => "ERROR cannot pipeline other commands before watch",
         // Binary-only (SASL); the text protocol never produces it.
@@ -262,6 +265,15 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
             StatsDetail::Off => b"stats detail off",
             StatsDetail::Dump => b"stats detail dump",
         }),
+        Request::StatsCachedump(args) => {
+            out.extend_from_slice(b"stats cachedump");
+            if let Ok((class, limit)) = args {
+                out.push(b' ');
+                put_u64(out, u64::from(class));
+                out.push(b' ');
+                put_u64(out, u64::from(limit));
+            }
+        }
         Request::Watch { events, reply } => {
             out.extend_from_slice(b"watch");
             let flags = events.map_or(0, |e| e.0);

@@ -747,8 +747,8 @@ fn stats_groups() {
         Request::StatsDetail(crate::StatsDetail::On)
     );
     assert_eq!(
-        stats(b"stats cachedump 1 1\r\n"),
-        StatsGroup::Other(b"cachedump 1 1")
+        stats(b"stats extstore x\r\n"),
+        StatsGroup::Other(b"extstore x")
     );
 }
 
@@ -946,7 +946,7 @@ fn compose_requests() {
             b"flush_all noreply\r\n",
         ),
         (
-            Request::Stats(StatsGroup::Other(b"cachedump 1 1")),
+            Request::StatsCachedump(Ok((1, 1))),
             b"stats cachedump 1 1\r\n",
         ),
         (
@@ -1045,4 +1045,38 @@ fn operator_requests_compose_back_to_what_parses_to_them() {
         compose_request(&request, &mut out);
         assert_eq!(ok(&out).0, request, "{:?}", String::from_utf8_lossy(&out));
     }
+}
+
+#[test]
+fn stats_cachedump_arguments_as_memcached_checks_them() {
+    let dump = |input: &'static [u8]| match ok(input).0 {
+        Request::StatsCachedump(args) => args,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(dump(b"stats cachedump 1 100\r\n"), Ok((1, 100)));
+    assert_eq!(dump(b"stats cachedump 63 0 extra\r\n"), Ok((63, 0)));
+    assert_eq!(
+        dump(b"stats cachedump 1\r\n"),
+        Err(ErrorReply::CachedumpUsage)
+    );
+    assert_eq!(
+        dump(b"stats cachedump x 1\r\n"),
+        Err(ErrorReply::BadCommandLine)
+    );
+    assert_eq!(
+        dump(b"stats cachedump 1 -1\r\n"),
+        Err(ErrorReply::BadCommandLine)
+    );
+    assert_eq!(
+        dump(b"stats cachedump 64 1\r\n"),
+        Err(ErrorReply::IllegalSlabId)
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::CachedumpUsage)),
+        b"CLIENT_ERROR bad command line\r\n"
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::IllegalSlabId)),
+        b"CLIENT_ERROR Illegal slab id\r\n"
+    );
 }

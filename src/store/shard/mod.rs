@@ -10,7 +10,9 @@ use super::classes::ClassTable;
 use super::item::{self, Header, CONT_HEADER};
 use crate::clock::RelTime;
 
+mod dump;
 mod evict;
+pub use dump::DumpedItem;
 mod maintain;
 
 /// The crawler keeps items' access times at most this old (they are stored modulo 2^20 s):
