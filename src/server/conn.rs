@@ -83,7 +83,8 @@ pub struct Conn {
     get_answered: usize,
     /// The socket's descriptor (`cfd=` in `watch` lines); -1 until the worker sets it.
     fd: i32,
-    /// Set by a successful `watch`: once its `OK` is out, the connection becomes a log stream.
+    /// Set by a successful `watch`: the connection becomes a log stream, handed to the logger
+    /// (which sends its `OK`) before anything else is read or sent.
     watch: Option<WatchEvents>,
     /// Whether the connection is closing because of a protocol or socket error (`watch
     /// connevents` says `reason=error`).

@@ -156,6 +156,18 @@ impl Logger {
         }
     }
 
+    /// `stats reset`: zeroes the counters (not `log_watchers`, a gauge), as memcached does.
+    pub fn reset(&self) {
+        for c in [
+            &self.worker_dropped,
+            &self.worker_written,
+            &self.watcher_skipped,
+            &self.watcher_sent,
+        ] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// Appends one event to thread `thread`'s buffer: `body` writes what follows
     /// `ts=... gid=... ` (without the newline). Dropped (and counted) when the buffer is full
     /// or the logger is swapping it out right now.
@@ -537,7 +549,10 @@ mod tests {
         }
         let s = logger.stats();
         assert!(s.worker_dropped > 0);
+        assert!(s.worker_written > 0);
         assert!(logger.bufs[0].lines.lock().len() <= 1024);
+        logger.reset();
+        assert_eq!(logger.stats(), LoggerStats::default());
     }
 
     #[test]

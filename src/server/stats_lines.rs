@@ -18,6 +18,7 @@ impl Shared {
             t.reset();
         }
         self.detail.clear();
+        self.logger.reset();
         self.total_connections.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
     }
