@@ -26,8 +26,8 @@ mod response;
 pub mod text;
 
 pub use request::{
-    ArithRequest, ConfigRequest, GetRequest, Keys, ReplyMode, Request, StatsGroup, StoreMode,
-    StoreRequest,
+    ArithRequest, ConfigRequest, GetRequest, Keys, ReplyMode, Request, StatsDetail, StatsGroup,
+    StoreMode, StoreRequest, WatchEvents,
 };
 pub use response::Response;
 
@@ -112,8 +112,19 @@ pub enum ErrorReply {
     NonNumeric,
     /// `flush_all` when flushing is disabled (`-F`). Binary: status 0x0020 "Auth failure.".
     FlushDisabled,
-    /// `stats detail ...`: tern keeps no per-prefix detail; text answers memcached's usage line.
+    /// `stats detail` without `on`, `off` or `dump`: memcached's usage line.
     StatsDetailUsage,
+    /// `stats cachedump` with fewer than two arguments: `CLIENT_ERROR bad command line`.
+    CachedumpUsage,
+    /// `stats cachedump` of a class id of 64 or more: `CLIENT_ERROR Illegal slab id`.
+    IllegalSlabId,
+    /// `stats cachedump` when `-X` forbids dumping: `CLIENT_ERROR stats cachedump not allowed`.
+    CachedumpDisabled,
+    /// `watch` when `-W` forbids it: `CLIENT_ERROR watch commands not allowed`.
+    WatchDisabled,
+    /// `watch` after other commands in the same read: `ERROR cannot pipeline other commands
+    /// before watch`.
+    WatchPipelined,
     /// Binary SASL data that memcached could not hold in an item: status 0x0082 "Out of
     /// memory" (the connection stays open).
     SaslOutOfMemory,

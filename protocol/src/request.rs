@@ -211,6 +211,68 @@ impl<'a> StatsGroup<'a> {
     }
 }
 
+/// `stats detail on|off|dump`: memcached's per-key-prefix counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsDetail {
+    /// `stats detail on`: start counting.
+    On,
+    /// `stats detail off`: stop counting (what was counted is kept).
+    Off,
+    /// `stats detail dump`: one `PREFIX` line per prefix, then `END`.
+    Dump,
+}
+
+/// The event classes a `watch` connection asks for (memcached's `LOG_*` flags), as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WatchEvents(pub u16);
+
+impl WatchEvents {
+    /// `rawcmds`.
+    pub const RAWCMDS: u16 = 1 << 0;
+    /// `evictions`: items evicted from the LRU.
+    pub const EVICTIONS: u16 = 1 << 1;
+    /// `fetchers`: every item fetch (the default when `watch` names nothing).
+    pub const FETCHERS: u16 = 1 << 2;
+    /// `mutations`: every item store.
+    pub const MUTATIONS: u16 = 1 << 3;
+    /// `sysevents`.
+    pub const SYSEVENTS: u16 = 1 << 4;
+    /// `connevents`: connections opened and closed.
+    pub const CONNEVENTS: u16 = 1 << 5;
+    /// `proxyreqs`.
+    pub const PROXYREQS: u16 = 1 << 6;
+    /// `proxyevents`.
+    pub const PROXYEVENTS: u16 = 1 << 7;
+    /// `proxyuser`.
+    pub const PROXYUSER: u16 = 1 << 8;
+
+    /// The names `watch` takes, with their flags, in memcached 1.6.18's order.
+    pub const NAMES: [(&'static str, u16); 9] = [
+        ("rawcmds", Self::RAWCMDS),
+        ("evictions", Self::EVICTIONS),
+        ("fetchers", Self::FETCHERS),
+        ("mutations", Self::MUTATIONS),
+        ("sysevents", Self::SYSEVENTS),
+        ("connevents", Self::CONNEVENTS),
+        ("proxyreqs", Self::PROXYREQS),
+        ("proxyevents", Self::PROXYEVENTS),
+        ("proxyuser", Self::PROXYUSER),
+    ];
+
+    /// The flag `name` stands for.
+    pub fn flag(name: &[u8]) -> Option<u16> {
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| n.as_bytes() == name)
+            .map(|&(_, f)| f)
+    }
+
+    /// Whether any of `flags` is asked for.
+    pub fn has(self, flags: u16) -> bool {
+        self.0 & flags != 0
+    }
+}
+
 /// The ElastiCache auto-discovery commands (`config get|set|delete <key>`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigRequest<'a> {
@@ -309,6 +371,19 @@ pub enum Request<'a> {
     },
     /// `stats [group]`.
     Stats(StatsGroup<'a>),
+    /// `stats detail on|off|dump`.
+    StatsDetail(StatsDetail),
+    /// `stats cachedump <class> <limit>`: the class and limit, or the error memcached answers
+    /// for malformed arguments (after refusing the command altogether under `-X`).
+    StatsCachedump(Result<(u32, u32), crate::ErrorReply>),
+    /// `watch [event class ...] [noreply]`: turn the connection into a log stream.
+    Watch {
+        /// The event classes asked for, or `None` when one of the names is unknown (memcached
+        /// answers `ERROR`, but only after refusing `watch` altogether under `-W`).
+        events: Option<WatchEvents>,
+        /// Which replies the client wants (`noreply` silences the refusals too).
+        reply: ReplyMode,
+    },
     /// Binary NOOP: flushes quiet replies, answers an empty success.
     Noop,
     /// ElastiCache auto-discovery `config` commands.
@@ -342,6 +417,7 @@ impl<'a> Request<'a> {
             | Request::FlushAll { reply, .. }
             | Request::Verbosity { reply, .. }
             | Request::RefreshCerts { reply }
+            | Request::Watch { reply, .. }
             | Request::Config(
                 ConfigRequest::Set { reply, .. } | ConfigRequest::Delete { reply, .. },
             ) => reply,

@@ -16,6 +16,8 @@ pub struct RuntimeSettings {
     pub oldest: u64,
     /// `verbosity`: as last set by the `verbosity` command.
     pub verbosity: u8,
+    /// `detail_enabled`: whether `stats detail on` is in force.
+    pub detail_enabled: bool,
 }
 
 fn yes_no(on: bool) -> String {
@@ -38,6 +40,7 @@ impl Settings {
         self.stats_settings_with(RuntimeSettings {
             oldest: 0,
             verbosity: self.verbosity,
+            detail_enabled: false,
         })
     }
 
@@ -91,7 +94,7 @@ impl Settings {
             ("num_threads", self.threads.to_string()),
             ("num_threads_per_udp", self.num_threads_per_udp.to_string()),
             ("stat_key_prefix", ":".to_string()),
-            ("detail_enabled", yes_no(false)),
+            ("detail_enabled", yes_no(rt.detail_enabled)),
             ("reqs_per_event", self.reqs_per_event.to_string()),
             ("cas_enabled", yes_no(store.cas_enabled)),
             ("tcp_backlog", self.backlog.to_string()),
@@ -346,8 +349,10 @@ STAT num_napi_ids (null)\r\nSTAT memory_file (null)\r\n";
         let stats = s.stats_settings_with(RuntimeSettings {
             oldest: 1234,
             verbosity: 3,
+            detail_enabled: true,
         });
         assert!(stats.contains(&("oldest", "1234".to_string())));
+        assert!(stats.contains(&("detail_enabled", "yes".to_string())));
         assert!(stats.contains(&("verbosity", "3".to_string())));
     }
 

@@ -182,17 +182,6 @@ impl Tuning {
             "-o temporary_ttl",
             "tern has no separate LRU for short TTLs yet",
         );
-        let logs = "tern has no `watch` log buffers yet";
-        note(
-            self.watcher_logbuf_size != d.watcher_logbuf_size,
-            "-o watcher_logbuf_size",
-            logs,
-        );
-        note(
-            self.worker_logbuf_size != d.worker_logbuf_size,
-            "-o worker_logbuf_size",
-            logs,
-        );
         note(
             !self.hashexpand,
             "-o no_hashexpand",

@@ -6,11 +6,11 @@ use tern_protocol::binary::{
     compose, compose_status, compose_status_body, compose_value_head, Frame, Header, Opcode,
     Status, SASL_AUTHENTICATED,
 };
-use tern_protocol::{ConfigRequest, ErrorReply, Request, Response};
+use tern_protocol::{ConfigRequest, ErrorReply, Request, Response, WatchEvents};
 
 use super::ops::{
-    arith_op, config_op, delete_op, flush_op, lookup_op, stats_op, store_op, too_large_op, After,
-    ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome,
+    arith_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op, stats_op, store_op,
+    too_large_op, After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::{self, ItemView};
@@ -103,9 +103,11 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
             compose_status(frame, Status::UnknownCommand, 0, out)
         }
         // Only the text parser produces meta requests.
-        Request::Meta(_) | Request::Operator(_) => {
-            compose_status(frame, Status::UnknownCommand, 0, out)
-        }
+        Request::Meta(_)
+        | Request::StatsDetail(_)
+        | Request::StatsCachedump(_)
+        | Request::Watch { .. }
+        | Request::Operator(_) => compose_status(frame, Status::UnknownCommand, 0, out),
         Request::Config(config) => cluster_config(frame, config, cx),
         // The binary parser never produces these (VERBOSITY is unknown to 1.6.18's binary
         // protocol; there is no binary shutdown).
@@ -166,13 +168,18 @@ fn retrieve(frame: &Frame<'_>, key: &[u8], touch: Option<i64>, cx: &mut Ctx<'_>)
                 out.extend_from_slice(chunk);
             }
         }
+        item_shape(item)
     };
     let req = store::GetRequest {
         key,
         touch,
         ..Default::default()
     };
-    if !lookup_op(cx.shared, cx.stats, &req, copy).is_hit() {
+    let found = lookup_op(cx.shared, cx.stats, &req, copy);
+    if cx.shared.logger.watching(WatchEvents::FETCHERS) {
+        log_get(cx, key, &found);
+    }
+    if !found.is_hit() {
         compose(frame, &Response::NotFound, 0, cx.out);
     }
 }

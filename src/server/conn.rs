@@ -10,7 +10,7 @@ use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
 use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
-use tern_protocol::{text, ParseError, Request, Response};
+use tern_protocol::{text, ParseError, Request, Response, WatchEvents};
 
 use super::buffers::{BufferPool, BUF_SIZE};
 use super::ops::{After, Ctx};
@@ -43,6 +43,8 @@ pub enum Next {
     Yield,
     /// Close it.
     Close,
+    /// It sent `watch`: hand it (and its unsent replies) to the logger.
+    Watch(WatchEvents),
 }
 
 /// A byte stream a connection can be served over.
@@ -84,6 +86,16 @@ pub struct Conn {
     /// An `lru_crawler metadump` at the start of the input, sent in parts like a large
     /// retrieval: the classes it lists and where it stands.
     dump: Option<Box<(Classes, DumpCursor)>>,
+    /// The socket's descriptor (`cfd=` in `watch` lines); -1 until the worker sets it.
+    fd: i32,
+    /// Set by a successful `watch`: the connection becomes a log stream, handed to the logger
+    /// (which sends its `OK`) before anything else is read or sent.
+    watch: Option<WatchEvents>,
+    /// Whether the connection is closing because of a protocol or socket error (`watch
+    /// connevents` says `reason=error`).
+    failed: bool,
+    /// Whether `need` is a storage command's announced size (not just "more than buffered").
+    need_known: bool,
 }
 
 /// Which codec a connection uses.
@@ -141,7 +153,41 @@ impl Conn {
             ascii_authed: false,
             get_answered: 0,
             dump: None,
+            fd: -1,
+            watch: None,
+            failed: false,
+            need_known: false,
         }
+    }
+
+    /// Records the socket's descriptor, which `watch` lines name as `cfd=`.
+    pub fn set_fd(&mut self, fd: i32) {
+        self.fd = fd;
+    }
+
+    /// Whether the connection closed because of an error rather than `quit` or the client
+    /// closing its side.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
+    /// Whether the connection waits for the rest of a storage command's data (memcached's
+    /// `conn_nread`, in `stats conns`).
+    pub fn reading_data(&self) -> bool {
+        self.need > 0 && self.rpos < self.rend && self.need_known
+    }
+
+    /// Closes because of an error.
+    fn fail(&mut self) -> Next {
+        self.failed = true;
+        Next::Close
+    }
+
+    /// Takes the replies not yet sent (a watcher's `OK`, for the logger to send).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let unsent = self.wbuf[self.wpos..].to_vec();
+        self.wpos = self.wbuf.len();
+        unsent
     }
 
     /// Whether replies are waiting for the socket to become writable. The worker asks the poller
@@ -229,9 +275,14 @@ impl Conn {
         // skip data whose readiness came in the same event as a writability change.
         let mut drained = false;
         loop {
+            if let Some(events) = self.watch {
+                // Before its `OK` is sent: the logger sends it, once the watcher is attached,
+                // so every event after the client reads `OK` reaches it.
+                return Next::Watch(events);
+            }
             match self.flush(sock, stats, pool) {
                 Ok(()) => {}
-                Err(_) => return Next::Close,
+                Err(_) => return self.fail(),
             }
             let unsent = self.wbuf.len() - self.wpos;
             if unsent > 0 && (self.closing || unsent >= OUTPUT_HIGH_WATER) {
@@ -247,7 +298,7 @@ impl Conn {
                     stats.conn_yields.incr();
                     return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Yield,
-                        Err(_) => Next::Close,
+                        Err(_) => self.fail(),
                     };
                 }
                 Processed::NeedInput if self.closing => continue,
@@ -261,7 +312,7 @@ impl Conn {
             if drained {
                 return match self.flush(sock, stats, pool) {
                     Ok(()) => Next::Wait,
-                    Err(_) => Next::Close,
+                    Err(_) => self.fail(),
                 };
             }
             match self.fill(sock, stats) {
@@ -270,10 +321,10 @@ impl Conn {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     return match self.flush(sock, stats, pool) {
                         Ok(()) => Next::Wait,
-                        Err(_) => Next::Close,
+                        Err(_) => self.fail(),
                     };
                 }
-                Err(_) => return Next::Close,
+                Err(_) => return self.fail(),
             }
         }
     }
@@ -329,6 +380,11 @@ impl Conn {
                         After::Continue => {}
                         After::Swallow(n) => self.swallow = n,
                         After::Close => self.closing = true,
+                        After::Watch(events) => {
+                            // memcached stops reading a watcher: what follows is ignored.
+                            self.watch = Some(events);
+                            self.closing = true;
+                        }
                     }
                 }
                 Step::Partial => {
@@ -336,6 +392,7 @@ impl Conn {
                     return Processed::OutputFull;
                 }
                 Step::Incomplete { needed } => {
+                    self.need_known = needed.is_some();
                     self.need = needed.unwrap_or(available + 1);
                     self.reserve_for(self.need);
                     self.compact();
@@ -383,7 +440,12 @@ impl Conn {
                 }
             };
         }
-        let mut cx = Ctx { shared, stats, out };
+        let mut cx = Ctx {
+            shared,
+            stats,
+            out,
+            fd: self.fd,
+        };
         match text::parse(input, &shared.limits) {
             Ok((request, consumed)) => {
                 let mark = cx.out.len();
@@ -446,10 +508,13 @@ impl Conn {
                 Step::Done { consumed, after }
             }
             Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
-            Err(ParseError::Protocol(err)) => Step::Done {
-                consumed: err.consumed,
-                after: super::text::refused(&err, &mut cx),
-            },
+            Err(ParseError::Protocol(err)) => {
+                self.failed |= err.close;
+                Step::Done {
+                    consumed: err.consumed,
+                    after: super::text::refused(&err, &mut cx),
+                }
+            }
         }
     }
 
@@ -487,13 +552,19 @@ impl Conn {
                         String::from_utf8_lossy(frame.request.key())
                     );
                 }
-                let mut cx = Ctx { shared, stats, out };
+                let mut cx = Ctx {
+                    shared,
+                    stats,
+                    out,
+                    fd: self.fd,
+                };
                 let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);
                 Step::Done { consumed, after }
             }
             Err(ParseError::Incomplete { needed }) => Step::Incomplete { needed },
             Err(ParseError::Protocol(err)) => {
                 binary::compose_error_reply(input, &err, out);
+                self.failed |= err.close;
                 Step::Done {
                     consumed: err.consumed,
                     after: refused_after(err.swallow, err.close),

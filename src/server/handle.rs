@@ -4,12 +4,13 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64};
 use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 
 use mio::{Poll, Waker};
-use tern_protocol::Limits;
+use tern_protocol::{Limits, WatchEvents};
 
 use super::acceptor::{Acceptor, ACCEPTOR_WAKER};
 use super::bind::Listeners;
@@ -134,7 +135,7 @@ pub fn start_on(
     for (l, speaks_tls) in tcp.chain(listeners.notls.into_iter().map(|l| (l, false))) {
         l.set_nonblocking(true)?;
         let addr = l.local_addr()?;
-        registry.add_listener(format!("tcp:{addr}"));
+        registry.add_listener(l.as_raw_fd(), format!("tcp:{addr}"), clock.now());
         addrs.push(addr);
         let l = mio::net::TcpListener::from_std(l);
         mio_listeners.push(if speaks_tls {
@@ -150,7 +151,7 @@ pub fn start_on(
             .ok()
             .and_then(|a| a.as_pathname().map(|p| format!("unix:{}", p.display())))
             .unwrap_or_else(|| "unix:".into());
-        registry.add_listener(name);
+        registry.add_listener(l.as_raw_fd(), name, clock.now());
         mio_listeners.push(Listener::Unix(mio::net::UnixListener::from_std(l)));
     }
     // The node describes itself by the first TCP address it listens on (see
@@ -173,6 +174,12 @@ pub fn start_on(
         cluster,
         tls,
         registry,
+        detail: Default::default(),
+        logger: Arc::new(super::logger::Logger::new(
+            thread_stats.len(),
+            settings.tuning.worker_logbuf_size as usize,
+            settings.tuning.watcher_logbuf_size as usize,
+        )),
         store: Arc::new(store),
         clock,
         threads: thread_stats,
@@ -186,12 +193,27 @@ pub fn start_on(
         settings,
     });
 
+    let logger = shared.logger.clone();
+    shared
+        .store
+        .set_eviction_hook(crate::store::EvictionHook(Box::new(move |e| {
+            if logger.watching(WatchEvents::EVICTIONS) {
+                logger.log_here(|out| super::logger::eviction(out, e));
+            }
+        })));
+
     let mut threads = Vec::new();
     let mut wakers = Vec::new();
     let mut inboxes = Vec::new();
     let mut udp_addrs = Vec::new();
     for (i, (udp, stats)) in listeners.udp.into_iter().zip(udp_stats).enumerate() {
-        udp_addrs.push(udp.local_addr()?);
+        let udp_addr = udp.local_addr()?;
+        udp_addrs.push(udp_addr);
+        shared.registry.add_udp(
+            udp.as_raw_fd(),
+            format!("udp:{udp_addr}"),
+            shared.clock.now(),
+        );
         let shared = shared.clone();
         threads.push(
             std::thread::Builder::new()
@@ -231,6 +253,17 @@ pub fn start_on(
             .spawn(move || {
                 if let Err(e) = acceptor.run() {
                     log::error!("acceptor stopped: {e}");
+                }
+            })?,
+    );
+
+    let logger_shared = shared.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("tern-logger".into())
+            .spawn(move || {
+                if let Err(e) = super::logger::run(logger_shared) {
+                    log::error!("logger stopped: {e}");
                 }
             })?,
     );

@@ -19,14 +19,16 @@
 //! crosses threads: accepted sockets (acceptor → worker, over a channel), the `Arc<Store>`, the
 //! clock (one atomic), the cluster config (an `RwLock` around an `Arc`), and the shutdown flag
 //! with every thread's `Waker`. With `-U`, each UDP socket has a thread of its own that serves
-//! its datagrams through the text executor.
+//! its datagrams through the text and binary executors. A logger thread (`logger`) owns the
+//! sockets of `watch` connections; workers hand it events through bounded per-thread buffers.
 //!
 //! Where things are:
 //! - starting and stopping: `bind` (listening sockets), `handle` ([`start_on`],
 //!   [`ServerHandle`]); the threads: `acceptor`, `worker` (one mio loop each, driving `conn`
 //!   connections over `socket`), `timer`, [`udp`];
 //! - shared state: `shared` ([`Shared`]), its stats lines `stats_lines`, per-thread counters
-//!   [`stats`], open connections `registry` (`stats conns`);
+//!   [`stats`], open connections `registry` (`stats conns`), per-prefix counters [`detail`]
+//!   (`stats detail`), log streams [`logger`] (`watch`);
 //! - requests: `ops` (protocol-neutral operations with typed outcomes) and one executor per
 //!   protocol, `text`, `binary` and `meta` (handed meta lines by `text`), each the only place
 //!   turning outcomes into its replies.
@@ -36,7 +38,9 @@ mod binary;
 mod bind;
 mod buffers;
 mod conn;
+pub mod detail;
 mod handle;
+pub mod logger;
 mod meta;
 pub(crate) mod operator;
 pub(crate) mod ops;

@@ -11,8 +11,12 @@
 
 use std::sync::Arc;
 
-use tern_protocol::{ArithRequest, ConfigRequest, ErrorReply, StatsGroup, StoreMode, StoreRequest};
+use tern_protocol::{
+    ArithRequest, ConfigRequest, ErrorReply, StatsGroup, StoreMode, StoreRequest, WatchEvents,
+};
 
+use super::detail::DetailEvent;
+use super::logger;
 use super::stats::ThreadStats;
 use super::Shared;
 use crate::cluster::{Cluster, Published, SetError, CONFIG_KEY};
@@ -27,6 +31,8 @@ pub enum After {
     Swallow(usize),
     /// Send what is buffered, then close (`quit`).
     Close,
+    /// Send what is buffered, then hand the connection to the logger as a `watch` stream.
+    Watch(WatchEvents),
 }
 
 /// What a request needs from its connection and worker.
@@ -37,6 +43,9 @@ pub struct Ctx<'a> {
     pub stats: &'a ThreadStats,
     /// The connection's output buffer.
     pub out: &'a mut Vec<u8>,
+    /// The connection's socket descriptor, as `stats conns` and `watch` lines (`cfd=`) name it
+    /// (-1 where there is none: UDP).
+    pub fd: i32,
 }
 
 /// Maps the protocol's storage mode to the store's.
@@ -113,7 +122,18 @@ pub enum TouchOutcome {
 
 /// A storage command: what was done, with the item's new CAS unique when stored.
 pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> StoreOutcome {
-    set_op(
+    cx.shared.detail.record(req.key, DetailEvent::Set);
+    if cx.shared.logger.watching(WatchEvents::FETCHERS) {
+        // memcached's store looks the key up first, and that lookup is a logged fetch.
+        let peek = store::GetRequest {
+            key: req.key,
+            no_bump: true,
+            ..Default::default()
+        };
+        let found = cx.shared.store.get(&peek, item_shape);
+        log_get(cx, req.key, &found);
+    }
+    let outcome = set_op(
         &store::SetRequest {
             mode: set_mode(req.mode),
             key: req.key,
@@ -124,7 +144,84 @@ pub fn store_op(req: &StoreRequest<'_>, cx: &Ctx<'_>) -> StoreOutcome {
             ..Default::default()
         },
         cx,
-    )
+    );
+    if cx.shared.logger.watching(WatchEvents::MUTATIONS) {
+        log_store(cx, req, outcome);
+    }
+    outcome
+}
+
+/// The shape of an item that `watch` lines report: flags, whether it has an expiry time, and
+/// its value's length (enough to name its slab class).
+pub fn item_shape(item: &ItemView<'_>) -> (u32, bool, usize) {
+    (item.flags(), item.ttl() >= 0, item.value_len())
+}
+
+/// Logs a fetch (`watch fetchers`): `type=item_get key=<k> status=<found|not_found|flushed|
+/// expired> clsid=<n> cfd=<fd> size=<value length>`.
+#[cold]
+pub fn log_get(cx: &Ctx<'_>, key: &[u8], found: &Lookup<(u32, bool, usize)>) {
+    let (status, shape) = match *found {
+        Lookup::Hit(shape) => ("found", Some(shape)),
+        Lookup::Miss | Lookup::OutOfMemory => ("not_found", None),
+        Lookup::Flushed => ("flushed", None),
+        Lookup::Expired => ("expired", None),
+    };
+    let (clsid, size) = shape.map_or((0, 0), |(flags, exp, len)| {
+        (cx.shared.store.class_id(key.len(), flags, exp, len), len)
+    });
+    cx.shared.log_event(|out| {
+        out.extend_from_slice(b"type=item_get key=");
+        logger::put_uri_key(out, key);
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(status.as_bytes());
+        logger::put_field(out, "clsid", clsid);
+        logger::put_field(out, "cfd", cx.fd);
+        logger::put_field(out, "size", size);
+    });
+}
+
+/// Logs a store (`watch mutations`), as memcached's `type=item_store` line.
+#[cold]
+fn log_store(cx: &Ctx<'_>, req: &StoreRequest<'_>, outcome: StoreOutcome) {
+    let status = match outcome {
+        StoreOutcome::Stored { .. } => "stored",
+        StoreOutcome::NotStored => "not_stored",
+        StoreOutcome::Exists => "exists",
+        StoreOutcome::NotFound => "not_found",
+        StoreOutcome::TooLarge => "too_large",
+        StoreOutcome::OutOfMemory => "no_memory",
+    };
+    let cmd = match req.mode {
+        StoreMode::Set => "set",
+        StoreMode::Add => "add",
+        StoreMode::Replace => "replace",
+        StoreMode::Append => "append",
+        StoreMode::Prepend => "prepend",
+        StoreMode::Cas => "cas",
+    };
+    // Seconds left, as memcached prints it (absolute times over 30 days made relative).
+    let ttl = if req.exptime > 60 * 60 * 24 * 30 {
+        (req.exptime - cx.shared.clock.unix_now()).max(0)
+    } else {
+        req.exptime.max(0)
+    };
+    let clsid = cx
+        .shared
+        .store
+        .class_id(req.key.len(), req.flags, ttl > 0, req.value.len());
+    cx.shared.log_event(|out| {
+        out.extend_from_slice(b"type=item_store key=");
+        logger::put_uri_key(out, req.key);
+        out.extend_from_slice(b" status=");
+        out.extend_from_slice(status.as_bytes());
+        out.extend_from_slice(b" cmd=");
+        out.extend_from_slice(cmd.as_bytes());
+        logger::put_field(out, "ttl", ttl);
+        logger::put_field(out, "clsid", clsid);
+        logger::put_field(out, "cfd", cx.fd);
+        logger::put_field(out, "size", req.value.len());
+    });
 }
 
 /// A storage command as the store takes it (meta `ms` adds `I` and `b`), counted as memcached
@@ -175,6 +272,8 @@ pub fn too_large_op(mode: StoreMode, key: &[u8], count: bool, cx: &Ctx<'_>) -> S
 
 /// Deletes `key` (only if its CAS is `cas`, when `cas` is non-zero).
 pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> DeleteOutcome {
+    // memcached counts the delete whether or not the key is found.
+    cx.shared.detail.record(key, DetailEvent::Delete);
     match cx.shared.store.delete(&store::DeleteRequest {
         key,
         cas,
@@ -247,6 +346,12 @@ pub fn lookup_op<R>(
         return found;
     }
     stats.cmd_get.incr();
+    shared.detail.record(
+        req.key,
+        DetailEvent::Get {
+            hit: found.is_hit(),
+        },
+    );
     match found {
         Lookup::Hit(_) => stats.get_hits.incr(),
         Lookup::Miss | Lookup::OutOfMemory => stats.get_misses.incr(),
@@ -415,6 +520,35 @@ pub fn refusal(reply: ErrorReply, cx: &Ctx<'_>) -> ErrorReply {
         }
         other => other,
     }
+}
+
+/// memcached's cap on a `stats cachedump` reply.
+const CACHEDUMP_MAX_BYTES: usize = 2 * 1024 * 1024;
+
+/// `stats cachedump <class> <limit>`: refused under `-X` ([`ErrorReply::CachedumpDisabled`])
+/// before the arguments are looked at, as memcached does; otherwise the class's live items.
+pub fn cachedump_op(
+    args: Result<(u32, u32), ErrorReply>,
+    cx: &Ctx<'_>,
+) -> Result<Vec<store::DumpedItem>, ErrorReply> {
+    if !cx.shared.settings.dump_enabled {
+        return Err(ErrorReply::CachedumpDisabled);
+    }
+    let (class, limit) = args?;
+    Ok(cx.shared.store.cachedump(class, limit, CACHEDUMP_MAX_BYTES))
+}
+
+/// `watch`: refused under `-W` ([`ErrorReply::WatchDisabled`]), after other requests of the
+/// same read whose replies are still buffered ([`ErrorReply::WatchPipelined`]), or for an
+/// unknown event class (`ERROR`), in memcached's order. Otherwise the events to stream.
+pub fn watch_op(events: Option<WatchEvents>, cx: &Ctx<'_>) -> Result<WatchEvents, ErrorReply> {
+    if !cx.shared.settings.watch_enabled {
+        return Err(ErrorReply::WatchDisabled);
+    }
+    if !cx.out.is_empty() {
+        return Err(ErrorReply::WatchPipelined);
+    }
+    events.ok_or(ErrorReply::UnknownCommand)
 }
 
 /// `verbosity <level>`.

@@ -8,6 +8,8 @@ use std::sync::{Arc, OnceLock};
 use mio::Waker;
 use tern_protocol::Limits;
 
+use super::detail::PrefixStats;
+use super::logger::Logger;
 use super::registry::Registry;
 use super::stats::ThreadStats;
 use crate::auth::PasswordDb;
@@ -34,6 +36,10 @@ pub struct Shared {
     pub tls: Option<Arc<super::tls::TlsContext>>,
     /// The settings the operator commands change (`lru`, `lru_crawler sleep`, ...).
     pub live: super::operator::LiveSettings,
+    /// `watch`'s log streams.
+    pub logger: Arc<Logger>,
+    /// `stats detail`'s per-prefix counters.
+    pub detail: PrefixStats,
     /// Open connections, for `stats conns`.
     pub(super) registry: Registry,
     /// Each worker's and each UDP thread's counters, summed by `stats`.
@@ -56,6 +62,7 @@ impl Shared {
     /// Asks every thread to stop.
     pub fn request_shutdown(&self) {
         self.shutting_down.store(true, Ordering::Release);
+        self.logger.wake();
         if let Some(wakers) = self.wakers.get() {
             for waker in wakers {
                 let _ = waker.wake();
@@ -66,6 +73,13 @@ impl Shared {
     /// Records that a connection went away.
     pub(super) fn connection_closed(&self) {
         self.curr_connections.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Logs an event into the calling thread's log buffer. Call only when
+    /// [`Logger::watching`] says someone wants it.
+    #[cold]
+    pub fn log_event(&self, body: impl FnOnce(&mut Vec<u8>)) {
+        self.logger.log_here(body);
     }
 
     /// Sets the verbosity level (`verbosity` command).

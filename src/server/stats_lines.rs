@@ -17,6 +17,8 @@ impl Shared {
         for t in &self.threads {
             t.reset();
         }
+        self.detail.clear();
+        self.logger.reset();
         self.total_connections.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
     }
@@ -59,6 +61,27 @@ impl Shared {
             "connection_structures",
             self.curr_connections.load(Ordering::Relaxed).to_string(),
         );
+        // memcached's response objects and read buffers: tern composes replies straight into
+        // pooled output buffers and has no per-response objects nor a global read-buffer cache
+        // with an out-of-memory path, so these are memcached's idle values.
+        for name in [
+            "response_obj_oom",
+            "response_obj_count",
+            "response_obj_bytes",
+        ] {
+            put(name, "0".to_string());
+        }
+        for name in [
+            "read_buf_count",
+            "read_buf_bytes",
+            "read_buf_bytes_free",
+            "read_buf_oom",
+        ] {
+            put(name, "0".to_string());
+        }
+        // File descriptors memcached keeps aside for itself (listeners, pipes, logs); tern
+        // reserves none, as it never refuses at a descriptor count below -c.
+        put("reserved_fds", "0".to_string());
         put("cmd_get", s.cmd_get.to_string());
         put("cmd_set", s.cmd_set.to_string());
         put("cmd_flush", s.cmd_flush.to_string());
@@ -83,11 +106,17 @@ impl Shared {
         put("store_no_memory", s.store_no_memory.to_string());
         put("auth_cmds", s.auth_cmds.to_string());
         put("auth_errors", s.auth_errors.to_string());
-        put("idle_kicks", s.idle_kicks.to_string());
+        if self.settings.idle_timeout > 0 {
+            put("idle_kicks", s.idle_kicks.to_string());
+        }
         put("bytes_read", s.bytes_read.to_string());
         put("bytes_written", s.bytes_written.to_string());
         put("limit_maxbytes", self.store.memory_limit().to_string());
         put("accepting_conns", "1".to_string());
+        // tern's acceptor never stops listening (over -c it refuses each connection at once,
+        // memcached's maxconns_fast), so listening is never disabled.
+        put("listen_disabled_num", "0".to_string());
+        put("time_in_listen_disabled_us", "0".to_string());
         put("threads", self.settings.threads.to_string());
         put("conn_yields", s.conn_yields.to_string());
         put("hash_power_level", store.hash_power_level.to_string());
@@ -96,19 +125,72 @@ impl Shared {
             "hash_is_expanding",
             u8::from(store.hash_is_expanding).to_string(),
         );
-        put("slabs_moved", store.slabs_moved.to_string());
+        if self.settings.slab_reassign {
+            // tern's page mover evicts what a moved page holds (counted in
+            // `slab_reassign_evictions_nomem` by memcached only when no memory is left to
+            // rescue into); it rescues nothing, so the rescue counters stay 0.
+            for name in [
+                "slab_reassign_rescues",
+                "slab_reassign_chunk_rescues",
+                "slab_reassign_evictions_nomem",
+                "slab_reassign_inline_reclaim",
+                "slab_reassign_busy_items",
+                "slab_reassign_busy_deletes",
+                "slab_reassign_running",
+            ] {
+                put(name, "0".to_string());
+            }
+            put("slabs_moved", store.slabs_moved.to_string());
+        }
+        if self.settings.store.lru_crawler {
+            put(
+                "lru_crawler_running",
+                u8::from(self.store.crawl_running()).to_string(),
+            );
+            put("lru_crawler_starts", "0".to_string());
+        }
+        if self.settings.tuning.lru_maintainer {
+            put("lru_maintainer_juggles", "0".to_string());
+        }
+        // tern allocates item memory up front in pages; an allocation that fails aborts.
+        put("malloc_fails", "0".to_string());
+        let log = self.logger.stats();
+        put("log_worker_dropped", log.worker_dropped.to_string());
+        put("log_worker_written", log.worker_written.to_string());
+        put("log_watcher_skipped", log.watcher_skipped.to_string());
+        put("log_watcher_sent", log.watcher_sent.to_string());
+        put("log_watchers", log.watchers.to_string());
+        // NAPI ids (SO_INCOMING_NAPI_ID thread steering) are not used by tern.
+        put("unexpected_napi_ids", "0".to_string());
+        put("round_robin_fallback", "0".to_string());
         put("bytes", store.bytes.to_string());
         put("curr_items", store.curr_items.to_string());
         put("total_items", store.total_items.to_string());
+        // Pages not yet given to any slab class (memcached's global page pool).
+        put("slab_global_page_pool", "0".to_string());
         put("expired_unfetched", store.expired_unfetched.to_string());
         put("evicted_unfetched", store.evicted_unfetched.to_string());
+        let segmented = self.settings.tuning.lru_maintainer;
+        if segmented {
+            put("evicted_active", "0".to_string());
+        }
         put("evictions", store.evictions.to_string());
         put("reclaimed", store.reclaimed.to_string());
         put("crawler_reclaimed", store.crawler_reclaimed.to_string());
-        put(
-            "lru_crawler_running",
-            u8::from(self.store.crawl_running()).to_string(),
-        );
+        put("crawler_items_checked", "0".to_string());
+        // tern's items have no reference counts to find locked at the LRU tail.
+        put("lrutail_reflocked", "0".to_string());
+        if segmented {
+            // One CLOCK queue per class: nothing moves between hot, warm and cold.
+            put("moves_to_cold", "0".to_string());
+            put("moves_to_warm", "0".to_string());
+            put("moves_within_lru", "0".to_string());
+            put(
+                "direct_reclaims",
+                (store.evictions + store.reclaimed).to_string(),
+            );
+            put("lru_bumps_dropped", "0".to_string());
+        }
         if let Some(tls) = &self.tls {
             for (name, value) in tls.stats_lines(self.clock.now()) {
                 put(name, value);
@@ -130,6 +212,7 @@ impl Shared {
             .stats_settings_with(crate::config::stats::RuntimeSettings {
                 oldest: 0,
                 verbosity: self.verbosity.load(Ordering::Relaxed).min(255) as u8,
+                detail_enabled: self.detail.enabled(),
             })
             .into_iter()
             .map(|(name, value)| (name.to_string(), value))

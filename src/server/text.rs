@@ -7,13 +7,14 @@
 use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
 use tern_protocol::text::{self, AuthLineError, AuthReply};
 use tern_protocol::{
-    ErrorReply, GetRequest, ProtocolError, ReplyMode, Request, Response, StatsGroup,
+    ErrorReply, GetRequest, ProtocolError, ReplyMode, Request, Response, StatsDetail, StatsGroup,
+    WatchEvents,
 };
 
 use super::ops::{
-    arith_op, config_op, delete_op, flush_op, lookup_op, refusal, shutdown_op, stats_op, store_op,
-    too_large_op, touch_op, verbosity_op, After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome,
-    StatsReply, StoreOutcome, TouchOutcome,
+    arith_op, cachedump_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op,
+    refusal, shutdown_op, stats_op, store_op, too_large_op, touch_op, verbosity_op, watch_op,
+    After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome, TouchOutcome,
 };
 use crate::auth::PasswordDb;
 use crate::cluster::{Cluster, LEGACY_KEY};
@@ -74,6 +75,30 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             stats(group, cx);
             return After::Continue;
         }
+        Request::StatsDetail(detail) => match detail {
+            StatsDetail::On | StatsDetail::Off => {
+                cx.shared.detail.set_enabled(detail == StatsDetail::On);
+                Response::Ok
+            }
+            StatsDetail::Dump => {
+                cx.shared.detail.dump(cx.out);
+                return After::Continue;
+            }
+        },
+        Request::StatsCachedump(args) => match cachedump_op(args, cx) {
+            Ok(items) => {
+                compose_cachedump(&items, cx.out);
+                return After::Continue;
+            }
+            Err(e) => Response::Error(e),
+        },
+        Request::Watch { events, .. } => match watch_op(events, cx) {
+            Ok(events) => {
+                reply(&Response::Ok, mode, cx.out);
+                return After::Watch(events);
+            }
+            Err(e) => Response::Error(e),
+        },
         Request::Config(config) => {
             let outcome = config_op(config, &cx.shared.cluster);
             compose_config(&outcome, mode, cx.out);
@@ -204,13 +229,17 @@ pub fn retrieve_from(
                 out.extend_from_slice(chunk);
             }
             out.extend_from_slice(b"\r\n");
+            item_shape(item)
         };
         let req = store::GetRequest {
             key,
             touch: get.touch,
             ..Default::default()
         };
-        lookup_op(cx.shared, cx.stats, &req, copy);
+        let found = lookup_op(cx.shared, cx.stats, &req, copy);
+        if cx.shared.logger.watching(WatchEvents::FETCHERS) {
+            log_get(cx, key, &found);
+        }
     }
     text::compose(&Response::End, cx.out);
     None
@@ -225,15 +254,28 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
             text::compose(&Response::End, cx.out);
         }
         StatsReply::Reset => text::compose(&Response::Reset, cx.out),
-        StatsReply::Unknown(args) => {
-            let reply = if args.starts_with(b"detail") {
-                ErrorReply::StatsDetailUsage
-            } else {
-                ErrorReply::UnknownCommand
-            };
-            text::compose(&Response::Error(reply), cx.out);
+        // `stats detail` is parsed on its own; memcached answers any other unknown group (even
+        // `stats detailfoo`) with a plain ERROR.
+        StatsReply::Unknown(_) => {
+            text::compose(&Response::Error(ErrorReply::UnknownCommand), cx.out);
         }
     }
+}
+
+/// `ITEM <key> [<bytes> b; <exptime> s]\r\n` per item, then `END\r\n` (memcached's
+/// `item_cachedump`).
+fn compose_cachedump(items: &[store::DumpedItem], out: &mut Vec<u8>) {
+    let mut num = itoa::Buffer::new();
+    for item in items {
+        out.extend_from_slice(b"ITEM ");
+        out.extend_from_slice(&item.key);
+        out.extend_from_slice(b" [");
+        out.extend_from_slice(num.format(item.value_len).as_bytes());
+        out.extend_from_slice(b" b; ");
+        out.extend_from_slice(num.format(item.exptime).as_bytes());
+        out.extend_from_slice(b" s]\r\n");
+    }
+    text::compose(&Response::End, out);
 }
 
 /// Appends the legacy `VALUE AmazonElastiCache:cluster 0 <N>[ <cas>]\r\n<data>\r\n` hit for a

@@ -1,7 +1,8 @@
 //! The UDP transport (`-U`): memcached's 8-byte frame header around the text protocol.
 //!
 //! Each datagram carries `[request id u16][sequence u16][datagram count u16][reserved u16]`
-//! (big-endian) and then text-protocol requests. As memcached, tern accepts only single-datagram
+//! (big-endian) and then text-protocol requests (or binary-protocol packets, as memcached
+//! serves them too). As memcached, tern accepts only single-datagram
 //! requests (count 1, sequence 0) and drops others; a request whose data does not fit in the
 //! datagram is dropped with it. The reply is split into datagrams of at most 1,400 bytes, each
 //! with the request id, its sequence number and the total count, as `doc/protocol.txt` says.
@@ -15,11 +16,13 @@ use std::io;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-use tern_protocol::{text, ParseError};
+use tern_protocol::{binary, text, ParseError};
 
 use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::Shared;
+use crate::auth::SaslSession;
+use crate::config::BindingProtocol;
 
 /// memcached's `UDP_HEADER_SIZE`.
 pub const HEADER_LEN: usize = 8;
@@ -33,6 +36,13 @@ const SHUTDOWN_POLL: Duration = Duration::from_millis(100);
 /// Serves one UDP socket until the server shuts down.
 pub fn serve(socket: UdpSocket, shared: &Shared, stats: &ThreadStats) -> io::Result<()> {
     socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+    if let Some(slot) = shared
+        .threads
+        .iter()
+        .position(|t| std::ptr::eq(&**t, stats))
+    {
+        super::logger::set_thread_slot(slot);
+    }
     let mut input = vec![0u8; 65536];
     let mut out = Vec::with_capacity(16 * 1024);
     let mut datagram = Vec::with_capacity(MAX_DATAGRAM);
@@ -98,10 +108,65 @@ pub fn write_header(request_id: u16, seq: u16, total: u16, out: &mut Vec<u8>) {
     out.extend_from_slice(&[0, 0]);
 }
 
-/// Executes every whole request in `payload`, composing the replies into `out`.
-fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &mut Vec<u8>) {
+/// Executes every whole request in `payload`, composing the replies into `out`. As over TCP,
+/// the first byte picks the protocol (0x80: binary, unless `-B ascii`); memcached answers
+/// binary requests inside the same 8-byte frame.
+fn execute_all(payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &mut Vec<u8>) {
+    let binary = match shared.settings.protocol {
+        BindingProtocol::Ascii => false,
+        BindingProtocol::Binary => true,
+        BindingProtocol::Auto => payload.first() == Some(&binary::REQUEST_MAGIC),
+    };
+    if binary {
+        execute_binary(payload, shared, stats, out);
+    } else {
+        execute_text(payload, shared, stats, out);
+    }
+}
+
+/// The binary packets of a datagram, each answered through the binary executor.
+fn execute_binary(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &mut Vec<u8>) {
+    // A datagram has no session: SASL (which memcached refuses over UDP anyway) starts afresh.
+    let mut sasl = SaslSession::new();
     while !payload.is_empty() {
-        let mut cx = Ctx { shared, stats, out };
+        match binary::parse(payload, &shared.limits) {
+            Ok((frame, used)) => {
+                let mut cx = Ctx {
+                    shared,
+                    stats,
+                    out,
+                    fd: -1,
+                };
+                let after = super::binary::execute(&frame, &mut cx, &mut sasl);
+                payload = &payload[used.min(payload.len())..];
+                match after {
+                    After::Continue => {}
+                    After::Swallow(n) => payload = &payload[n.min(payload.len())..],
+                    After::Close | After::Watch(_) => return,
+                }
+            }
+            Err(ParseError::Incomplete { .. }) => return,
+            Err(ParseError::Protocol(err)) => {
+                binary::compose_error_reply(payload, &err, out);
+                if err.close {
+                    return;
+                }
+                let skip = err.consumed.saturating_add(err.swallow);
+                payload = &payload[skip.min(payload.len())..];
+            }
+        }
+    }
+}
+
+/// The text requests of a datagram.
+fn execute_text(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &mut Vec<u8>) {
+    while !payload.is_empty() {
+        let mut cx = Ctx {
+            shared,
+            stats,
+            out,
+            fd: -1,
+        };
         match text::parse(payload, &shared.limits) {
             Ok((request, used)) => {
                 let after = super::text::execute(request, &mut cx);
@@ -110,7 +175,9 @@ fn execute_all(mut payload: &[u8], shared: &Shared, stats: &ThreadStats, out: &m
                     After::Continue => {}
                     // The discarded data, if it came at all, is in this datagram.
                     After::Swallow(n) => payload = &payload[n.min(payload.len())..],
-                    After::Close => return,
+                    // A datagram socket cannot become a log stream: the `OK` goes out and
+                    // nothing follows (the rest of the datagram is ignored, as after `quit`).
+                    After::Close | After::Watch(_) => return,
                 }
             }
             // The rest of a request cannot arrive in another datagram.

@@ -1,15 +1,18 @@
 //! A worker thread: one mio `Poll` owning a set of connections.
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
+use tern_protocol::WatchEvents;
 
 use super::buffers::BufferPool;
 use super::conn::{Conn, Next};
+use super::logger::{self, CloseReason};
+use super::registry::Activity;
 use super::socket::Socket;
 use super::stats::ThreadStats;
 use super::tls::TlsConn;
@@ -39,7 +42,7 @@ struct Client {
     queued: bool,
     /// When the client last did anything (clock seconds), for `-o idle_timeout`; shared with
     /// the registry that `stats conns` reads.
-    last_active: Arc<AtomicU32>,
+    last_active: Arc<Activity>,
     /// The socket's descriptor, its key in the registry.
     fd: i32,
     /// Whether the socket is registered for writability too (only while replies wait).
@@ -99,6 +102,14 @@ impl Worker {
 
     /// Runs until the server shuts down.
     pub fn run(mut self) -> io::Result<()> {
+        if let Some(slot) = self
+            .shared
+            .threads
+            .iter()
+            .position(|t| Arc::ptr_eq(t, &self.stats))
+        {
+            logger::set_thread_slot(slot);
+        }
         let mut events = Events::with_capacity(EVENTS_PER_POLL);
         let idle_timeout = self.shared.settings.idle_timeout;
         while !self.shared.is_shutting_down() {
@@ -136,11 +147,11 @@ impl Worker {
         self.last_sweep = now;
         for slot in 0..self.clients.len() {
             let idle = matches!(self.clients.get(slot),
-                Some(Some(c)) if now.saturating_sub(c.last_active.load(Ordering::Relaxed)) > idle_timeout);
+                Some(Some(c)) if now.saturating_sub(c.last_active.last_active.load(Ordering::Relaxed)) > idle_timeout);
             if idle {
                 log::debug!("closing connection idle for over {idle_timeout} s");
                 self.stats.idle_kicks.incr();
-                self.close(slot);
+                self.close(slot, CloseReason::IdleTimeout);
             }
         }
     }
@@ -158,7 +169,7 @@ impl Worker {
                 if let Some(tls) = &self.shared.tls {
                     tls.handshake_timed_out();
                 }
-                self.close(slot);
+                self.close(slot, CloseReason::Error);
             }
         }
     }
@@ -177,7 +188,7 @@ impl Worker {
             if matches!(self.clients.get(slot),
                 Some(Some(Client { tls: Some(tls), .. })) if tls.is_handshaking())
             {
-                self.close(slot);
+                self.close(slot, CloseReason::Shutdown);
                 continue;
             }
             if let Some(Some(client)) = self.clients.get_mut(slot) {
@@ -294,9 +305,16 @@ impl Worker {
                 self.free.push(slot);
                 continue;
             }
+            if self.shared.logger.watching(WatchEvents::CONNEVENTS) {
+                let peer = sock.peer_name();
+                self.shared
+                    .log_event(|out| logger::conn_new(out, &peer, fd));
+            }
+            let mut conn = Conn::new();
+            conn.set_fd(fd);
             self.clients[slot] = Some(Client {
                 sock,
-                conn: Conn::new(),
+                conn,
                 queued: false,
                 last_active,
                 fd,
@@ -324,6 +342,7 @@ impl Worker {
         }
         client
             .last_active
+            .last_active
             .store(self.shared.clock.now(), Ordering::Relaxed);
         let next = match &mut client.tls {
             None => client.conn.drive(
@@ -349,6 +368,10 @@ impl Worker {
                 next
             }
         };
+        client
+            .last_active
+            .reading_data
+            .store(client.conn.reading_data(), Ordering::Relaxed);
         match next {
             Next::Wait => {
                 let want = client.conn.wants_write()
@@ -367,7 +390,7 @@ impl Worker {
                         .reregister(&mut client.sock, Token(slot), interest)
                         .is_err()
                     {
-                        self.close(slot);
+                        self.close(slot, CloseReason::Error);
                         return;
                     }
                     client.write_interest = want;
@@ -378,15 +401,29 @@ impl Worker {
                 client.queued = true;
                 self.yielded.push(slot);
             }
-            Next::Close => self.close(slot),
+            Next::Close => {
+                let reason = if client.conn.failed() {
+                    CloseReason::Error
+                } else {
+                    CloseReason::Normal
+                };
+                self.close(slot, reason);
+            }
+            Next::Watch(events) => self.become_watcher(slot, events),
         }
     }
 
-    fn close(&mut self, slot: usize) {
+    fn close(&mut self, slot: usize, reason: CloseReason) {
         if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
             log::trace!("fd {}: closed", client.fd);
             if client.tls.as_ref().is_some_and(|tls| tls.is_handshaking()) {
                 self.handshaking -= 1;
+            }
+            if self.shared.logger.watching(WatchEvents::CONNEVENTS) {
+                let peer = client.sock.peer_name();
+                self.shared.log_event(|out| {
+                    logger::conn_close(out, &peer, reason, client.fd);
+                });
             }
             self.shared.registry.remove(client.fd);
             let _ = self.poll.registry().deregister(&mut client.sock);
@@ -419,7 +456,24 @@ impl Worker {
 
     fn close_all(&mut self) {
         for slot in 0..self.clients.len() {
-            self.close(slot);
+            self.close(slot, CloseReason::Shutdown);
+        }
+    }
+
+    /// Hands a connection whose `watch` was accepted to the logger thread, with its `OK` if
+    /// the socket has not taken it yet. It stays in `stats conns` (as `conn_watch`) and counts
+    /// as a connection until the logger closes it.
+    fn become_watcher(&mut self, slot: usize, events: WatchEvents) {
+        if let Some(mut client) = self.clients.get_mut(slot).and_then(Option::take) {
+            let _ = self.poll.registry().deregister(&mut client.sock);
+            let unsent = client.conn.take_unsent();
+            client.conn.release_buffers(&mut self.pool);
+            self.free.push(slot);
+            self.shared.registry.mark_watching(client.fd);
+            self.shared
+                .logger
+                .add_watcher(client.sock, client.fd, events, unsent);
+            self.shrink_table();
         }
     }
 }

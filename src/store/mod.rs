@@ -52,6 +52,7 @@ pub use operator::{Classes, CrawlRefusal, DumpCursor, ReassignOutcome};
 pub use outcome::{ArithOutcome, DeleteOutcome, Lookup, StoreOutcome};
 pub use request::{ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest};
 pub use shard::DumpItem;
+pub use shard::DumpedItem;
 use shard::{Padded, Shard, Shared};
 pub use stats::StoreStats;
 pub use view::ItemView;
@@ -81,6 +82,32 @@ const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
 /// its pages per call if that is more, so that a large store rebalances as fast (in seconds)
 /// as a small one. Each moved page evicts what it holds under that shard's lock.
 const AUTOMOVE_PAGES_PER_TICK: usize = 4;
+
+/// What an eviction hook is told of an evicted item.
+#[derive(Debug, Clone, Copy)]
+pub struct Evicted<'a> {
+    /// The key.
+    pub key: &'a [u8],
+    /// Whether it had been read.
+    pub fetched: bool,
+    /// Seconds it had left to live, -1 for no expiry time.
+    pub ttl: i64,
+    /// Seconds since it was last accessed.
+    pub last_access: u32,
+    /// Its slab class id (from 1).
+    pub class_id: u32,
+    /// Its value's length.
+    pub value_len: usize,
+}
+
+/// A function told of every eviction ([`Store::set_eviction_hook`]).
+pub struct EvictionHook(pub Box<dyn Fn(&Evicted<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for EvictionHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EvictionHook")
+    }
+}
 
 /// The item store: sharded index, slab classes and eviction over one page budget.
 pub struct Store {
@@ -178,6 +205,7 @@ impl Store {
             shard_mask: nshards - 1,
             hasher: ahash::RandomState::new(),
             flush_at: AtomicU64::new(0),
+            eviction_hook: std::sync::OnceLock::new(),
             shards,
         };
         let controls = operator::Controls::new(config.lru_crawler, config.slab_automove);
@@ -192,6 +220,23 @@ impl Store {
     /// The store's settings.
     pub fn config(&self) -> &StoreConfig {
         &self.config
+    }
+
+    /// Sets the function told of every eviction (once; later calls are ignored). It runs
+    /// under a shard lock on the evicting thread, so it must be quick and must not call the
+    /// store.
+    pub fn set_eviction_hook(&self, hook: EvictionHook) {
+        let _ = self.shared.eviction_hook.set(hook);
+    }
+
+    /// The slab class id (from 1, as `stats slabs` numbers them) an item of this shape is
+    /// stored in, or 0 when it is chained over several chunks (`watch` lines' `clsid=`).
+    pub fn class_id(&self, key_len: usize, flags: u32, has_exptime: bool, value_len: usize) -> u32 {
+        let total = item::header_len(flags, u32::from(has_exptime), false) + key_len + value_len;
+        self.shared
+            .classes
+            .class_for(total)
+            .map_or(0, |c| c as u32 + 1)
     }
 
     /// The slab class table as memcached prints it with `-vv`, one line per class:

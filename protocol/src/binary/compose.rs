@@ -125,6 +125,11 @@ fn error_status(reply: ErrorReply) -> Option<(Status, &'static [u8])> {
         | ErrorReply::DeleteUsage
         | ErrorReply::InvalidShutdownMode
         | ErrorReply::StatsDetailUsage
+        | ErrorReply::WatchDisabled
+        | ErrorReply::CachedumpUsage
+        | ErrorReply::IllegalSlabId
+        | ErrorReply::CachedumpDisabled
+        | ErrorReply::WatchPipelined
         | ErrorReply::Meta(_)
         | ErrorReply::Operator(_) => Status::InvalidArguments,
     };

@@ -6,7 +6,8 @@ use super::number::{strtol32, strtoul32, strtoull};
 use super::parse::{byte_count, data_block, refuse, Parsed, Refusal};
 use super::tokens::Tokens;
 use crate::{
-    ArithRequest, ConfigRequest, ErrorReply, Limits, ReplyMode, Request, StatsGroup, KEY_MAX_LENGTH,
+    ArithRequest, ConfigRequest, ErrorReply, Limits, ReplyMode, Request, StatsDetail, StatsGroup,
+    WatchEvents, KEY_MAX_LENGTH,
 };
 
 /// `delete <key> [0] [noreply]`.
@@ -116,9 +117,59 @@ pub(super) fn shutdown<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
     }
 }
 
+/// `stats ...`: `stats detail on|off|dump` (memcached looks at the word after `detail` only:
+/// `stats detail on x` is `on`), or a group.
+pub(super) fn stats<'a>(t: &Tokens<'a>) -> Result<Request<'a>, Refusal> {
+    if t.len >= 2 && t.get(1) == b"detail" {
+        let detail = match (t.len, t.get(2)) {
+            (3.., b"on") => StatsDetail::On,
+            (3.., b"off") => StatsDetail::Off,
+            (3.., b"dump") => StatsDetail::Dump,
+            _ => return Err(refuse(ErrorReply::StatsDetailUsage, false)),
+        };
+        return Ok(Request::StatsDetail(detail));
+    }
+    if t.len >= 2 && t.get(1) == b"cachedump" {
+        return Ok(Request::StatsCachedump(cachedump(t)));
+    }
+    Ok(Request::Stats(stats_group(t)))
+}
+
+/// The limits of memcached 1.6.18's `stats cachedump <class> <limit>`.
+const MAX_SLAB_CLASSES: u32 = 64;
+
+fn cachedump(t: &Tokens<'_>) -> Result<(u32, u32), ErrorReply> {
+    if t.len < 4 {
+        return Err(ErrorReply::CachedumpUsage);
+    }
+    let class = strtoul32(t.get(2)).ok_or(ErrorReply::BadCommandLine)?;
+    let limit = strtoul32(t.get(3)).ok_or(ErrorReply::BadCommandLine)?;
+    if class >= MAX_SLAB_CLASSES {
+        return Err(ErrorReply::IllegalSlabId);
+    }
+    Ok((class, limit))
+}
+
+/// `watch [class ...]`: no class is `fetchers`. A trailing `noreply` is noted (it silences the
+/// replies) and, like any unknown class name, makes the request invalid, as in memcached.
+pub(super) fn watch<'a>(t: &Tokens<'a>) -> Request<'a> {
+    let noreply = t.noreply();
+    let events = if t.len > 1 {
+        (1..t.len)
+            .try_fold(0, |flags, i| WatchEvents::flag(t.get(i)).map(|f| flags | f))
+            .map(WatchEvents)
+    } else {
+        Some(WatchEvents(WatchEvents::FETCHERS))
+    };
+    Request::Watch {
+        events,
+        reply: ReplyMode::from_noreply(noreply),
+    }
+}
+
 /// `stats [group ...]`: memcached looks only at the first argument for the groups it knows and
 /// ignores the rest (`stats reset foo` resets).
-pub(super) fn stats_group<'a>(t: &Tokens<'a>) -> StatsGroup<'a> {
+fn stats_group<'a>(t: &Tokens<'a>) -> StatsGroup<'a> {
     if t.len == 1 {
         return StatsGroup::General;
     }

@@ -1,7 +1,9 @@
 //! Writing the text protocol: the server's replies and, for clients, requests.
 
 use super::auth::AuthReply;
-use crate::{ConfigRequest, ErrorReply, ReplyMode, Request, Response, StoreMode};
+use crate::{
+    ConfigRequest, ErrorReply, ReplyMode, Request, Response, StatsDetail, StoreMode, WatchEvents,
+};
 
 const CRLF: &[u8] = b"\r\n";
 
@@ -31,6 +33,11 @@ pub(crate) fn error_line(error: ErrorReply) -> Option<&'static str> {
         ErrorReply::NonNumeric => "CLIENT_ERROR cannot increment or decrement non-numeric value",
         ErrorReply::FlushDisabled => "CLIENT_ERROR flush_all not allowed",
         ErrorReply::StatsDetailUsage => "CLIENT_ERROR usage: stats detail on|off|dump",
+        ErrorReply::CachedumpUsage => "CLIENT_ERROR bad command line",
+        ErrorReply::IllegalSlabId => "CLIENT_ERROR Illegal slab id",
+        ErrorReply::CachedumpDisabled => "CLIENT_ERROR stats cachedump not allowed",
+        ErrorReply::WatchDisabled => "CLIENT_ERROR watch commands not allowed",
+        ErrorReply::WatchPipelined => "ERROR cannot pipeline other commands before watch",
         // Binary-only (SASL); the text protocol never produces it.
         ErrorReply::SaslOutOfMemory => "SERVER_ERROR out of memory",
         ErrorReply::Close => return None,
@@ -257,6 +264,34 @@ pub fn compose_request(request: &Request<'_>, out: &mut Vec<u8>) {
                 out.push(b' ');
                 out.extend_from_slice(arg);
             }
+        }
+        Request::StatsDetail(detail) => out.extend_from_slice(match detail {
+            StatsDetail::On => b"stats detail on".as_slice(),
+            StatsDetail::Off => b"stats detail off",
+            StatsDetail::Dump => b"stats detail dump",
+        }),
+        Request::StatsCachedump(args) => {
+            out.extend_from_slice(b"stats cachedump");
+            if let Ok((class, limit)) = args {
+                out.push(b' ');
+                put_u64(out, u64::from(class));
+                out.push(b' ');
+                put_u64(out, u64::from(limit));
+            }
+        }
+        Request::Watch { events, reply } => {
+            out.extend_from_slice(b"watch");
+            let flags = events.map_or(0, |e| e.0);
+            for (name, flag) in WatchEvents::NAMES {
+                if flags & flag != 0 {
+                    out.push(b' ');
+                    out.extend_from_slice(name.as_bytes());
+                }
+            }
+            if events.is_none() {
+                out.extend_from_slice(b" unknown");
+            }
+            put_noreply(out, reply);
         }
         Request::Noop => out.extend_from_slice(b"mn"),
         Request::Config(config) => match config {

@@ -13,7 +13,7 @@
 //!   looked for in the last token, then the key and numbers are checked (`CLIENT_ERROR ...`,
 //!   silenced by `noreply`).
 
-use super::commands::{arith, config, delete, flush_all, shutdown, stats_group, touch, verbosity};
+use super::commands::{arith, config, delete, flush_all, shutdown, stats, touch, verbosity, watch};
 use super::item_fits;
 use super::number::{strtol32, strtoul32, strtoull};
 use super::tokens::Tokens;
@@ -170,7 +170,8 @@ fn command<'a>(
             reply: ReplyMode::from_noreply(t.noreply()),
         }),
         b"shutdown" => done(shutdown(t)?),
-        b"stats" => done(Request::Stats(stats_group(t))),
+        b"stats" => done(stats(t)?),
+        b"watch" => done(watch(t)),
         // tern's ElastiCache auto-discovery; memcached 1.6.18 answers ERROR here.
         b"config" => config(t, input, line_end, limits),
         // Commands memcached 1.6.18 has and tern does not serve: plain ERROR, never the
@@ -179,9 +180,7 @@ fn command<'a>(
         b"slabs" => done(super::operator::slabs(t)?),
         b"lru" => done(super::operator::lru(t)?),
         b"cache_memlimit" => done(super::operator::cache_memlimit(t)?),
-        b"watch" | b"extstore" | b"debugtime" | b"misbehave" => {
-            Err(refuse(ErrorReply::UnknownCommand, false))
-        }
+        b"extstore" | b"debugtime" | b"misbehave" => Err(refuse(ErrorReply::UnknownCommand, false)),
         _ => {
             // memcached closes on what looks like an HTTP request line, but only for commands
             // outside its first-letter branches (so `GET / HTTP/1.1` closes and `get / HTTP/1.1`

@@ -737,19 +737,24 @@ fn stats_groups() {
     assert_eq!(stats(b"stats reset\r\n"), StatsGroup::Reset);
     assert_eq!(stats(b"stats reset foo\r\n"), StatsGroup::Reset);
     assert_eq!(stats(b"stats foo\r\n"), StatsGroup::Other(b"foo"));
+    // Only the exact word `detail` is `stats detail`.
     assert_eq!(
-        stats(b"stats  detail   on  \r\n"),
-        StatsGroup::Other(b"detail   on")
+        stats(b"stats  detailfoo   on  \r\n"),
+        StatsGroup::Other(b"detailfoo   on")
     );
     assert_eq!(
-        stats(b"stats cachedump 1 1\r\n"),
-        StatsGroup::Other(b"cachedump 1 1")
+        ok(b"stats  detail   on  \r\n").0,
+        Request::StatsDetail(crate::StatsDetail::On)
+    );
+    assert_eq!(
+        stats(b"stats extstore x\r\n"),
+        StatsGroup::Other(b"extstore x")
     );
 }
 
 #[test]
 fn commands_tern_does_not_serve_are_unknown() {
-    for line in [&b"mz a\r\n"[..], b"watch HTTP/1.1\r\n", b"extstore x\r\n"] {
+    for line in [&b"mz a\r\n"[..], b"extstore HTTP/1.1\r\n"] {
         unknown(line);
     }
 }
@@ -935,8 +940,8 @@ fn compose_requests() {
             b"flush_all noreply\r\n",
         ),
         (
-            Request::Stats(StatsGroup::Other(b"detail on")),
-            b"stats detail on\r\n",
+            Request::StatsCachedump(Ok((1, 1))),
+            b"stats cachedump 1 1\r\n",
         ),
         (
             Request::TooLarge {
@@ -954,4 +959,118 @@ fn compose_requests() {
         compose_request(&request, &mut out);
         assert_eq!(out, bytes, "{request:?}");
     }
+}
+
+#[test]
+fn stats_detail_subcommands_parse_by_their_first_word() {
+    use crate::StatsDetail;
+    assert_eq!(
+        ok(b"stats detail on\r\n").0,
+        Request::StatsDetail(StatsDetail::On)
+    );
+    assert_eq!(
+        ok(b"stats detail off\r\n").0,
+        Request::StatsDetail(StatsDetail::Off)
+    );
+    // memcached looks at the word after `detail` only.
+    assert_eq!(
+        ok(b"stats detail dump extra\r\n").0,
+        Request::StatsDetail(StatsDetail::Dump)
+    );
+    for bad in [
+        &b"stats detail\r\n"[..],
+        b"stats detail bogus\r\n",
+        b"stats detail ON\r\n",
+    ] {
+        assert_line_error(bad, ErrorReply::StatsDetailUsage, false);
+    }
+    assert_eq!(
+        composed(Response::Error(ErrorReply::StatsDetailUsage)),
+        b"CLIENT_ERROR usage: stats detail on|off|dump\r\n"
+    );
+}
+
+#[test]
+fn watch_names_event_classes_and_defaults_to_fetchers() {
+    use crate::WatchEvents;
+    let events = |input: &[u8]| match ok(input).0 {
+        Request::Watch { events, reply } => (events.map(|e| e.0), reply),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        events(b"watch\r\n"),
+        (Some(WatchEvents::FETCHERS), ReplyMode::Normal)
+    );
+    assert_eq!(
+        events(b"watch mutations evictions connevents\r\n"),
+        (
+            Some(WatchEvents::MUTATIONS | WatchEvents::EVICTIONS | WatchEvents::CONNEVENTS),
+            ReplyMode::Normal
+        )
+    );
+    // An unknown class (and `noreply`, which is none) makes the request invalid; the server
+    // answers ERROR, unless -W refuses watch first.
+    assert_eq!(events(b"watch bogus\r\n"), (None, ReplyMode::Normal));
+    assert_eq!(
+        events(b"watch fetchers noreply\r\n"),
+        (None, ReplyMode::Noreply)
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::WatchDisabled)),
+        b"CLIENT_ERROR watch commands not allowed\r\n"
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::WatchPipelined)),
+        b"ERROR cannot pipeline other commands before watch\r\n"
+    );
+}
+
+#[test]
+fn operator_requests_compose_back_to_what_parses_to_them() {
+    use crate::{StatsDetail, WatchEvents};
+    for request in [
+        Request::StatsDetail(StatsDetail::Dump),
+        Request::Watch {
+            events: Some(WatchEvents(WatchEvents::FETCHERS | WatchEvents::MUTATIONS)),
+            reply: ReplyMode::Normal,
+        },
+    ] {
+        let mut out = Vec::new();
+        compose_request(&request, &mut out);
+        assert_eq!(ok(&out).0, request, "{:?}", String::from_utf8_lossy(&out));
+    }
+}
+
+#[test]
+fn stats_cachedump_arguments_as_memcached_checks_them() {
+    let dump = |input: &'static [u8]| match ok(input).0 {
+        Request::StatsCachedump(args) => args,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(dump(b"stats cachedump 1 100\r\n"), Ok((1, 100)));
+    assert_eq!(dump(b"stats cachedump 63 0 extra\r\n"), Ok((63, 0)));
+    assert_eq!(
+        dump(b"stats cachedump 1\r\n"),
+        Err(ErrorReply::CachedumpUsage)
+    );
+    assert_eq!(
+        dump(b"stats cachedump x 1\r\n"),
+        Err(ErrorReply::BadCommandLine)
+    );
+    assert_eq!(
+        dump(b"stats cachedump 1 -1\r\n"),
+        Err(ErrorReply::BadCommandLine)
+    );
+    assert_eq!(
+        dump(b"stats cachedump 64 1\r\n"),
+        Err(ErrorReply::IllegalSlabId)
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::CachedumpUsage)),
+        b"CLIENT_ERROR bad command line\r\n"
+    );
+    assert_eq!(
+        composed(Response::Error(ErrorReply::IllegalSlabId)),
+        b"CLIENT_ERROR Illegal slab id\r\n"
+    );
 }

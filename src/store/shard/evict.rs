@@ -71,6 +71,20 @@ impl Shard {
                 st.evicted_unfetched += 1;
             }
             st.evicted_time = u64::from(hd.age(now));
+            if let Some(hook) = sh.eviction_hook.get() {
+                (hook.0)(&crate::store::Evicted {
+                    key: &chunk[hd.key_off..hd.key_off + hd.key_len],
+                    fetched: hd.fetched(),
+                    ttl: if hd.exptime == 0 {
+                        -1
+                    } else {
+                        i64::from(hd.exptime) - i64::from(now)
+                    },
+                    last_access: hd.age(now),
+                    class_id: cls as u32 + 1,
+                    value_len: hd.value_len,
+                });
+            }
             let pos = self.pos_of(sh, h);
             self.unlink(sh, pos, h, &hd);
             return true;

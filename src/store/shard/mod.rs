@@ -10,7 +10,9 @@ use super::classes::ClassTable;
 use super::item::{self, Header, CONT_HEADER};
 use crate::clock::RelTime;
 
+mod dump;
 mod evict;
+pub use dump::DumpedItem;
 mod maintain;
 mod walk;
 
@@ -36,6 +38,8 @@ pub struct Shared {
     pub hasher: ahash::RandomState,
     /// `(generation << 32) | time`: a flush_all that takes effect at `time`.
     pub flush_at: std::sync::atomic::AtomicU64,
+    /// Told of every eviction (`watch evictions`); set once by the server.
+    pub eviction_hook: std::sync::OnceLock<super::EvictionHook>,
     /// The shards (each padded to its own cache lines).
     pub shards: Box<[Padded<parking_lot::Mutex<Shard>>]>,
 }
