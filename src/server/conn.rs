@@ -12,6 +12,7 @@ use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
 use tern_protocol::{text, ParseError, Request};
 
 use super::buffers::{BufferPool, BUF_SIZE};
+use super::latency::{Family, Protocol};
 use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::text::{AsciiAuth, AsciiAuthOutcome};
@@ -402,11 +403,19 @@ impl Conn {
                             }
                             None => {
                                 self.get_answered = 0;
+                                if shared.observed.latency_on {
+                                    stats.latency.note(Family::Get, Protocol::Text);
+                                }
                                 After::Continue
                             }
                         }
                     }
-                    request => super::text::execute(request, &mut cx),
+                    request => {
+                        if shared.observed.latency_on {
+                            note_request(stats, &request, Protocol::Text);
+                        }
+                        super::text::execute(request, &mut cx)
+                    }
                 };
                 if log::log_enabled!(log::Level::Debug) {
                     let reply = &cx.out[mark..];
@@ -456,6 +465,9 @@ impl Conn {
                         frame.opcode,
                         String::from_utf8_lossy(frame.request.key())
                     );
+                }
+                if shared.observed.latency_on {
+                    note_request(stats, &frame.request, Protocol::Binary);
                 }
                 let mut cx = Ctx { shared, stats, out };
                 let after = super::binary::execute(&frame, &mut cx, &mut self.sasl);
@@ -571,6 +583,15 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Notes an executed request for the latency histograms (`super::latency`); the worker
+/// records it with the drive's duration.
+#[inline]
+fn note_request(stats: &ThreadStats, request: &Request<'_>, protocol: Protocol) {
+    let (family, meta) = Family::of(request);
+    let protocol = if meta { Protocol::Meta } else { protocol };
+    stats.latency.note(family, protocol);
 }
 
 /// What follows a refused request: close, discard its data, or go on.

@@ -36,6 +36,8 @@ mod bind;
 mod buffers;
 mod conn;
 mod handle;
+pub mod latency;
+mod metrics;
 pub(crate) mod ops;
 mod registry;
 mod shared;
