@@ -8,8 +8,8 @@
 //! connection served after others in the same wake-up did wait for them.
 //!
 //! Why this shape: a clock read per request (two, for a start and an end) would cost about
-//! 20-25 ns each with the vDSO `clock_gettime` (`latency::tests` prints the figure on this
-//! machine), on requests that take a few hundred nanoseconds of CPU when pipelined. Here the
+//! 20-35 ns each with the vDSO `clock_gettime` (33 ns measured on the loaded development
+//! machine; `latency::tests::clock_read_cost` prints it), on requests that take a few hundred nanoseconds of CPU when pipelined. Here the
 //! clock is read once per wake-up and once per connection that executed requests: for a
 //! pipelined batch that is one read per batch, and without pipelining one read per request
 //! that already pays a `read` and a `write` system call (microseconds). A coarse clock
