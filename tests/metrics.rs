@@ -297,6 +297,59 @@ fn promtool_accepts_the_output() {
     assert!(om.contains("# TYPE memcached_commands counter\n"));
 }
 
+/// Metric names (`memcached_*`, `tern_*`, `process_*`) used in a text.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let bytes = text.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let boundary = i == 0 || !(bytes[i - 1].is_ascii_alphanumeric() || bytes[i - 1] == b'_');
+        let rest = &text[i..];
+        if boundary
+            && ["memcached_", "tern_", "process_"]
+                .iter()
+                .any(|p| rest.starts_with(p))
+        {
+            let len = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(rest.len());
+            names.insert(rest[..len].to_string());
+            i += len;
+        } else {
+            i += 1;
+        }
+    }
+    names
+}
+
+#[test]
+fn dashboard_and_alerts_use_only_served_metrics() {
+    let (tern, maddr) = start();
+    let mut c = tern.connect();
+    c.roundtrip(b"set k 0 0 2\r\nhi\r\n", b"STORED\r\n");
+    let (_, body) = scrape(maddr);
+    let served: std::collections::BTreeSet<String> = body
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .map(str::to_string)
+        .collect();
+    let root = env!("CARGO_MANIFEST_DIR");
+    for doc in ["docs/grafana-dashboard.json", "docs/operations.md"] {
+        let text = std::fs::read_to_string(format!("{root}/{doc}")).unwrap();
+        for name in metric_names(&text) {
+            // Prose names families with a wildcard (`tern_tls_*`) or by prefix.
+            if name.ends_with('_') || name.starts_with("tern_tls_") {
+                continue;
+            }
+            assert!(
+                served.contains(&name),
+                "{doc} uses {name}, which tern does not serve"
+            );
+        }
+    }
+}
+
 #[test]
 fn misbehaving_scrapers_do_not_affect_serving() {
     let (tern, maddr) = start();
