@@ -19,7 +19,9 @@
 //! crosses threads: accepted sockets (acceptor → worker, over a channel), the `Arc<Store>`, the
 //! clock (one atomic), the cluster config (an `RwLock` around an `Arc`), and the shutdown flag
 //! with every thread's `Waker`. With `-U`, each UDP socket has a thread of its own that serves
-//! its datagrams through the text executor.
+//! its datagrams through the text executor. With `-o metrics_listen`, a `metrics` thread serves
+//! `GET /metrics` from the same per-worker counters and per-worker latency histograms
+//! ([`latency`]), summed per scrape; it never touches a worker.
 //!
 //! Where things are:
 //! - starting and stopping: `bind` (listening sockets), `handle` ([`start_on`],
