@@ -19,8 +19,10 @@ use common::{stat_value, Client};
 const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
 /// The slowest round trip a well-behaved client may see while another one abuses the server.
-/// Generous: CI runs these on 2 loaded cores; a stalled server shows as seconds, or a hang.
-const MAX_LATENCY: Duration = Duration::from_millis(1000);
+/// This is a stall detector, not a latency claim (those live in benches/): a client blocked
+/// behind an abuser waits for as long as the abuse lasts, while on 2 cores shared with a
+/// parallel test run and other builds an unblocked round trip was seen to take over 1 s.
+const MAX_LATENCY: Duration = Duration::from_secs(5);
 
 /// A tern process on a system-chosen port (`-p -1`, read back from `MEMCACHED_PORT_FILENAME`),
 /// killed when dropped.

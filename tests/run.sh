@@ -12,7 +12,7 @@ apt_install() {
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "$@" >/dev/null
 }
 
-# Debian packages: the reference memcached, memccapable, nc, twemproxy, Python's venv.
+# Debian packages: the reference memcached, memccapable, nc, twemproxy, Python's venv, promtool.
 need_pkgs=()
 command -v memcached >/dev/null || need_pkgs+=(memcached)
 command -v memccapable >/dev/null || need_pkgs+=(libmemcached-tools)
@@ -21,6 +21,8 @@ command -v nutcracker >/dev/null || need_pkgs+=(nutcracker)
 python3 -c 'import ensurepip, venv' 2>/dev/null || need_pkgs+=(python3-venv)
 command -v prove >/dev/null || need_pkgs+=(perl)
 command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
+# promtool (tests/metrics.rs checks the /metrics output with `promtool check metrics`).
+command -v promtool >/dev/null || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then apt_install "${need_pkgs[@]}"; fi
 
 # The Rust tests. The differential replay against memcached is on (memcached is installed),

@@ -324,6 +324,8 @@ pub fn usage_text() -> String {
          \x20                         stats settings; a start-up notice names each one\n\
          \x20                         tern does not act on yet\n\
          \x20  - cluster_config:      file holding the ElastiCache cluster config (tern)\n\
+         \x20  - metrics_listen:      [addr:]port serving GET /metrics for Prometheus,\n\
+         \x20                         loopback when only a port is given (tern)\n\
          \x20  - ssl_chain_cert:      certificate chain file in PEM format (-Z)\n\
          \x20  - ssl_key:             private key (PEM), if not part of ssl_chain_cert\n\
          \x20  - ssl_keyformat:       private key format: 1 (PEM) only\n\

@@ -75,6 +75,8 @@ pub struct Extended {
     pub idle_timeout: Option<u32>,
     /// `cluster_config=FILE` (tern's).
     pub cluster_config: Option<PathBuf>,
+    /// `metrics_listen=[ADDR:]PORT` (tern's): where `GET /metrics` is served.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// `no_modern`: memcached 1.4's defaults (no reassign, no automove, no crawler, ...).
     pub no_modern: bool,
     /// Whether `slab_chunk_max` was given (then `no_modern` and a large `-I` keep it).
@@ -124,6 +126,19 @@ fn whole<T: std::str::FromStr>(
     value
         .parse()
         .map_err(|_| ConfigError::malformed(format!("-o {option}"), value, expected))
+}
+
+/// `metrics_listen`'s value: a bare port means loopback (metrics are not for the world
+/// unless an address says so).
+fn metrics_addr(v: &str) -> Option<std::net::SocketAddr> {
+    use std::net::{Ipv4Addr, SocketAddr};
+    if let Ok(port) = v.parse::<u16>() {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    if let Some(port) = v.strip_prefix("localhost:") {
+        return Some(SocketAddr::from((Ipv4Addr::LOCALHOST, port.parse().ok()?)));
+    }
+    v.parse().ok()
 }
 
 impl Extended {
@@ -209,6 +224,16 @@ impl Extended {
                 Some(v) if !v.is_empty() => self.cluster_config = Some(PathBuf::from(v)),
                 _ => return Err(missing(key, "Missing cluster_config file argument")),
             },
+            "metrics_listen" => {
+                let v = needed(key, value, "Missing metrics_listen [address:]port argument")?;
+                self.metrics_listen = Some(metrics_addr(v).ok_or_else(|| {
+                    ConfigError::malformed(
+                        format!("-o {key}"),
+                        v,
+                        "a port, or an address and a port (127.0.0.1:9150, [::1]:9150)",
+                    )
+                })?);
+            }
             "no_modern" => {
                 // memcached.c's NO_MODERN case, item by item.
                 self.no_modern = true;

@@ -151,6 +151,8 @@ pub struct Settings {
     pub idle_timeout: u32,
     /// The ElastiCache cluster config file (`-o cluster_config=FILE`).
     pub cluster_config: Option<PathBuf>,
+    /// Where the Prometheus endpoint listens (`-o metrics_listen`); off when `None`.
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The item store's settings (`-m`, `-I`, `-n`, `-f`, `-M`, `-C`).
     pub store: StoreConfig,
     /// UDP port (`-U`).
@@ -215,6 +217,7 @@ impl Default for Settings {
             auth_file: None,
             idle_timeout: 0,
             cluster_config: None,
+            metrics_listen: None,
             store: StoreConfig {
                 memory_limit: DEFAULT_MEMORY_MB * 1024 * 1024,
                 item_size_max: DEFAULT_ITEM_SIZE_MAX,

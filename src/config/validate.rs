@@ -159,6 +159,9 @@ pub fn build(
     if let Some(t) = ext.idle_timeout {
         s.idle_timeout = t;
     }
+    if let Some(a) = ext.metrics_listen {
+        s.metrics_listen = Some(a);
+    }
     if let Some(f) = ext.cluster_config {
         s.cluster_config = Some(f);
     }

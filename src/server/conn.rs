@@ -13,6 +13,7 @@ use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
 use tern_protocol::{text, ParseError, Request, Response, WatchEvents};
 
 use super::buffers::{BufferPool, BUF_SIZE};
+use super::latency::{Family, Protocol};
 use super::ops::{After, Ctx};
 use super::stats::ThreadStats;
 use super::text::{AsciiAuth, AsciiAuthOutcome};
@@ -470,6 +471,9 @@ impl Conn {
                             }
                             None => {
                                 self.get_answered = 0;
+                                if shared.observed.latency_on {
+                                    stats.latency.note(Family::Get, Protocol::Text);
+                                }
                                 After::Continue
                             }
                         }
@@ -498,7 +502,12 @@ impl Conn {
                         }
                         After::Continue
                     }
-                    request => super::text::execute(request, &mut cx),
+                    request => {
+                        if shared.observed.latency_on {
+                            note_request(stats, &request, Protocol::Text);
+                        }
+                        super::text::execute(request, &mut cx)
+                    }
                 };
                 if log::log_enabled!(log::Level::Debug) {
                     let reply = &cx.out[mark..];
@@ -551,6 +560,9 @@ impl Conn {
                         frame.opcode,
                         String::from_utf8_lossy(frame.request.key())
                     );
+                }
+                if shared.observed.latency_on {
+                    note_request(stats, &frame.request, Protocol::Binary);
                 }
                 let mut cx = Ctx {
                     shared,
@@ -672,6 +684,15 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Notes an executed request for the latency histograms (`super::latency`); the worker
+/// records it with the drive's duration.
+#[inline]
+fn note_request(stats: &ThreadStats, request: &Request<'_>, protocol: Protocol) {
+    let (family, meta) = Family::of(request);
+    let protocol = if meta { Protocol::Meta } else { protocol };
+    stats.latency.note(family, protocol);
 }
 
 /// What follows a refused request: close, discard its data, or go on.

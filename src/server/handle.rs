@@ -30,6 +30,7 @@ pub struct ServerHandle {
     shared: Arc<Shared>,
     addrs: Vec<SocketAddr>,
     udp_addrs: Vec<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -42,6 +43,11 @@ impl ServerHandle {
     /// The UDP addresses the server serves (`-U`).
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
+    }
+
+    /// Where `GET /metrics` is served (`-o metrics_listen`), with the real port.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
     }
 
     /// The first listening address.
@@ -168,6 +174,14 @@ pub fn start_on(
         item_size_max: settings.store.item_size_max,
         cas_enabled: settings.store.cas_enabled,
     };
+    let metrics_listener = match settings.metrics_listen {
+        Some(addr) => Some(super::metrics::bind(addr)?),
+        None => None,
+    };
+    let metrics_addr = match &metrics_listener {
+        Some(l) => Some(l.local_addr()?),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         limits,
         auth_file,
@@ -187,6 +201,7 @@ pub fn start_on(
         total_connections: AtomicU64::new(0),
         rejected_connections: AtomicU64::new(0),
         verbosity: AtomicU32::new(u32::from(settings.verbosity)),
+        observed: super::metrics::Observed::new(metrics_listener.is_some()),
         shutting_down: AtomicBool::new(false),
         wakers: OnceLock::new(),
         live: super::operator::LiveSettings::new(&settings),
@@ -241,6 +256,20 @@ pub fn start_on(
         );
     }
 
+    if let Some(listener) = metrics_listener {
+        let (server, waker) = super::metrics::MetricsServer::new(listener, shared.clone())?;
+        wakers.push(waker);
+        threads.push(
+            std::thread::Builder::new()
+                .name("tern-metrics".into())
+                .spawn(move || {
+                    if let Err(e) = server.run() {
+                        log::error!("metrics listener stopped: {e}");
+                    }
+                })?,
+        );
+    }
+
     let poll = Poll::new()?;
     let acceptor_waker = Arc::new(Waker::new(poll.registry(), ACCEPTOR_WAKER)?);
     wakers.push(acceptor_waker);
@@ -279,6 +308,7 @@ pub fn start_on(
         shared,
         addrs,
         udp_addrs,
+        metrics_addr,
         threads,
     })
 }

@@ -21,6 +21,9 @@
 //! with every thread's `Waker`. With `-U`, each UDP socket has a thread of its own that serves
 //! its datagrams through the text and binary executors. A logger thread (`logger`) owns the
 //! sockets of `watch` connections; workers hand it events through bounded per-thread buffers.
+//! With `-o metrics_listen`, a `metrics` thread serves `GET /metrics` from the same per-worker
+//! counters and per-worker latency histograms ([`latency`]), summed per scrape; it never
+//! touches a worker.
 //!
 //! Where things are:
 //! - starting and stopping: `bind` (listening sockets), `handle` ([`start_on`],
@@ -40,8 +43,10 @@ mod buffers;
 mod conn;
 pub mod detail;
 mod handle;
+pub mod latency;
 pub mod logger;
 mod meta;
+mod metrics;
 pub(crate) mod operator;
 pub(crate) mod ops;
 mod registry;

@@ -48,6 +48,8 @@ pub struct Shared {
     pub(super) total_connections: AtomicU64,
     pub(super) rejected_connections: AtomicU64,
     pub(super) verbosity: AtomicU32,
+    /// What the metrics endpoint reports beyond `stats` (`super::metrics`).
+    pub(super) observed: super::metrics::Observed,
     pub(super) shutting_down: AtomicBool,
     /// Every thread's waker, so a shutdown reaches threads blocked in `poll`.
     pub(super) wakers: OnceLock<Vec<Arc<Waker>>>,

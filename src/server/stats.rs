@@ -12,6 +12,8 @@ macro_rules! thread_counters {
         #[derive(Debug, Default)]
         pub struct ThreadStats {
             $($(#[$doc])* pub $name: Counter,)*
+            /// Request latency histograms (`tern_request_duration_seconds`); never reset.
+            pub latency: super::latency::Latency,
         }
 
         /// A snapshot of counters summed over threads.

@@ -14,7 +14,9 @@ pub(super) fn run(shared: &Shared) {
         shared.clock.tick();
         if elapsed >= Duration::from_secs(1) {
             elapsed = Duration::ZERO;
+            let started = std::time::Instant::now();
             shared.store.maintain();
+            shared.observed.maintenance_ran(started.elapsed());
         }
     }
 }

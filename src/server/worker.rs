@@ -71,6 +71,9 @@ pub struct Worker {
     /// TLS connections still in their handshake: while there are any, the worker wakes once a
     /// second to close those past their deadline.
     handshaking: usize,
+    /// When `poll` last returned: the start of the latency recorded for the requests served
+    /// in this wake-up (`super::latency`; read only while metrics are served).
+    woke: Instant,
 }
 
 impl Worker {
@@ -95,6 +98,7 @@ impl Worker {
                 last_sweep: 0,
                 pool: BufferPool::new(),
                 handshaking: 0,
+                woke: Instant::now(),
             },
             waker,
         ))
@@ -222,6 +226,9 @@ impl Worker {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             }
+            if self.shared.observed.latency_on {
+                self.woke = Instant::now();
+            }
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
@@ -321,6 +328,9 @@ impl Worker {
                 write_interest: false,
                 tls,
             });
+            if let Some(Some(client)) = self.clients.get(slot) {
+                self.shared.observed.connection_opened(&client.sock);
+            }
             // Data may have arrived before registration; serve it now rather than wait for an
             // edge that already passed.
             self.serve(slot);
@@ -372,6 +382,9 @@ impl Worker {
             .last_active
             .reading_data
             .store(client.conn.reading_data(), Ordering::Relaxed);
+        if self.stats.latency.has_pending() {
+            self.stats.latency.commit(self.woke.elapsed());
+        }
         match next {
             Next::Wait => {
                 let want = client.conn.wants_write()
@@ -426,6 +439,7 @@ impl Worker {
                 });
             }
             self.shared.registry.remove(client.fd);
+            self.shared.observed.connection_closed(&client.sock);
             let _ = self.poll.registry().deregister(&mut client.sock);
             client.conn.release_buffers(&mut self.pool);
             self.free.push(slot);
