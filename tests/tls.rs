@@ -6,192 +6,19 @@
 //! same certificates.
 
 mod common;
+#[path = "common/tls.rs"]
+mod tls_common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Tern, REPLY_TIMEOUT};
-use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use common::REPLY_TIMEOUT;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, StreamOwned};
 use tern::config::tls::{TlsVersion, VerifyMode};
-
-/// A CA and what it signed, written as PEM files into a fresh directory.
-struct Pki {
-    dir: PathBuf,
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-/// A certificate and key, in memory and on disk.
-struct Leaf {
-    cert: CertificateDer<'static>,
-    key_pem: String,
-    cert_path: PathBuf,
-    key_path: PathBuf,
-}
-
-fn fresh_dir(tag: &str) -> PathBuf {
-    // No commas or spaces: memcached's -o splits at commas.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let dir = std::env::temp_dir().join(format!("tern-tls-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-impl Pki {
-    fn new(tag: &str) -> Pki {
-        let dir = fresh_dir(tag);
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, format!("tern test CA {tag}"));
-        let ca = params.self_signed(&ca_key).unwrap();
-        std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
-        Pki { dir, ca, ca_key }
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.join("ca.pem")
-    }
-
-    /// A leaf for `localhost` and 127.0.0.1, written as `<name>.pem` and `<name>.key`.
-    fn leaf(&self, name: &str) -> Leaf {
-        let key = KeyPair::generate().unwrap();
-        let params =
-            CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()]).unwrap();
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let cert_path = self.dir.join(format!("{name}.pem"));
-        let key_path = self.dir.join(format!("{name}.key"));
-        std::fs::write(&cert_path, cert.pem()).unwrap();
-        std::fs::write(&key_path, key.serialize_pem()).unwrap();
-        Leaf {
-            cert: cert.der().clone(),
-            key_pem: key.serialize_pem(),
-            cert_path,
-            key_path,
-        }
-    }
-
-    fn roots(&self) -> RootCertStore {
-        let mut roots = RootCertStore::empty();
-        roots.add(self.ca.der().clone()).unwrap();
-        roots
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// Starts tern with `-Z` on `server`'s files, adjusted by `tweak`.
-fn start_tls(server: &Leaf, tweak: impl FnOnce(&mut tern::config::Settings)) -> Tern {
-    Tern::start_with(|s| {
-        s.tls.enabled = true;
-        s.tls.chain_cert = Some(server.cert_path.clone());
-        s.tls.key = Some(server.key_path.clone());
-        tweak(s);
-    })
-}
-
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
-
-/// A client configuration trusting `roots`, for one protocol version, with an optional client
-/// certificate.
-fn client_config(
-    roots: RootCertStore,
-    version: &'static rustls::SupportedProtocolVersion,
-    client_cert: Option<&Leaf>,
-) -> Arc<ClientConfig> {
-    let builder = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(roots);
-    let config = match client_cert {
-        Some(leaf) => builder
-            .with_client_auth_cert(
-                vec![leaf.cert.clone()],
-                PrivateKeyDer::from_pem_slice(leaf.key_pem.as_bytes()).unwrap(),
-            )
-            .unwrap(),
-        None => builder.with_no_client_auth(),
-    };
-    Arc::new(config)
-}
-
-type Tls = StreamOwned<ClientConnection, TcpStream>;
-
-/// Connects and completes the handshake (or returns its error).
-fn try_connect(addr: SocketAddr, config: Arc<ClientConfig>) -> std::io::Result<Tls> {
-    let sock = TcpStream::connect(addr)?;
-    sock.set_read_timeout(Some(REPLY_TIMEOUT))?;
-    sock.set_nodelay(true)?;
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = ClientConnection::new(config, name).map_err(std::io::Error::other)?;
-    let mut tls = StreamOwned::new(conn, sock);
-    while tls.conn.is_handshaking() {
-        tls.conn.complete_io(&mut tls.sock)?;
-    }
-    // TLS 1.3 reports a refused client certificate only after the client's Finished: one
-    // round trip shows whether the server kept the connection.
-    tls.write_all(b"version\r\n")?;
-    expect_reply(&mut tls, b"VERSION 1.6.18\r\n")?;
-    Ok(tls)
-}
-
-fn connect(addr: SocketAddr, config: Arc<ClientConfig>) -> Tls {
-    try_connect(addr, config).expect("TLS connection")
-}
-
-fn expect_reply(tls: &mut Tls, expected: &[u8]) -> std::io::Result<()> {
-    let mut got = vec![0; expected.len()];
-    tls.read_exact(&mut got)?;
-    if got != expected {
-        return Err(std::io::Error::other(format!(
-            "expected {:?}, got {:?}",
-            String::from_utf8_lossy(expected),
-            String::from_utf8_lossy(&got)
-        )));
-    }
-    Ok(())
-}
-
-fn roundtrip(tls: &mut Tls, request: &[u8], expected: &[u8]) {
-    tls.write_all(request).unwrap();
-    expect_reply(tls, expected).unwrap();
-}
-
-/// Reads one reply ending in `end`.
-fn read_until(tls: &mut Tls, end: &[u8]) -> Vec<u8> {
-    let mut got = Vec::new();
-    let mut byte = [0u8; 4096];
-    while !got.ends_with(end) {
-        let n = tls.read(&mut byte).unwrap();
-        assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
-        got.extend_from_slice(&byte[..n]);
-    }
-    got
-}
-
-fn stat(tls: &mut Tls, name: &str) -> Option<String> {
-    tls.write_all(b"stats\r\n").unwrap();
-    let text = String::from_utf8(read_until(tls, b"END\r\n")).unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")).map(str::to_string))
-}
+use tls_common::*;
 
 #[test]
 fn tls12_and_tls13_serve_the_text_protocol_byte_exact() {
@@ -349,6 +176,35 @@ fn plaintext_client_on_a_tls_port_gets_nothing_and_notls_serves_plaintext() {
         client_config(pki.roots(), &rustls::version::TLS13, None)
     )
     .is_err());
+    // What it gets is memcached's usual text: one `ERROR` per line of its ClientHello.
+    let hello = client_hello(&pki);
+    let mut probe = common::Client::connect(notls_addr);
+    probe.send(&hello);
+    probe.send(b"\r\nversion\r\n");
+    probe.expect(&notls_reply(&hello));
+}
+
+/// A rustls client's first flight (its ClientHello record), as it would send it.
+fn client_hello(pki: &Pki) -> Vec<u8> {
+    let mut conn = ClientConnection::new(
+        client_config(pki.roots(), &rustls::version::TLS13, None),
+        ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    while conn.wants_write() {
+        conn.write_tls(&mut hello).unwrap();
+    }
+    hello
+}
+
+/// What memcached answers a plaintext port that gets `hello`, `\r\n` and `version\r\n`: the
+/// hello's random bytes hold a few newlines, and each line ending in one is an unknown command.
+fn notls_reply(hello: &[u8]) -> Vec<u8> {
+    let lines = hello.iter().filter(|&&b| b == b'\n').count() + 1;
+    let mut reply = b"ERROR\r\n".repeat(lines);
+    reply.extend_from_slice(format!("VERSION {}\r\n", tern::server::VERSION).as_bytes());
+    reply
 }
 
 #[test]
@@ -621,4 +477,11 @@ fn differential_against_memcached_z() {
         let _ = plain.read_to_end(&mut got);
         assert!(got.is_empty(), "{addr}: a plaintext client sees {got:?}");
     }
+    // A TLS client on a plaintext memcached port: the same lines tern's notls port answers.
+    let plain = common::Memcached::start(&[]);
+    let hello = client_hello(&pki);
+    let mut probe = common::Client::connect(plain.addr);
+    probe.send(&hello);
+    probe.send(b"\r\nversion\r\n");
+    probe.expect(&notls_reply(&hello));
 }

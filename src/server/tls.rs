@@ -501,6 +501,7 @@ impl TlsConn {
             session: &mut self.session,
             sock,
             drained: false,
+            trust_short_read,
         };
         let next = conn.drive(&mut stream, shared, stats, pool, trust_short_read);
         if next == Next::Close {
@@ -563,14 +564,33 @@ fn send_tls(session: &mut ServerConnection, sock: &mut Socket) -> io::Result<()>
 /// A TLS session and its socket as one plaintext byte stream, for [`Conn::drive`].
 ///
 /// Reads return decrypted bytes. A read shorter than asked for happens only once the session
-/// holds no more plaintext *and* the socket has said `WouldBlock` (or closed), so `Conn`'s
-/// short-read shortcut never leaves decrypted bytes stranded inside the session, where no
-/// readiness event would announce them.
+/// holds no more plaintext *and* the socket is known to be empty: it said `WouldBlock`, closed,
+/// or (when the event allows trusting short reads, as for plaintext) gave fewer bytes than
+/// rustls asked for. So `Conn`'s short-read shortcut never leaves decrypted bytes stranded
+/// inside the session, where no readiness event would announce them.
 pub struct TlsStream<'a> {
     session: &'a mut ServerConnection,
     sock: &'a mut Socket,
-    /// The socket said `WouldBlock` during this drive: read no further until the next event.
+    /// The socket is empty for this drive: read no further until the next event.
     drained: bool,
+    /// A short socket read proves it empty (a plain readability event; see `Conn::drive`).
+    trust_short_read: bool,
+}
+
+/// The socket as `read_tls` sees it, noting whether the last read filled what was offered.
+/// A request-response client sends one small record at a time: without this, every request
+/// would cost a second `recvfrom` that only says `EAGAIN`.
+struct ShortReadProbe<'a> {
+    sock: &'a mut Socket,
+    short: bool,
+}
+
+impl Read for ShortReadProbe<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.sock.read(buf)?;
+        self.short = n < buf.len();
+        Ok(n)
+    }
 }
 
 impl Read for TlsStream<'_> {
@@ -600,10 +620,17 @@ impl Read for TlsStream<'_> {
                     Err(io::ErrorKind::WouldBlock.into())
                 };
             }
-            match self.session.read_tls(self.sock) {
+            let mut probe = ShortReadProbe {
+                sock: self.sock,
+                short: false,
+            };
+            let got = self.session.read_tls(&mut probe);
+            let short = probe.short;
+            match got {
                 // End of the TCP stream: the reader reports it on the next turn.
                 Ok(0) => {}
                 Ok(_) => {
+                    self.drained = self.trust_short_read && short;
                     if let Err(e) = self.session.process_new_packets() {
                         log::debug!("TLS error: {e}");
                         let _ = send_tls(self.session, self.sock);
