@@ -422,6 +422,7 @@ impl<'a> Request<'a> {
                 ConfigRequest::Set { reply, .. } | ConfigRequest::Delete { reply, .. },
             ) => reply,
             Request::Operator(op) => op.reply_mode(),
+            Request::Meta(meta) => meta.reply_mode(),
             _ => ReplyMode::Normal,
         }
     }
@@ -493,6 +494,17 @@ mod tests {
             StatsGroup::Other(b"detail on")
         );
         assert_eq!(StatsGroup::from_name(b"items"), StatsGroup::Items);
+    }
+
+    #[test]
+    fn meta_q_is_the_quiet_reply_mode() {
+        let limits = crate::Limits::default();
+        let mode = |line: &[u8]| crate::text::parse(line, &limits).unwrap().0.reply_mode();
+        assert_eq!(mode(b"mg a v q\r\n"), ReplyMode::Quiet);
+        assert_eq!(mode(b"md a q\r\n"), ReplyMode::Quiet);
+        assert_eq!(mode(b"ms a 1 q\r\nx\r\n"), ReplyMode::Quiet);
+        assert_eq!(mode(b"mg a v\r\n"), ReplyMode::Normal);
+        assert_eq!(mode(b"mn\r\n"), ReplyMode::Normal);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use tern_protocol::meta::{
     ArithFacts, DebugFacts, HitFacts, KeyBuf, MetaError, MetaFlags, MetaKey, MetaRequest, Status,
     DECODED_KEY_MAX,
 };
-use tern_protocol::{text, ErrorReply, Response, StoreMode, ITEM_HEADER_SIZE};
+use tern_protocol::{text, ErrorReply, ReplyMode, Response, StoreMode, ITEM_HEADER_SIZE};
 
 use super::ops::{
     meta_arith_op, meta_debug_op, meta_delete_op, meta_get_op, set_mode, set_op, too_large_op,
@@ -29,22 +29,24 @@ use crate::store::{self, ItemView, Lookup};
 /// Executes one meta request, appending its reply (if any) to `cx.out`.
 pub fn execute(request: MetaRequest<'_>, cx: &mut Ctx<'_>) -> After {
     let mut buf: KeyBuf = [0; DECODED_KEY_MAX];
+    // `q`: the command's nominal reply is uninteresting and hidden; errors always show.
+    let reply = request.reply_mode();
     match request {
-        MetaRequest::Get { key, flags } => get(&key, &flags, &mut buf, cx),
+        MetaRequest::Get { key, flags } => get(&key, &flags, reply, &mut buf, cx),
         MetaRequest::Set {
             key,
             flags,
             value,
             mode,
-        } => set(&key, &flags, value, mode, &mut buf, cx),
+        } => set(&key, &flags, value, mode, reply, &mut buf, cx),
         MetaRequest::SetTooLarge { key, swallow } => {
             // memcached unlinks the key's item whatever the mode, so no stale value survives.
             too_large_op(StoreMode::Set, key.bytes(&mut buf), true, cx);
             error(ErrorReply::TooLarge, cx.out);
             return After::Swallow(swallow);
         }
-        MetaRequest::Delete { key, flags } => delete(&key, &flags, &mut buf, cx),
-        MetaRequest::Arith { key, flags, incr } => arith(&key, &flags, incr, &mut buf, cx),
+        MetaRequest::Delete { key, flags } => delete(&key, &flags, reply, &mut buf, cx),
+        MetaRequest::Arith { key, flags, incr } => arith(&key, &flags, incr, reply, &mut buf, cx),
         MetaRequest::Noop => compose_noop(cx.out),
         MetaRequest::Debug { key } => debug(&key, &mut buf, cx),
     }
@@ -67,7 +69,13 @@ fn ttl32(ttl: i64) -> Option<u32> {
 
 /// `mg`: a lookup taking part in stale-while-revalidate (win tokens), vivifying on a miss with
 /// `N`, touching with `T`; the reply is written inside the store closure, straight from the item.
-fn get(key: &MetaKey<'_>, flags: &MetaFlags<'_>, buf: &mut KeyBuf, cx: &mut Ctx<'_>) {
+fn get(
+    key: &MetaKey<'_>,
+    flags: &MetaFlags<'_>,
+    mode: ReplyMode,
+    buf: &mut KeyBuf,
+    cx: &mut Ctx<'_>,
+) {
     let k = key.bytes(buf);
     let req = store::GetRequest {
         key: k,
@@ -135,7 +143,7 @@ fn get(key: &MetaKey<'_>, flags: &MetaFlags<'_>, buf: &mut KeyBuf, cx: &mut Ctx<
         Lookup::Hit(Err(e)) => meta_error(e, cx.out),
         // A miss, or a vivify that found no memory (memcached then answers the miss).
         _ => match compose_status(Status::En, key, flags, cx.out) {
-            Ok(()) if flags.quiet => cx.out.truncate(mark),
+            Ok(()) if !mode.shows(true) => cx.out.truncate(mark),
             Ok(()) => {}
             Err(e) => meta_error(e, cx.out),
         },
@@ -148,6 +156,7 @@ fn set(
     flags: &MetaFlags<'_>,
     value: &[u8],
     mode: StoreMode,
+    reply: ReplyMode,
     buf: &mut KeyBuf,
     cx: &mut Ctx<'_>,
 ) {
@@ -168,7 +177,7 @@ fn set(
         key_binary: key.is_binary(),
     };
     let (status, cas) = match set_op(&req, cx) {
-        StoreOutcome::Stored { .. } if flags.quiet => return,
+        StoreOutcome::Stored { .. } if !reply.shows(true) => return,
         StoreOutcome::Stored { cas } => (Status::Hd, cas),
         StoreOutcome::NotStored => (Status::Ns, 0),
         StoreOutcome::Exists => (Status::Ex, 0),
@@ -180,7 +189,13 @@ fn set(
 }
 
 /// `md`: delete, or with `I` mark stale; `q` hides `HD` only.
-fn delete(key: &MetaKey<'_>, flags: &MetaFlags<'_>, buf: &mut KeyBuf, cx: &mut Ctx<'_>) {
+fn delete(
+    key: &MetaKey<'_>,
+    flags: &MetaFlags<'_>,
+    mode: ReplyMode,
+    buf: &mut KeyBuf,
+    cx: &mut Ctx<'_>,
+) {
     let req = store::DeleteRequest {
         key: key.bytes(buf),
         cas: flags.compare_cas.unwrap_or(0),
@@ -188,7 +203,7 @@ fn delete(key: &MetaKey<'_>, flags: &MetaFlags<'_>, buf: &mut KeyBuf, cx: &mut C
         stale_exptime: flags.ttl.map(i64::from).filter(|_| flags.invalidate),
     };
     let status = match meta_delete_op(&req, cx) {
-        DeleteOutcome::Deleted if flags.quiet => return,
+        DeleteOutcome::Deleted if !mode.shows(true) => return,
         DeleteOutcome::Deleted => Status::Hd,
         DeleteOutcome::NotFound => Status::Nf,
         DeleteOutcome::Exists => Status::Ex,
@@ -200,7 +215,14 @@ fn delete(key: &MetaKey<'_>, flags: &MetaFlags<'_>, buf: &mut KeyBuf, cx: &mut C
 
 /// `ma`: incr/decr, autovivifying with `N`; `q` hides the reply of an incr/decr of an existing
 /// item, not that of one it created.
-fn arith(key: &MetaKey<'_>, flags: &MetaFlags<'_>, incr: bool, buf: &mut KeyBuf, cx: &mut Ctx<'_>) {
+fn arith(
+    key: &MetaKey<'_>,
+    flags: &MetaFlags<'_>,
+    incr: bool,
+    mode: ReplyMode,
+    buf: &mut KeyBuf,
+    cx: &mut Ctx<'_>,
+) {
     let req = store::ArithRequest {
         key: key.bytes(buf),
         incr,
@@ -260,7 +282,7 @@ fn arith(key: &MetaKey<'_>, flags: &MetaFlags<'_>, incr: bool, buf: &mut KeyBuf,
     };
     let mark = cx.out.len();
     match compose_arith(key, flags, &facts, cx.out) {
-        Ok(()) if flags.quiet && !created => cx.out.truncate(mark),
+        Ok(()) if !mode.shows(!created) => cx.out.truncate(mark),
         Ok(()) => {}
         Err(e) => meta_error(e, cx.out),
     }

@@ -99,6 +99,20 @@ pub enum MetaRequest<'a> {
 }
 
 impl<'a> MetaRequest<'a> {
+    /// The reply mode its flags ask for: [`crate::ReplyMode::Quiet`] with `q`, which hides the
+    /// command's nominal reply and never an error.
+    pub fn reply_mode(&self) -> crate::ReplyMode {
+        match *self {
+            MetaRequest::Get { flags, .. }
+            | MetaRequest::Set { flags, .. }
+            | MetaRequest::Delete { flags, .. }
+            | MetaRequest::Arith { flags, .. } => crate::ReplyMode::from_quiet(flags.quiet),
+            MetaRequest::SetTooLarge { .. } | MetaRequest::Noop | MetaRequest::Debug { .. } => {
+                crate::ReplyMode::Normal
+            }
+        }
+    }
+
     /// The key as sent (base64 keys still encoded); empty for `mn`.
     pub fn raw_key(&self) -> &'a [u8] {
         match *self {
