@@ -93,26 +93,12 @@ impl Arena {
         let map_len = (pages as usize + 1)
             .checked_mul(PAGE_SIZE)
             .ok_or_else(|| ArenaError("memory limit too large".into()))?;
-        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
-        // result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(ArenaError(format!(
+        let base = map_zeroed(map_len, libc::MAP_NORESERVE).ok_or_else(|| {
+            ArenaError(format!(
                 "cannot reserve {map_len} bytes of item memory: {}",
                 std::io::Error::last_os_error()
-            )));
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| ArenaError("mmap returned null".into()))?;
+            ))
+        })?;
         Ok(Arena {
             base,
             map_len,
@@ -225,11 +211,9 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: base/map_len are exactly what mmap returned, and no reference into the mapping
-        // outlives the arena (the shards that hand them out are dropped with the store).
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast(), self.map_len);
-        }
+        // SAFETY: base/map_len are exactly what map_zeroed returned, and no reference into the
+        // mapping outlives the arena (the shards that hand them out are dropped with the store).
+        unsafe { unmap(self.base, self.map_len) }
     }
 }
 
@@ -256,22 +240,7 @@ impl ZeroedBuf {
     /// `len` (> 0) zero bytes, or [`MapFailed`] when the OS refuses the mapping.
     pub fn new(len: usize) -> Result<ZeroedBuf, MapFailed> {
         debug_assert!(len > 0);
-        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
-        // result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(MapFailed);
-        }
-        let ptr = NonNull::new(ptr.cast::<u8>()).ok_or(MapFailed)?;
+        let ptr = map_zeroed(len, 0).ok_or(MapFailed)?;
         Ok(ZeroedBuf { ptr, len })
     }
 
@@ -298,11 +267,62 @@ impl ZeroedBuf {
 
 impl Drop for ZeroedBuf {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned and no borrow outlives self.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        // SAFETY: ptr/len are exactly what map_zeroed returned and no borrow outlives self.
+        unsafe { unmap(self.ptr, self.len) }
     }
+}
+
+/// `len` (> 0) zeroed bytes in an anonymous private mapping (`extra` mmap flags), or `None`.
+#[cfg(not(miri))]
+fn map_zeroed(len: usize, extra: libc::c_int) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
+    // result is checked against MAP_FAILED before use.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return None;
+    }
+    NonNull::new(ptr.cast::<u8>())
+}
+
+/// Gives back what [`map_zeroed`] returned.
+///
+/// # Safety
+/// `ptr`/`len` are exactly what one `map_zeroed` call returned, not given back yet, and no
+/// reference into it is used afterwards.
+#[cfg(not(miri))]
+unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: forwarded to the caller: a live mapping of exactly this range.
+    unsafe {
+        libc::munmap(ptr.as_ptr().cast(), len);
+    }
+}
+
+/// Miri cannot map memory with `MAP_NORESERVE`: under Miri the mappings are zeroed heap
+/// blocks, so the chunk and index logic above runs unchanged under its checks.
+#[cfg(miri)]
+fn miri_layout(len: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(len, 4096).expect("mapping layout")
+}
+
+#[cfg(miri)]
+fn map_zeroed(len: usize, _extra: libc::c_int) -> Option<NonNull<u8>> {
+    // SAFETY: the layout has a non-zero size (every caller maps at least one byte).
+    NonNull::new(unsafe { std::alloc::alloc_zeroed(miri_layout(len)) })
+}
+
+#[cfg(miri)]
+unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: allocated by `map_zeroed` with this very layout; the caller no longer uses it.
+    unsafe { std::alloc::dealloc(ptr.as_ptr(), miri_layout(len)) }
 }
 
 #[cfg(test)]
