@@ -11,6 +11,46 @@
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
+/// A mapping the store could not get: the OS refused it (`ENOMEM`, address space or
+/// `vm.max_map_count` exhausted), or a test refused it through [`Faults`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapFailed;
+
+/// Fault injection: how many of the next mappings of each kind to refuse. A test seam that
+/// costs one relaxed load of a zero counter where memory is taken (once per fresh 64 KiB page
+/// and once per index growth), never on the per-request lookup path.
+#[derive(Debug, Default)]
+pub struct Faults {
+    index: AtomicU32,
+    pages: AtomicU32,
+}
+
+impl Faults {
+    /// Refuses the next `index` index-table mappings and the next `pages` fresh arena pages.
+    pub fn refuse(&self, index: u32, pages: u32) {
+        self.index.store(index, Ordering::Relaxed);
+        self.pages.store(pages, Ordering::Relaxed);
+    }
+
+    /// Whether to refuse this index-table mapping (consumes one planned refusal).
+    #[inline]
+    pub fn refuse_index(&self) -> bool {
+        take_one(&self.index)
+    }
+
+    #[inline]
+    fn refuse_page(&self) -> bool {
+        take_one(&self.pages)
+    }
+}
+
+#[inline]
+fn take_one(c: &AtomicU32) -> bool {
+    c.load(Ordering::Relaxed) != 0
+        && c.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+            .is_ok()
+}
+
 use parking_lot::Mutex;
 
 /// Bytes per page. Small pages keep the per-shard, per-class partly used page cheap: 16 shards
@@ -32,6 +72,8 @@ pub struct Arena {
     returned: Mutex<Vec<u32>>,
     /// The slab class of each page (u16::MAX: none), for turning a handle into a chunk size.
     page_class: Box<[AtomicU16]>,
+    /// Refusals planned by a test (see [`Faults`]).
+    pub faults: Faults,
 }
 
 // SAFETY: the arena only hands out raw memory; all access to a page's bytes is serialised by the
@@ -51,26 +93,12 @@ impl Arena {
         let map_len = (pages as usize + 1)
             .checked_mul(PAGE_SIZE)
             .ok_or_else(|| ArenaError("memory limit too large".into()))?;
-        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
-        // result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                map_len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            return Err(ArenaError(format!(
+        let base = map_zeroed(map_len, libc::MAP_NORESERVE).ok_or_else(|| {
+            ArenaError(format!(
                 "cannot reserve {map_len} bytes of item memory: {}",
                 std::io::Error::last_os_error()
-            )));
-        }
-        let base = NonNull::new(ptr.cast::<u8>())
-            .ok_or_else(|| ArenaError("mmap returned null".into()))?;
+            ))
+        })?;
         Ok(Arena {
             base,
             map_len,
@@ -79,6 +107,7 @@ impl Arena {
             limit: AtomicU32::new(pages),
             returned: Mutex::new(Vec::new()),
             page_class: (0..=pages).map(|_| AtomicU16::new(u16::MAX)).collect(),
+            faults: Faults::default(),
         })
     }
 
@@ -104,7 +133,12 @@ impl Arena {
         self.limit.store(pages.min(self.pages), Ordering::Relaxed);
     }
 
-    /// Takes a page for class `cls`, or `None` when the budget is spent.
+    /// Takes a page for class `cls`, or `None` when the budget is spent or a fresh page is
+    /// refused (the caller then evicts or answers out of memory, as for a spent budget).
+    ///
+    /// The whole arena is reserved at start-up, so taking a fresh page makes no system call
+    /// that could fail; the kernel commits its memory when it is first written. A refused fresh
+    /// page ([`Faults`]) stands for the arena growth that cannot get memory.
     pub fn take_page(&self, cls: usize) -> Option<u32> {
         let page = {
             let mut returned = self.returned.lock();
@@ -115,6 +149,9 @@ impl Arena {
             match returned.pop() {
                 Some(p) => p,
                 None => {
+                    if self.faults.refuse_page() {
+                        return None;
+                    }
                     let p = self.next_fresh.fetch_add(1, Ordering::Relaxed);
                     if p > self.pages {
                         self.next_fresh.store(self.pages + 1, Ordering::Relaxed);
@@ -174,11 +211,9 @@ impl Arena {
 
 impl Drop for Arena {
     fn drop(&mut self) {
-        // SAFETY: base/map_len are exactly what mmap returned, and no reference into the mapping
-        // outlives the arena (the shards that hand them out are dropped with the store).
-        unsafe {
-            libc::munmap(self.base.as_ptr().cast(), self.map_len);
-        }
+        // SAFETY: base/map_len are exactly what map_zeroed returned, and no reference into the
+        // mapping outlives the arena (the shards that hand them out are dropped with the store).
+        unsafe { unmap(self.base, self.map_len) }
     }
 }
 
@@ -202,32 +237,11 @@ unsafe impl Send for ZeroedBuf {}
 unsafe impl Sync for ZeroedBuf {}
 
 impl ZeroedBuf {
-    /// `len` (> 0) zero bytes. Running out of address space is treated like a failed
-    /// allocation (which aborts a `Vec`): it panics.
-    pub fn new(len: usize) -> ZeroedBuf {
-        assert!(len > 0);
-        // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
-        // result is checked against MAP_FAILED before use.
-        let ptr = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
-        };
-        if ptr == libc::MAP_FAILED {
-            panic!(
-                "cannot map {len} bytes of index: {}",
-                std::io::Error::last_os_error()
-            );
-        }
-        ZeroedBuf {
-            ptr: NonNull::new(ptr.cast::<u8>()).expect("mmap returned null"),
-            len,
-        }
+    /// `len` (> 0) zero bytes, or [`MapFailed`] when the OS refuses the mapping.
+    pub fn new(len: usize) -> Result<ZeroedBuf, MapFailed> {
+        debug_assert!(len > 0);
+        let ptr = map_zeroed(len, 0).ok_or(MapFailed)?;
+        Ok(ZeroedBuf { ptr, len })
     }
 
     /// Bytes asked for.
@@ -253,11 +267,62 @@ impl ZeroedBuf {
 
 impl Drop for ZeroedBuf {
     fn drop(&mut self) {
-        // SAFETY: ptr/len are exactly what mmap returned and no borrow outlives self.
-        unsafe {
-            libc::munmap(self.ptr.as_ptr().cast(), self.len);
-        }
+        // SAFETY: ptr/len are exactly what map_zeroed returned and no borrow outlives self.
+        unsafe { unmap(self.ptr, self.len) }
     }
+}
+
+/// `len` (> 0) zeroed bytes in an anonymous private mapping (`extra` mmap flags), or `None`.
+#[cfg(not(miri))]
+fn map_zeroed(len: usize, extra: libc::c_int) -> Option<NonNull<u8>> {
+    // SAFETY: an anonymous private mapping with no address hint has no preconditions; the
+    // result is checked against MAP_FAILED before use.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | extra,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        return None;
+    }
+    NonNull::new(ptr.cast::<u8>())
+}
+
+/// Gives back what [`map_zeroed`] returned.
+///
+/// # Safety
+/// `ptr`/`len` are exactly what one `map_zeroed` call returned, not given back yet, and no
+/// reference into it is used afterwards.
+#[cfg(not(miri))]
+unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: forwarded to the caller: a live mapping of exactly this range.
+    unsafe {
+        libc::munmap(ptr.as_ptr().cast(), len);
+    }
+}
+
+/// Miri cannot map memory with `MAP_NORESERVE`: under Miri the mappings are zeroed heap
+/// blocks, so the chunk and index logic above runs unchanged under its checks.
+#[cfg(miri)]
+fn miri_layout(len: usize) -> std::alloc::Layout {
+    std::alloc::Layout::from_size_align(len, 4096).expect("mapping layout")
+}
+
+#[cfg(miri)]
+fn map_zeroed(len: usize, _extra: libc::c_int) -> Option<NonNull<u8>> {
+    // SAFETY: the layout has a non-zero size (every caller maps at least one byte).
+    NonNull::new(unsafe { std::alloc::alloc_zeroed(miri_layout(len)) })
+}
+
+#[cfg(miri)]
+unsafe fn unmap(ptr: NonNull<u8>, len: usize) {
+    // SAFETY: allocated by `map_zeroed` with this very layout; the caller no longer uses it.
+    unsafe { std::alloc::dealloc(ptr.as_ptr(), miri_layout(len)) }
 }
 
 #[cfg(test)]
@@ -266,7 +331,7 @@ mod tests {
 
     #[test]
     fn zeroed_buf_starts_zero_and_keeps_writes() {
-        let mut b = ZeroedBuf::new(100_003);
+        let mut b = ZeroedBuf::new(100_003).unwrap();
         assert_eq!(b.len(), 100_003);
         assert!(b.as_slice().iter().all(|&x| x == 0));
         b.as_mut_slice()[100_002] = 7;
@@ -284,5 +349,21 @@ mod tests {
         assert_eq!(a.pages_in_use(), 2);
         assert_eq!(a.take_page(5), Some(2));
         assert_eq!(a.page_class(2), 5);
+    }
+
+    #[test]
+    fn refused_fresh_pages_are_not_handed_out_and_recover() {
+        let a = Arena::new(4).unwrap();
+        assert_eq!(a.take_page(0), Some(1));
+        a.faults.refuse(0, 2);
+        assert_eq!(a.take_page(0), None);
+        assert_eq!(a.take_page(0), None);
+        assert_eq!(a.pages_in_use(), 1);
+        // A returned page needs no new memory: it is not refused.
+        a.give_page(1);
+        a.faults.refuse(0, 1);
+        assert_eq!(a.take_page(0), Some(1));
+        assert_eq!(a.take_page(0), None);
+        assert_eq!(a.take_page(0), Some(2));
     }
 }

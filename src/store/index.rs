@@ -12,8 +12,12 @@
 //! Growing is incremental: a full table becomes the "old" table, a bigger one is started, and
 //! every insert moves a few old slots over (as does `maintain()`); lookups try the new table
 //! and then the old one. No request waits for more than [`MIGRATE_PER_INSERT`] slots to move.
+//!
+//! A growth whose new table cannot be mapped leaves the index at its size: it keeps serving
+//! above [`MAX_LOAD_TENTHS`] (probes get longer) and tries again on the next insert. Only when
+//! one empty slot would be left (probes end at an empty slot) does an insert fail.
 
-use super::arena::ZeroedBuf;
+use super::arena::{Faults, MapFailed, ZeroedBuf};
 
 const EMPTY: u32 = 0;
 const DELETED: u32 = 1;
@@ -58,18 +62,21 @@ struct Table {
 }
 
 impl Table {
-    fn new(len: usize, bits: u32) -> Table {
+    fn new(len: usize, bits: u32, faults: &Faults) -> Result<Table, MapFailed> {
         debug_assert!((2..=32).contains(&bits));
         let len = len.max(MIN_SLOTS);
-        Table {
+        if faults.refuse_index() {
+            return Err(MapFailed);
+        }
+        Ok(Table {
             // Zeroed (EMPTY) memory of its own mapping: it costs resident memory only as it
             // fills, and all of it goes back to the OS when the table is dropped.
-            bytes: ZeroedBuf::new((len * bits as usize).div_ceil(8) + 8),
+            bytes: ZeroedBuf::new((len * bits as usize).div_ceil(8) + 8)?,
             len,
             bits: bits as usize,
             mask: (1u64 << bits) - 1,
             used: 0,
-        }
+        })
     }
 
     #[inline]
@@ -124,8 +131,8 @@ pub struct Index {
 
 impl Index {
     /// An index of about `slots` slots for handles from `min_handle` (at least 2) to
-    /// `max_handle`.
-    pub fn new(slots: usize, min_handle: u32, max_handle: u32) -> Index {
+    /// `max_handle`, or [`MapFailed`] when its table cannot be mapped.
+    pub fn new(slots: usize, min_handle: u32, max_handle: u32) -> Result<Index, MapFailed> {
         debug_assert!(2 <= min_handle && min_handle <= max_handle);
         let span = max_handle - min_handle;
         let span_bits = u32::BITS - span.leading_zeros();
@@ -136,15 +143,15 @@ impl Index {
         } else {
             (min_handle, span_bits)
         };
-        Index {
-            cur: Table::new(slots, width),
+        Ok(Index {
+            cur: Table::new(slots, width, &Faults::default())?,
             old: None,
             live: 0,
             base,
             handle_bits,
             tag_bits,
             width,
-        }
+        })
     }
 
     /// Items indexed.
@@ -278,8 +285,17 @@ impl Index {
     }
 
     /// Inserts a handle for a key known to be absent; `hash_of(handle)` re-hashes an indexed
-    /// item (reading its key) when entries move to a bigger table.
-    pub fn insert(&mut self, hash: u64, handle: u32, mut hash_of: impl FnMut(u32) -> u64) {
+    /// item (reading its key) when entries move to a bigger table. A bigger table is mapped
+    /// when the load passes [`MAX_LOAD_TENTHS`] (its refusals are planned by `faults`); if that
+    /// fails the index stays at its size, and only an insert that would leave no empty slot
+    /// fails, with nothing inserted.
+    pub fn insert(
+        &mut self,
+        hash: u64,
+        handle: u32,
+        faults: &Faults,
+        mut hash_of: impl FnMut(u32) -> u64,
+    ) -> Result<(), MapFailed> {
         if self.old.is_some() {
             self.migrate(MIGRATE_PER_INSERT, &mut hash_of);
         }
@@ -288,13 +304,22 @@ impl Index {
             let all = self.old.as_ref().map_or(0, |(t, _)| t.len);
             self.migrate(all, &mut hash_of);
             let want = ((self.live + 1) * 10).div_ceil(TARGET_LOAD_TENTHS);
-            let old = std::mem::replace(&mut self.cur, Table::new(want, self.width));
-            self.old = Some((old, 0));
-            self.migrate(MIGRATE_PER_INSERT, &mut hash_of);
+            match Table::new(want, self.width, faults) {
+                Ok(bigger) => {
+                    let old = std::mem::replace(&mut self.cur, bigger);
+                    self.old = Some((old, 0));
+                    self.migrate(MIGRATE_PER_INSERT, &mut hash_of);
+                }
+                // No memory for a bigger table: stay at this size while an empty slot is left
+                // after the insert (probes stop at one).
+                Err(e) if self.cur.used + 2 > self.cur.len => return Err(e),
+                Err(_) => {}
+            }
         }
         let v = self.pack(self.tag(hash), handle);
         put(&mut self.cur, hash, v);
         self.live += 1;
+        Ok(())
     }
 
     /// Moves up to `budget` old slots into the current table. Returns whether an old table
@@ -367,20 +392,20 @@ mod tests {
     #[test]
     fn default_64mb_store_gets_25_bit_slots_with_4_tag_bits() {
         // -m 64: 1024 pages of 2048 32-byte chunks, page 0 unused.
-        let idx = Index::new(0, 1 << 11, (1024 << 11) | 2047);
+        let idx = Index::new(0, 1 << 11, (1024 << 11) | 2047).unwrap();
         assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (25, 21, 4));
         // One page more needs a 22nd bit.
-        let idx = Index::new(0, 1 << 11, (1025 << 11) | 2047);
+        let idx = Index::new(0, 1 << 11, (1025 << 11) | 2047).unwrap();
         assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (26, 22, 4));
         // Handles of 29 bits and more leave fewer tag bits in 32.
-        let idx = Index::new(0, 2, 1 << 29);
+        let idx = Index::new(0, 2, 1 << 29).unwrap();
         assert_eq!((idx.width, idx.handle_bits, idx.tag_bits), (32, 29, 3));
     }
 
     #[test]
     fn extreme_handles_and_every_tag_round_trip() {
         for (min, max) in [(2048u32, (1024 << 11) | 2047), (2, u32::MAX), (2, 1 << 31)] {
-            let mut idx = Index::new(0, min, max);
+            let mut idx = Index::new(0, min, max).unwrap();
             let mut model = Vec::new();
             // Hashes whose bits 8..32 sweep the whole range hit every tag, including the top one.
             for i in 0..4096u64 {
@@ -391,7 +416,10 @@ mod tests {
                     max - i as u32
                 };
                 let m: &Vec<(u32, u64)> = &model;
-                idx.insert(hash, handle, |hd| m.iter().find(|e| e.0 == hd).unwrap().1);
+                idx.insert(hash, handle, &Faults::default(), |hd| {
+                    m.iter().find(|e| e.0 == hd).unwrap().1
+                })
+                .unwrap();
                 model.push((handle, hash));
             }
             for &(handle, hash) in &model {
@@ -409,13 +437,15 @@ mod tests {
                 0,
                 2,
                 (2 + ((1u64 << bits) - 1)).min(u64::from(u32::MAX)) as u32,
-            );
+            )
+            .unwrap();
             let mut model: HashMap<u32, u64> = HashMap::new();
             let mut saw_expanding = false;
             for i in 2..50_000u32 {
                 let hash = h(u64::from(i));
                 let m = &model;
-                idx.insert(hash, i, |hd| m[&hd]);
+                idx.insert(hash, i, &Faults::default(), |hd| m[&hd])
+                    .unwrap();
                 model.insert(i, hash);
                 saw_expanding |= idx.is_expanding();
                 if i % 3 == 0 {
@@ -447,6 +477,45 @@ mod tests {
             let width = f64::from(idx.width) / 8.0;
             let per_item = idx.bytes() as f64 / idx.len() as f64;
             assert!(per_item <= width / 0.6 + 0.01, "{bits}: {per_item}");
+        }
+    }
+
+    #[test]
+    fn refused_growth_keeps_serving_at_its_size_then_grows() {
+        let faults = Faults::default();
+        let mut idx = Index::new(0, 2, 1 << 20).unwrap();
+        let slots = idx.capacity();
+        let mut model: HashMap<u32, u64> = HashMap::new();
+        faults.refuse(u32::MAX, 0);
+        let mut refused = 0;
+        for i in 2..10_000u32 {
+            let hash = h(u64::from(i));
+            let m = &model;
+            match idx.insert(hash, i, &faults, |hd| m[&hd]) {
+                Ok(()) => {
+                    model.insert(i, hash);
+                }
+                Err(MapFailed) => refused += 1,
+            }
+        }
+        // Full but for one empty slot: everything inserted is found, misses still end.
+        assert_eq!(idx.capacity(), slots);
+        assert_eq!(model.len(), slots - 1);
+        assert_eq!(refused, 10_000 - 2 - (slots - 1));
+        for (&k, &hash) in &model {
+            assert_eq!(idx.handle_at(idx.find(hash, |x| x == k).unwrap()), k);
+        }
+        assert!(idx.find(h(1), |x| x == 1).is_none());
+        // Memory again: the next insert grows, and nothing is lost.
+        faults.refuse(0, 0);
+        let m = &model;
+        idx.insert(h(20_000), 20_000, &faults, |hd| m[&hd]).unwrap();
+        model.insert(20_000, h(20_000));
+        assert!(idx.capacity() > slots);
+        let m = &model;
+        while idx.migrate(1000, &mut |hd| m[&hd]) {}
+        for (&k, &hash) in &model {
+            assert_eq!(idx.handle_at(idx.find(hash, |x| x == k).unwrap()), k);
         }
     }
 }

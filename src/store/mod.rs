@@ -187,14 +187,11 @@ impl Store {
         let last_handle = ((capacity as u64) << slot_bits | ((1u64 << slot_bits) - 1)) as u32;
         let shards = (0..nshards)
             .map(|i| {
-                Padded(Mutex::new(Shard::new(
-                    i as u32,
-                    first_handle..=last_handle,
-                    nclasses,
-                    per_shard,
-                )))
+                Shard::new(i as u32, first_handle..=last_handle, nclasses, per_shard)
+                    .map(|s| Padded(Mutex::new(s)))
+                    .map_err(|_| StoreConfigError("cannot map the hash index".into()))
             })
-            .collect();
+            .collect::<Result<_, _>>()?;
         let shared = Shared {
             arena,
             classes,
@@ -243,6 +240,14 @@ impl Store {
     /// `slab class   1: chunk size        32 perslab    2048`.
     pub fn class_table(&self) -> Vec<String> {
         self.shared.classes.vv_lines()
+    }
+
+    /// Fault injection (tests): refuses the next `index` hash-index growths and the next
+    /// `pages` fresh item-memory pages, as if the OS had no memory for them. A refused page
+    /// makes the store evict or answer out of memory; a refused index growth leaves the index
+    /// at its size. `refuse_mappings(0, 0)` cancels what is left.
+    pub fn refuse_mappings(&self, index: u32, pages: u32) {
+        self.shared.arena.faults.refuse(index, pages);
     }
 
     #[inline]

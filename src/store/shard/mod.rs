@@ -259,10 +259,10 @@ impl Shard {
         handles: std::ops::RangeInclusive<u32>,
         classes: usize,
         index_slots: usize,
-    ) -> Shard {
-        Shard {
+    ) -> Result<Shard, super::arena::MapFailed> {
+        Ok(Shard {
             id,
-            index: super::index::Index::new(index_slots, *handles.start(), *handles.end()),
+            index: super::index::Index::new(index_slots, *handles.start(), *handles.end())?,
             classes: (0..classes).map(|_| Class::default()).collect(),
             seq: 0,
             flush_wm: 0,
@@ -273,7 +273,7 @@ impl Shard {
             crawl_page: 0,
             crawl_slot: 0,
             counters: ShardCounters::default(),
-        }
+        })
     }
 
     /// Applies a flush_all whose moment has come.
@@ -566,6 +566,19 @@ impl Shard {
             }
         }
         let cls = sh.class_of(head);
+        if replacing.is_none()
+            && self
+                .index
+                .insert(hash, head, &sh.arena.faults, |h| Self::hash_of(sh, h))
+                .is_err()
+        {
+            // The index is full and cannot grow: the item is not stored.
+            // SAFETY: our fresh head chunk, under the lock; `chunk` is no longer used.
+            let written = item::parse(unsafe { sh.chunk_ref(head) });
+            self.free_item(sh, head, &written);
+            self.classes[cls].stats.outofmemory += 1;
+            return None;
+        }
         let total = (hdr + key.len() + value_len) as u64;
         let c = &mut self.classes[cls];
         c.stats.number += 1;
@@ -574,20 +587,16 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total;
-        match replacing {
-            Some(old) => {
-                self.index.replace_at(old.pos, hash, head);
-                // Unlink bookkeeping for the old item without touching the index slot again.
-                let ocls = sh.class_of(old.handle);
-                let ototal =
-                    (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
-                self.classes[ocls].stats.number -= 1;
-                self.classes[ocls].stats.mem_requested -= ototal;
-                self.counters.curr_items -= 1;
-                self.counters.bytes -= ototal;
-                self.free_item(sh, old.handle, &old.header);
-            }
-            None => self.index.insert(hash, head, |h| Self::hash_of(sh, h)),
+        if let Some(old) = replacing {
+            self.index.replace_at(old.pos, hash, head);
+            // Unlink bookkeeping for the old item without touching the index slot again.
+            let ocls = sh.class_of(old.handle);
+            let ototal = (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
+            self.classes[ocls].stats.number -= 1;
+            self.classes[ocls].stats.mem_requested -= ototal;
+            self.counters.curr_items -= 1;
+            self.counters.bytes -= ototal;
+            self.free_item(sh, old.handle, &old.header);
         }
         Some(head)
     }
