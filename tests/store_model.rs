@@ -208,10 +208,17 @@ proptest! {
                     model.clear();
                     pending_flush = None;
                 }
-                // A later flush_all replaces a pending one (its moment not reached yet).
+                // A later flush_all replaces a pending one (its moment not reached yet). With
+                // CAS on, memcached's moment is a second before the one named: `flush_all 1`
+                // flushes at once.
                 Op::FlushIn(d) => {
                     s.flush_all(i64::from(d));
-                    pending_flush = Some(now + u64::from(d));
+                    if d == 1 {
+                        model.clear();
+                        pending_flush = None;
+                    } else {
+                        pending_flush = Some(now + u64::from(d) - 1);
+                    }
                 }
                 Op::Advance(secs) => {
                     clock.advance(secs);

@@ -623,10 +623,11 @@ fn flush_all_invalidates_what_was_stored_before() {
     );
     set(&s, b"c", b"3");
     assert!(get(&s, b"c").is_some());
-    // Delayed: items stored before the moment go when it comes.
+    // Delayed: items stored before the moment go when it comes. With CAS on the moment is
+    // memcached's `realtime(delay) - 1`: 9 seconds from now for `flush_all 10`.
     s.flush_all(10);
     set(&s, b"d", b"4");
-    clock.advance(9);
+    clock.advance(8);
     assert!(get(&s, b"c").is_some());
     clock.advance(1);
     assert_eq!(
@@ -664,6 +665,27 @@ fn flush_all_invalidates_what_was_stored_before() {
     );
     set(&s, b"e", b"5");
     assert!(get(&s, b"e").is_some());
+}
+
+#[test]
+fn flush_all_1_is_immediate_with_cas_and_a_second_away_without() {
+    // memcached 1.6.18: `oldest_live = realtime(delay) - 1` with CAS on, so `flush_all 1`
+    // flushes at once; with -C the moment is the named second.
+    let (s, _) = store();
+    set(&s, b"a", b"1");
+    s.flush_all(1);
+    assert!(get(&s, b"a").is_none());
+    set(&s, b"b", b"2");
+    assert!(get(&s, b"b").is_some(), "stored after the flush");
+    let (off, clock_off) = store_with(StoreConfig {
+        cas_enabled: false,
+        ..StoreConfig::default()
+    });
+    set(&off, b"a", b"1");
+    off.flush_all(1);
+    assert!(get(&off, b"a").is_some());
+    clock_off.advance(1);
+    assert!(get(&off, b"a").is_none());
 }
 
 #[test]

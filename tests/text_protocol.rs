@@ -225,6 +225,15 @@ const SCENARIOS: &[Scenario] = &[
             (b"version\r\n", b"VERSION 1.6.18\r\n"),
         ],
     ),
+    // memcached 1.6.18 with CAS on flushes at `realtime(delay) - 1`: `flush_all 1` is immediate.
+    sc(
+        "flush_all_1_is_immediate",
+        &[
+            (b"set a 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"flush_all 1\r\n", b"OK\r\n"),
+            (b"get a\r\n", b"END\r\n"),
+        ],
+    ),
     sc(
         "shutdown_refused_without_dash_a",
         &[(b"shutdown\r\n", b"ERROR: shutdown not enabled\r\n")],

@@ -10,15 +10,22 @@ impl Store {
     /// 0 or negative means now). Cheap: it moves a watermark; each shard applies it on its next
     /// use and the crawler reclaims the memory.
     pub fn flush_all(&self, delay: i64) {
+        let now = self.clock.now();
+        // memcached 1.6.18's cut-off: with CAS on, the flush moment is one second before the
+        // one `delay` names (`oldest_live = realtime(delay) - 1`), so `flush_all 1` flushes at
+        // once; with -C it is the named second itself.
         let at = if delay <= 0 {
             0
+        } else if self.config.cas_enabled {
+            self.clock.realtime(delay).saturating_sub(1)
         } else {
             self.clock.realtime(delay)
         };
+        let immediate = at <= now;
+        let at = if immediate { 0 } else { at };
         // A flush whose moment has passed takes effect everywhere before a new one replaces
         // it. (memcached 1.6.18 overwrites `oldest_live`, so items nobody touched since the
         // earlier moment become visible again until the new one; tern does not resurrect.)
-        let now = self.clock.now();
         if now >= self.shared.flush_at.load(Ordering::Acquire) as u32 {
             for s in self.shared.shards.iter() {
                 s.0.lock().sync_flush(&self.shared, now);
@@ -31,7 +38,7 @@ impl Store {
                 let gen = (v >> 32).wrapping_add(1) & 0xFFFF_FFFF;
                 Some((gen << 32) | u64::from(at))
             });
-        if delay <= 0 {
+        if immediate {
             for s in self.shared.shards.iter() {
                 s.0.lock().sync_flush(&self.shared, now);
             }
