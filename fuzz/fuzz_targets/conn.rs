@@ -126,11 +126,20 @@ fn serve(shared: &Shared, input: &[u8], read_seed: u8, read_max: usize, write_se
     };
     // Every call makes progress (a read, a write or a request), so this bounds a stall.
     for _ in 0..(input.len() + 1) * 64 + 100_000 {
-        if conn.drive(&mut pipe, shared, &stats, &mut pool, false) == Next::Close {
-            return pipe.out;
+        match conn.drive(&mut pipe, shared, &stats, &mut pool, false) {
+            // A `watch` hands the socket to the logger thread: this connection's requests end.
+            Next::Close | Next::Watch(_) => return pipe.out,
+            Next::Wait | Next::Yield => {}
         }
     }
     panic!("the connection never finished");
+}
+
+/// Whether the input holds a command whose reply memcached makes depend on how the bytes
+/// arrived: `watch` and `lru_crawler metadump` refuse when more input is already buffered
+/// behind them ("cannot pipeline other commands before ..."), which tern matches.
+fn split_sensitive(input: &[u8]) -> bool {
+    input.windows(5).any(|w| w == b"watch") || input.windows(8).any(|w| w == b"metadump")
 }
 
 /// Whether the client's bytes name CAS uniques, whose values differ between two stores.
@@ -284,7 +293,7 @@ fuzz_target!(|data: &[u8]| {
     let out_b = serve(b.shared(), input, split_b, 4096, writes.wrapping_add(1));
     check_accounting(a.shared());
     check_accounting(b.shared());
-    if !names_cas(input, binary) {
+    if !names_cas(input, binary) && !split_sensitive(input) {
         assert_eq!(
             normalize(&out_a, binary),
             normalize(&out_b, binary),
