@@ -10,7 +10,7 @@ use tern_protocol::{ConfigRequest, ErrorReply, Request, Response, WatchEvents};
 
 use super::ops::{
     arith_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op, stats_op, store_op,
-    too_large_op, After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome,
+    too_large_op, After, ConfigOutcome, Ctx, StatsReply, StoreOutcome,
 };
 use crate::auth::{PasswordDb, SaslReply, SaslSession};
 use crate::store::{self, ItemView};
@@ -36,11 +36,11 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
             return After::Swallow(swallow);
         }
         Request::Delete { key, .. } => {
-            let response = delete_response(delete_op(key, frame.cas, cx));
+            let response = Response::from(delete_op(key, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::Arith(arith) => {
-            let response = arith_response(arith_op(&arith, frame.cas, cx));
+            let response = Response::from(arith_op(&arith, frame.cas, cx));
             compose(frame, &response, 0, cx.out);
         }
         Request::FlushAll { delay, .. } => {
@@ -211,24 +211,6 @@ fn store_response(outcome: StoreOutcome) -> (Response<'static>, u64) {
         StoreOutcome::NotFound => (Response::NotFound, 0),
         StoreOutcome::TooLarge => (Response::Error(ErrorReply::TooLarge), 0),
         StoreOutcome::OutOfMemory => (Response::OutOfMemory, 0),
-    }
-}
-
-fn delete_response(outcome: DeleteOutcome) -> Response<'static> {
-    match outcome {
-        DeleteOutcome::Deleted => Response::Deleted,
-        DeleteOutcome::NotFound => Response::NotFound,
-        DeleteOutcome::Exists => Response::Exists,
-    }
-}
-
-fn arith_response(outcome: ArithOutcome) -> Response<'static> {
-    match outcome {
-        ArithOutcome::Value { value, cas } => Response::Number { value, cas },
-        ArithOutcome::NotFound => Response::NotFound,
-        ArithOutcome::Exists => Response::Exists,
-        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
-        ArithOutcome::OutOfMemory => Response::OutOfMemory,
     }
 }
 

@@ -12,7 +12,8 @@
 use std::sync::Arc;
 
 use tern_protocol::{
-    ArithRequest, ConfigRequest, ErrorReply, StatsGroup, StoreMode, StoreRequest, WatchEvents,
+    ArithRequest, ConfigRequest, ErrorReply, Response, StatsGroup, StoreMode, StoreRequest,
+    WatchEvents,
 };
 
 use super::detail::DetailEvent;
@@ -109,6 +110,30 @@ pub enum ArithOutcome {
     NonNumeric,
     /// No memory for the new value.
     OutOfMemory,
+}
+
+/// The classic reply of a delete, which the text and binary codecs each compose.
+impl From<DeleteOutcome> for Response<'static> {
+    fn from(outcome: DeleteOutcome) -> Self {
+        match outcome {
+            DeleteOutcome::Deleted => Response::Deleted,
+            DeleteOutcome::NotFound => Response::NotFound,
+            DeleteOutcome::Exists => Response::Exists,
+        }
+    }
+}
+
+/// The classic reply of incr/decr, which the text and binary codecs each compose.
+impl From<ArithOutcome> for Response<'static> {
+    fn from(outcome: ArithOutcome) -> Self {
+        match outcome {
+            ArithOutcome::Value { value, cas } => Response::Number { value, cas },
+            ArithOutcome::NotFound => Response::NotFound,
+            ArithOutcome::Exists => Response::Exists,
+            ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
+            ArithOutcome::OutOfMemory => Response::OutOfMemory,
+        }
+    }
 }
 
 /// What a touch did.

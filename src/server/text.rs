@@ -14,7 +14,7 @@ use tern_protocol::{
 use super::ops::{
     arith_op, cachedump_op, config_op, delete_op, flush_op, item_shape, log_get, lookup_op,
     refusal, shutdown_op, stats_op, store_op, too_large_op, touch_op, verbosity_op, watch_op,
-    After, ArithOutcome, ConfigOutcome, Ctx, DeleteOutcome, StatsReply, StoreOutcome, TouchOutcome,
+    After, ConfigOutcome, Ctx, StatsReply, StoreOutcome, TouchOutcome,
 };
 use crate::auth::PasswordDb;
 use crate::cluster::{Cluster, LEGACY_KEY};
@@ -50,8 +50,8 @@ pub fn execute(request: Request<'_>, cx: &mut Ctx<'_>) -> After {
             reply(&response, mode, cx.out);
             return After::Swallow(swallow);
         }
-        Request::Delete { key, .. } => delete_response(delete_op(key, 0, cx)),
-        Request::Arith(arith) => arith_response(arith_op(&arith, 0, cx)),
+        Request::Delete { key, .. } => Response::from(delete_op(key, 0, cx)),
+        Request::Arith(arith) => Response::from(arith_op(&arith, 0, cx)),
         Request::Touch { key, exptime, .. } => touch_response(touch_op(key, exptime, cx)),
         Request::FlushAll { delay, .. } => match flush_op(delay, cx) {
             Ok(()) => Response::Ok,
@@ -140,24 +140,6 @@ fn store_response(outcome: StoreOutcome) -> Response<'static> {
         StoreOutcome::NotFound => Response::NotFound,
         StoreOutcome::TooLarge => Response::Error(ErrorReply::TooLarge),
         StoreOutcome::OutOfMemory => Response::OutOfMemory,
-    }
-}
-
-fn delete_response(outcome: DeleteOutcome) -> Response<'static> {
-    match outcome {
-        DeleteOutcome::Deleted => Response::Deleted,
-        DeleteOutcome::NotFound => Response::NotFound,
-        DeleteOutcome::Exists => Response::Exists,
-    }
-}
-
-fn arith_response(outcome: ArithOutcome) -> Response<'static> {
-    match outcome {
-        ArithOutcome::Value { value, cas } => Response::Number { value, cas },
-        ArithOutcome::NotFound => Response::NotFound,
-        ArithOutcome::Exists => Response::Exists,
-        ArithOutcome::NonNumeric => Response::Error(ErrorReply::NonNumeric),
-        ArithOutcome::OutOfMemory => Response::OutOfMemory,
     }
 }
 
