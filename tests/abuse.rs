@@ -9,14 +9,12 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{stat_value, Client};
-
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
 /// The slowest round trip a well-behaved client may see while another one abuses the server.
 /// This is a stall detector, not a latency claim (those live in benches/): a client blocked
@@ -35,43 +33,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let ports_file = std::env::temp_dir().join(format!(
-            "tern-abuse-ports-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&ports_file);
         let mut all = vec!["-p", "-1", "-l", "127.0.0.1", "-U", "0", "-t", "2"];
         all.extend_from_slice(args);
-        let mut child = Command::new(TERN)
-            .args(&all)
-            .env("MEMCACHED_PORT_FILENAME", &ports_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tern");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ports = loop {
-            if let Ok(text) = std::fs::read_to_string(&ports_file) {
-                break text;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("tern exited with {status} when started with {all:?}");
-            }
-            assert!(Instant::now() < deadline, "tern did not start with {all:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = std::fs::remove_file(&ports_file);
-        // Lines like `TCP INET: 40123` and `UDP INET: 40124`.
-        let port_of = |transport: &str| {
-            ports
-                .lines()
-                .find(|l| l.starts_with(transport))
-                .and_then(|l| l.rsplit(' ').next())
-                .map(|p| p.parse::<u16>().expect("a port number"))
-        };
+        let (child, ports) = common::spawn_tern(&all, false);
+        let port_of = |transport: &str| common::port_in(&ports, transport);
         let port = port_of("TCP").expect("a TCP port in the port file");
         Daemon {
             child,

@@ -6,12 +6,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use common::{stat_value, Client};
-
-const TERN: &str = env!("CARGO_BIN_EXE_tern");
 
 /// Idle connections opened by the test (fewer if the descriptor limit does not allow them).
 const CONNECTIONS: usize = 2000;
@@ -32,38 +30,10 @@ struct Daemon {
 
 impl Daemon {
     fn start(args: &[&str]) -> Daemon {
-        let ports_file =
-            std::env::temp_dir().join(format!("tern-conn-memory-{}", std::process::id()));
-        let _ = std::fs::remove_file(&ports_file);
         let mut all = vec!["-p", "-1", "-l", "127.0.0.1", "-U", "0"];
         all.extend_from_slice(args);
-        let mut child = Command::new(TERN)
-            .args(&all)
-            .env("MEMCACHED_PORT_FILENAME", &ports_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn tern");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ports = loop {
-            if let Ok(text) = std::fs::read_to_string(&ports_file) {
-                break text;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("tern exited with {status} when started with {all:?}");
-            }
-            assert!(Instant::now() < deadline, "tern did not start with {all:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = std::fs::remove_file(&ports_file);
-        let port: u16 = ports
-            .lines()
-            .find(|l| l.starts_with("TCP"))
-            .and_then(|l| l.rsplit(' ').next())
-            .expect("a TCP port in the port file")
-            .parse()
-            .expect("a port number");
+        let (child, ports) = common::spawn_tern(&all, false);
+        let port = common::port_in(&ports, "TCP").expect("a TCP port in the port file");
         Daemon {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

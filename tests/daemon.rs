@@ -7,7 +7,6 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{stat_value, Client};
@@ -37,43 +36,10 @@ impl Daemon {
     }
 
     fn start_on(host: &str, args: &[&str]) -> Daemon {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let ports_file = std::env::temp_dir().join(format!(
-            "tern-ports-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Ordering::Relaxed)
-        ));
-        let _ = std::fs::remove_file(&ports_file);
         let mut all = vec!["-p", "-1", "-l", host, "-U", "0"];
         all.extend_from_slice(args);
-        let mut child = Command::new(TERN)
-            .args(&all)
-            .env("MEMCACHED_PORT_FILENAME", &ports_file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn tern");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let ports = loop {
-            if let Ok(text) = std::fs::read_to_string(&ports_file) {
-                break text;
-            }
-            if let Some(status) = child.try_wait().unwrap() {
-                panic!("tern exited with {status} when started with {all:?}");
-            }
-            assert!(Instant::now() < deadline, "tern did not start with {all:?}");
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = std::fs::remove_file(&ports_file);
-        // Lines like `TCP INET: 40123` and `UDP INET6: 40124`.
-        let port_of = |transport: &str| {
-            ports
-                .lines()
-                .find(|l| l.starts_with(transport))
-                .and_then(|l| l.rsplit(' ').next())
-                .map(|p| p.parse::<u16>().expect("a port number"))
-        };
+        let (child, ports) = common::spawn_tern(&all, true);
+        let port_of = |transport: &str| common::port_in(&ports, transport);
         let tcp = port_of("TCP").expect("a TCP port in the port file");
         let ip: std::net::IpAddr = host.trim_matches(|c| c == '[' || c == ']').parse().unwrap();
         Daemon {

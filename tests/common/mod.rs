@@ -5,6 +5,7 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -233,4 +234,58 @@ pub fn stat_value(stats: &[(String, String)], name: &str) -> Option<String> {
         .iter()
         .find(|(k, _)| k == name)
         .map(|(_, v)| v.clone())
+}
+
+/// Starts the `tern` binary as memcached's own test harness starts memcached: the caller's
+/// `args` (with `-p -1` / `-U -1` for ports the system chooses) and `MEMCACHED_PORT_FILENAME`,
+/// which tern fills with lines like `TCP INET: 40123`. Returns the process and those lines, so
+/// parallel tests never race for a port. `output` keeps stdout and stderr for the caller.
+pub fn spawn_tern(args: &[&str], output: bool) -> (Child, String) {
+    static STARTED: AtomicUsize = AtomicUsize::new(0);
+    let ports_file = std::env::temp_dir().join(format!(
+        "tern-ports-{}-{}",
+        std::process::id(),
+        STARTED.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&ports_file);
+    let stdio = || {
+        if output {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        }
+    };
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args(args)
+        .env("MEMCACHED_PORT_FILENAME", &ports_file)
+        .stdin(Stdio::null())
+        .stdout(stdio())
+        .stderr(stdio())
+        .spawn()
+        .expect("spawn tern");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let ports = loop {
+        if let Ok(text) = std::fs::read_to_string(&ports_file) {
+            break text;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("tern exited with {status} when started with {args:?}");
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tern did not start with {args:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = std::fs::remove_file(&ports_file);
+    (child, ports)
+}
+
+/// The port a port file (see [`spawn_tern`]) names for `transport` (`TCP` or `UDP`).
+pub fn port_in(ports: &str, transport: &str) -> Option<u16> {
+    ports
+        .lines()
+        .find(|l| l.starts_with(transport))
+        .and_then(|l| l.rsplit(' ').next())
+        .map(|p| p.parse::<u16>().expect("a port number"))
 }
