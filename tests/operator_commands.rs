@@ -206,6 +206,19 @@ fn crawl_reclaims_expired_items_of_the_named_classes() {
 }
 
 #[test]
+fn lru_crawler_running_shows_once_the_crawler_is_enabled_live() {
+    // lru-crawler.t starts with the crawler off (-o no_modern), enables it, then waits on this
+    // line: it must follow the live switch, not the start-up flag.
+    let t = Tern::start_with(|s| s.store.lru_crawler = false);
+    let mut c = t.connect();
+    assert_eq!(stat_value(&c.stats(""), "lru_crawler_running"), None);
+    c.roundtrip(b"lru_crawler enable\r\n", b"OK\r\n");
+    assert_eq!(c.stat("lru_crawler_running"), "0");
+    c.roundtrip(b"lru_crawler disable\r\n", b"OK\r\n");
+    assert_eq!(stat_value(&c.stats(""), "lru_crawler_running"), None);
+}
+
+#[test]
 fn metadump_lists_live_items_once_in_memcacheds_format() {
     let t = Tern::start();
     let mut c = t.connect();

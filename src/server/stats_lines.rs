@@ -142,7 +142,9 @@ impl Shared {
             }
             put("slabs_moved", store.slabs_moved.to_string());
         }
-        if self.settings.store.lru_crawler {
+        // As memcached: shown while the crawler is enabled, which `lru_crawler enable|disable`
+        // changes live (lru-crawler.t waits on this line after enabling it).
+        if self.store.crawler_enabled() {
             put(
                 "lru_crawler_running",
                 u8::from(self.store.crawl_running()).to_string(),
