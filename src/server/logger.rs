@@ -10,9 +10,9 @@
 //!                              watcher sockets (owned by the logger thread, written non-blocking)
 //! ```
 //!
-//! Workers never wait on a watcher: an event is one `try_lock` of the worker's own buffer
-//! (contended only by the logger's swap) and a copy; if the buffer is full or busy the event is
-//! dropped and counted. With no watcher attached, [`Logger::watching`] is one relaxed load and
+//! Workers never wait on a watcher: an event is one lock of the worker's own buffer (contended
+//! only by the logger copying it out) and a copy; if the buffer is full the event is dropped
+//! and counted. With no watcher attached, [`Logger::watching`] is one relaxed load and
 //! nothing else happens. Lines are memcached's: `ts=<sec>.<usec> gid=<n> type=... \n`.
 
 use std::cell::Cell;
@@ -169,16 +169,15 @@ impl Logger {
     }
 
     /// Appends one event to thread `thread`'s buffer: `body` writes what follows
-    /// `ts=... gid=... ` (without the newline). Dropped (and counted) when the buffer is full
-    /// or the logger is swapping it out right now.
+    /// `ts=... gid=... ` (without the newline). Dropped (and counted) when the buffer is full.
     pub fn log(&self, thread: usize, body: impl FnOnce(&mut Vec<u8>)) {
         let Some(buf) = self.bufs.get(thread) else {
             return;
         };
-        let Some(mut lines) = buf.lines.try_lock() else {
-            self.worker_dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        };
+        // A plain lock, as memcached's logger takes its per-thread buffer's mutex: the only
+        // other holder is the logger copying this buffer out (bounded by the buffer's cap).
+        // A `try_lock` here dropped events whenever the swap was in progress.
+        let mut lines = buf.lines.lock();
         let start = lines.len();
         if start >= self.worker_cap {
             self.worker_dropped.fetch_add(1, Ordering::Relaxed);
