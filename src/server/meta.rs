@@ -28,27 +28,38 @@ use crate::store::{self, ItemView, Lookup};
 
 /// Executes one meta request, appending its reply (if any) to `cx.out`.
 pub fn execute(request: MetaRequest<'_>, cx: &mut Ctx<'_>) -> After {
-    let mut buf: KeyBuf = [0; DECODED_KEY_MAX];
+    // A base64 key is decoded onto the stack; a plain one is used in place (the buffer is
+    // then never written, not even zeroed).
+    let mut buf: KeyBuf;
+    let raw = request.key();
+    let k: &[u8] = match &raw {
+        Some(key) if key.is_binary() => {
+            buf = [0; DECODED_KEY_MAX];
+            key.bytes(&mut buf)
+        }
+        Some(key) => key.raw(),
+        None => b"",
+    };
     // `q`: the command's nominal reply is uninteresting and hidden; errors always show.
     let reply = request.reply_mode();
     match request {
-        MetaRequest::Get { key, flags } => get(&key, &flags, reply, &mut buf, cx),
+        MetaRequest::Get { key, flags } => get(&key, k, &flags, reply, cx),
         MetaRequest::Set {
             key,
             flags,
             value,
             mode,
-        } => set(&key, &flags, value, mode, reply, &mut buf, cx),
-        MetaRequest::SetTooLarge { key, swallow } => {
+        } => set(&key, k, &flags, value, mode, reply, cx),
+        MetaRequest::SetTooLarge { swallow, .. } => {
             // memcached unlinks the key's item whatever the mode, so no stale value survives.
-            too_large_op(StoreMode::Set, key.bytes(&mut buf), true, cx);
+            too_large_op(StoreMode::Set, k, true, cx);
             error(ErrorReply::TooLarge, cx.out);
             return After::Swallow(swallow);
         }
-        MetaRequest::Delete { key, flags } => delete(&key, &flags, reply, &mut buf, cx),
-        MetaRequest::Arith { key, flags, incr } => arith(&key, &flags, incr, reply, &mut buf, cx),
+        MetaRequest::Delete { key, flags } => delete(&key, k, &flags, reply, cx),
+        MetaRequest::Arith { key, flags, incr } => arith(&key, k, &flags, incr, reply, cx),
         MetaRequest::Noop => compose_noop(cx.out),
-        MetaRequest::Debug { key } => debug(&key, &mut buf, cx),
+        MetaRequest::Debug { .. } => debug(k, cx),
     }
     After::Continue
 }
@@ -69,14 +80,7 @@ fn ttl32(ttl: i64) -> Option<u32> {
 
 /// `mg`: a lookup taking part in stale-while-revalidate (win tokens), vivifying on a miss with
 /// `N`, touching with `T`; the reply is written inside the store closure, straight from the item.
-fn get(
-    key: &MetaKey<'_>,
-    flags: &MetaFlags<'_>,
-    mode: ReplyMode,
-    buf: &mut KeyBuf,
-    cx: &mut Ctx<'_>,
-) {
-    let k = key.bytes(buf);
+fn get(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: &mut Ctx<'_>) {
     let req = store::GetRequest {
         key: k,
         touch: flags.ttl.map(i64::from),
@@ -153,11 +157,11 @@ fn get(
 /// `ms`: a storage command; `q` hides `HD` only.
 fn set(
     key: &MetaKey<'_>,
+    k: &[u8],
     flags: &MetaFlags<'_>,
     value: &[u8],
     mode: StoreMode,
     reply: ReplyMode,
-    buf: &mut KeyBuf,
     cx: &mut Ctx<'_>,
 ) {
     // `C` turned set/replace into cas (the parser did that); append and prepend compare it
@@ -168,7 +172,7 @@ fn set(
     };
     let req = store::SetRequest {
         mode: set_mode(mode),
-        key: key.bytes(buf),
+        key: k,
         flags: flags.client_flags.unwrap_or(0),
         exptime: flags.ttl.map_or(0, i64::from),
         value,
@@ -189,15 +193,9 @@ fn set(
 }
 
 /// `md`: delete, or with `I` mark stale; `q` hides `HD` only.
-fn delete(
-    key: &MetaKey<'_>,
-    flags: &MetaFlags<'_>,
-    mode: ReplyMode,
-    buf: &mut KeyBuf,
-    cx: &mut Ctx<'_>,
-) {
+fn delete(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: &mut Ctx<'_>) {
     let req = store::DeleteRequest {
-        key: key.bytes(buf),
+        key: k,
         cas: flags.compare_cas.unwrap_or(0),
         invalidate: flags.invalidate,
         stale_exptime: flags.ttl.map(i64::from).filter(|_| flags.invalidate),
@@ -217,14 +215,14 @@ fn delete(
 /// item, not that of one it created.
 fn arith(
     key: &MetaKey<'_>,
+    k: &[u8],
     flags: &MetaFlags<'_>,
     incr: bool,
     mode: ReplyMode,
-    buf: &mut KeyBuf,
     cx: &mut Ctx<'_>,
 ) {
     let req = store::ArithRequest {
-        key: key.bytes(buf),
+        key: k,
         incr,
         delta: flags.delta.unwrap_or(1),
         initial: flags.vivify.map(|_| {
@@ -295,7 +293,7 @@ fn arith_status(status: Status, key: &MetaKey<'_>, flags: &MetaFlags<'_>, out: &
 }
 
 /// `me`: memcached's debug line, or `EN`.
-fn debug(key: &MetaKey<'_>, buf: &mut KeyBuf, cx: &mut Ctx<'_>) {
+fn debug(k: &[u8], cx: &mut Ctx<'_>) {
     let config = cx.shared.store.config();
     // memcached's table from its own defaults (`-n 48`, `-f 1.25`) unless given.
     let chunk_min = config.chunk_size_min.unwrap_or(MEMCACHED_CHUNK_SIZE);
@@ -303,7 +301,7 @@ fn debug(key: &MetaKey<'_>, buf: &mut KeyBuf, cx: &mut Ctx<'_>) {
     let item_size_max = config.item_size_max;
     let cas_len = if cx.shared.limits.cas_enabled { 8 } else { 0 };
     let out = &mut *cx.out;
-    let found = meta_debug_op(cx.shared, cx.stats, key.bytes(buf), |item| {
+    let found = meta_debug_op(cx.shared, cx.stats, k, |item| {
         let flags_len = if item.flags() == 0 { 0 } else { 4 };
         let size = ITEM_HEADER_SIZE + item.key().len() + 1 + flags_len + item.value_len() + 2;
         let size = size + cas_len;

@@ -113,6 +113,19 @@ impl<'a> MetaRequest<'a> {
         }
     }
 
+    /// The request's key; `None` for `mn`.
+    pub fn key(&self) -> Option<MetaKey<'a>> {
+        match *self {
+            MetaRequest::Get { key, .. }
+            | MetaRequest::Set { key, .. }
+            | MetaRequest::SetTooLarge { key, .. }
+            | MetaRequest::Delete { key, .. }
+            | MetaRequest::Arith { key, .. }
+            | MetaRequest::Debug { key } => Some(key),
+            MetaRequest::Noop => None,
+        }
+    }
+
     /// The key as sent (base64 keys still encoded); empty for `mn`.
     pub fn raw_key(&self) -> &'a [u8] {
         match *self {
@@ -173,8 +186,11 @@ impl<'a> MetaKey<'a> {
     /// Appends the key as memcached echoes it for `k`: as is, or re-encoded from its decoded
     /// bytes and followed by ` b`.
     pub fn echo(&self, out: &mut Vec<u8>) {
+        if !self.binary {
+            return out.extend_from_slice(self.raw);
+        }
         let mut buf = [0; DECODED_KEY_MAX];
-        put_key(self.bytes(&mut buf), self.binary, out);
+        put_key(self.bytes(&mut buf), true, out);
     }
 }
 

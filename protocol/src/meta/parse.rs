@@ -108,7 +108,8 @@ fn preparse<'a>(t: &Tokens<'a>, first: usize) -> Result<(MetaKey<'a>, MetaFlags<
         tokens: t.run_from(first),
         ..MetaFlags::default()
     };
-    let mut seen = [false; 127];
+    // Flag bytes seen so far, one bit each (flags are below 127).
+    let mut seen = 0u128;
     let mut error: Option<ErrorReply> = None;
     let mut failed = false;
     let mut fail = |reply: Option<MetaError>| {
@@ -120,10 +121,10 @@ fn preparse<'a>(t: &Tokens<'a>, first: usize) -> Result<(MetaKey<'a>, MetaFlags<
     for i in first..t.len {
         let token = t.get(i);
         let o = token[0];
-        if o >= 127 || seen[usize::from(o)] {
+        if o >= 127 || seen & (1 << o) != 0 {
             return Err(meta(MetaError::DuplicateFlag));
         }
-        seen[usize::from(o)] = true;
+        seen |= 1 << o;
         let rest = &token[1..];
         match o {
             b'b' => match MetaKey::base64(raw_key) {
@@ -225,8 +226,11 @@ fn set<'a>(t: &Tokens<'a>, input: &'a [u8], line_end: usize, limits: &Limits) ->
         StoreMode::Set | StoreMode::Replace if flags.compare_cas.is_some() => StoreMode::Cas,
         mode => mode,
     };
-    let mut buf = [0; super::DECODED_KEY_MAX];
-    let key_len = key.bytes(&mut buf).len();
+    let key_len = if key.is_binary() {
+        key.bytes(&mut [0; super::DECODED_KEY_MAX]).len()
+    } else {
+        key.raw().len()
+    };
     if !item_fits(limits, key_len, flags.client_flags.unwrap_or(0), vlen) {
         let request = MetaRequest::SetTooLarge {
             key,

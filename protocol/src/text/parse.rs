@@ -54,7 +54,7 @@ pub(super) fn refuse(reply: ErrorReply, noreply: bool) -> Refusal {
 /// more input is needed, or the [`ParseError::Protocol`] error memcached would answer. Never
 /// panics; `consumed` never exceeds `input.len()`.
 pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize), ParseError> {
-    let Some(newline) = input.iter().position(|&b| b == b'\n') else {
+    let Some(newline) = memchr::memchr(b'\n', input) else {
         return Err(incomplete_line(input));
     };
     let line_end = newline + 1;
@@ -62,7 +62,7 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize
     if line.len() > 1 && line[line.len() - 1] == b'\r' {
         line = &line[..line.len() - 1];
     }
-    if let Some(nul) = line.iter().position(|&b| b == 0) {
+    if let Some(nul) = memchr::memchr(0, line) {
         line = &line[..nul];
     }
     let tokens = Tokens::split(line);
