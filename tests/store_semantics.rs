@@ -1162,3 +1162,39 @@ fn arith_cas_compares_a_nonzero_cas_after_the_numeric_check() {
         ArithOutcome::NonNumeric
     );
 }
+
+#[test]
+fn accounting_agrees_with_stats_and_stats_items() {
+    let (s, _) = store();
+    for i in 0..2_000u32 {
+        let key = format!("key:{i}");
+        // Values across several classes, some chained (over the 512 KB chunk limit).
+        let len = match i {
+            _ if i % 100 == 1 => 600_000,
+            _ => [10, 100, 1_000, 10_000, 20_000][i as usize % 5],
+        };
+        set(&s, key.as_bytes(), &vec![b'v'; len]);
+    }
+    for i in (0..2_000u32).step_by(3) {
+        s.delete(&DeleteRequest {
+            key: format!("key:{i}").as_bytes(),
+            ..Default::default()
+        });
+    }
+    let a = s.accounting();
+    let st = s.stats();
+    assert_eq!(a.curr_items, st.curr_items);
+    assert_eq!(a.total_items, st.total_items);
+    assert_eq!(a.bytes, st.bytes);
+    assert_eq!(a.total_malloced, st.total_malloced);
+    let numbers: u64 = s
+        .stats_items()
+        .iter()
+        .filter(|(name, _)| name.ends_with(":number"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(a.class_items, numbers);
+    assert_eq!(a.class_items, a.curr_items);
+    // Nothing was evicted: a third of the 2,000 keys were deleted.
+    assert_eq!(a.curr_items, 2_000 - 667, "{a:?}");
+}

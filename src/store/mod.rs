@@ -54,7 +54,7 @@ pub use request::{ArithRequest, DeleteRequest, GetRequest, SetMode, SetRequest};
 pub use shard::DumpItem;
 pub use shard::DumpedItem;
 use shard::{Padded, Shard, Shared};
-pub use stats::StoreStats;
+pub use stats::{Accounting, StoreStats};
 pub use view::ItemView;
 
 /// The most shards (a power of two). 16 keeps the per-class partly used pages at 16 x 64 KiB =

@@ -38,6 +38,22 @@ pub struct StoreStats {
     pub slabs_moved: u64,
 }
 
+/// The store's own bookkeeping, read in one pass for consistency checks (the fuzz targets
+/// and tests): what `stats` and `stats items` would report, without the strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accounting {
+    /// `curr_items`, from the shards' counters.
+    pub curr_items: u64,
+    /// `total_items`.
+    pub total_items: u64,
+    /// `bytes`.
+    pub bytes: u64,
+    /// `total_malloced`.
+    pub total_malloced: u64,
+    /// The `stats items` `number` lines added up over the classes.
+    pub class_items: u64,
+}
+
 /// One class summed over the shards.
 #[derive(Default)]
 struct ClassSum {
@@ -104,6 +120,22 @@ impl Store {
             expanding |= s.index.is_expanding();
         }
         (sums, totals, hash_bytes, hash_slots, expanding)
+    }
+
+    /// The counters that must agree with each other, in one pass over the shards.
+    pub fn accounting(&self) -> Accounting {
+        let mut a = Accounting {
+            total_malloced: u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64,
+            ..Accounting::default()
+        };
+        for s in self.shared.shards.iter() {
+            let s = s.0.lock();
+            a.curr_items += s.counters.curr_items;
+            a.total_items += s.counters.total_items;
+            a.bytes += s.counters.bytes;
+            a.class_items += s.classes.iter().map(|c| c.stats.number).sum::<u64>();
+        }
+        a
     }
 
     /// The store's counters.
