@@ -48,6 +48,9 @@ struct Case {
     threads: usize,
     /// The 1-thread case this one's per-thread rate is compared with.
     base: &'static str,
+    /// Keys drawn from: all of them, or the first few (a hot set that stays in cache, where
+    /// what the threads share is all that is left to cost).
+    keys: usize,
 }
 
 const fn case(name: &'static str, gets_per_set: Option<u32>, threads: usize) -> Case {
@@ -57,12 +60,13 @@ const fn case(name: &'static str, gets_per_set: Option<u32>, threads: usize) -> 
         layout: Layout::Shared,
         threads,
         base: name,
+        keys: KEYS,
     }
 }
 
 /// 1 and 2 threads (the two cores of the development machine), 4 (two per CPU there); and the
 /// mix at 2 threads with less and less shared, to tell what the threads contend for.
-const CASES: [Case; 11] = [
+const CASES: [Case; 13] = [
     case("mix", Some(10), 1),
     case("mix", Some(10), 2),
     case("mix", Some(10), 4),
@@ -84,7 +88,18 @@ const CASES: [Case; 11] = [
     case("set", Some(0), 1),
     case("set", Some(0), 2),
     case("set", Some(0), 4),
+    Case {
+        keys: HOT_KEYS,
+        ..case("get_hot", None, 1)
+    },
+    Case {
+        keys: HOT_KEYS,
+        ..case("get_hot", None, 2)
+    },
 ];
+
+/// The hot set of `get_hot`: 1,000 keys (their items and index slots fit in a core's cache).
+const HOT_KEYS: usize = 1_000;
 
 /// The keys `key:0 .. key:99999`, formatted once.
 struct Keys {
@@ -172,11 +187,12 @@ fn worker(
     store: &Store,
     keys: &Keys,
     (part, parts): (usize, usize),
+    nkeys: usize,
     gets_per_set: Option<u32>,
     seed: u64,
     ops: u64,
 ) -> u64 {
-    let span = (KEYS / parts) as u64;
+    let span = (nkeys / parts) as u64;
     let value = [b'w'; VALUE_LEN];
     let mut out = [0u8; 256];
     let mut x = seed | 1;
@@ -294,7 +310,7 @@ fn run(
                     Layout::DisjointKeys => (&stores[0], (t, threads)),
                     Layout::PrivateStores => (&stores[t], (t, threads)),
                 };
-                let m = worker(store, keys, part, case.gets_per_set, seed, ops);
+                let m = worker(store, keys, part, case.keys, case.gets_per_set, seed, ops);
                 let used = Usage::now().since(before);
                 misses.fetch_add(m, Ordering::Relaxed);
                 usage.lock().unwrap().add(used);
