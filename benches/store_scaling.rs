@@ -66,7 +66,7 @@ const fn case(name: &'static str, gets_per_set: Option<u32>, threads: usize) -> 
 
 /// 1 and 2 threads (the two cores of the development machine), 4 (two per CPU there); and the
 /// mix at 2 threads with less and less shared, to tell what the threads contend for.
-const CASES: [Case; 13] = [
+const CASES: [Case; 14] = [
     case("mix", Some(10), 1),
     case("mix", Some(10), 2),
     case("mix", Some(10), 4),
@@ -93,6 +93,13 @@ const CASES: [Case; 13] = [
         ..case("get_hot", None, 1)
     },
     Case {
+        keys: HOT_KEYS,
+        ..case("get_hot", None, 2)
+    },
+    Case {
+        name: "get_hot_private_stores",
+        layout: Layout::PrivateStores,
+        base: "get_hot",
         keys: HOT_KEYS,
         ..case("get_hot", None, 2)
     },
