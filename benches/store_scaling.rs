@@ -10,8 +10,14 @@
 //! `set` sets only. Threads are pinned to distinct CPUs when there are enough (the 4-thread case
 //! on 2 CPUs shows oversubscription: two threads per CPU).
 //!
+//! `get_hot` gets over 1,000 keys that stay in cache, so that what the threads share is all that
+//! costs; the `_disjoint_keys` and `_private_stores` cases share less and less (see [`Layout`]).
+//!
 //! After criterion's own report a table prints each case's per-thread rate and its ratio to the
-//! 1-thread rate: 1.00 is perfect scaling; below it, the threads slow each other down.
+//! 1-thread rate (1.00 is perfect scaling), and the CPU time per operation with the threads'
+//! voluntary and involuntary context switches: on a machine with other load the wall clock
+//! measures the scheduler's share, and CPU ns/op is what contention shows up in
+//! (docs/performance.md, "Scaling with cores").
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -23,6 +29,7 @@ use tern::store::{GetRequest, SetMode, SetRequest, Store, StoreConfig};
 
 const KEYS: usize = 100_000;
 const VALUE_LEN: usize = 100;
+
 /// How the threads share the store.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Layout {
