@@ -63,7 +63,12 @@ impl Clock {
             return;
         }
         let rel = (unix_now() - self.process_started).clamp(0, i64::from(u32::MAX)) as u32;
-        self.now.fetch_max(rel, Ordering::Relaxed);
+        // Ticks come every 50 ms and the second changes once in 20: a read-modify-write on
+        // every tick would take the line every worker reads on every request away from their
+        // caches 20 times a second. Only the timer thread ticks, so load-then-max loses nothing.
+        if rel > self.now.load(Ordering::Relaxed) {
+            self.now.fetch_max(rel, Ordering::Relaxed);
+        }
     }
 
     /// Moves a clock forward by `secs` seconds.

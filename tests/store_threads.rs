@@ -207,3 +207,62 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
     let st = s.stats();
     assert!(st.total_malloced <= 4 << 20);
 }
+
+/// Get and touch hits are counted per thread (each thread writes its own row, threads past the
+/// rows count under the shard lock); `stats slabs` must still report every hit exactly once.
+#[test]
+fn hits_from_more_threads_than_rows_are_each_counted_once() {
+    const HIT_THREADS: usize = 80;
+    const GETS: u64 = 50;
+    const TOUCHES: u64 = 5;
+    let s = store(64 << 20);
+    for i in 0..10 {
+        let key = format!("hit:{i}");
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: key.as_bytes(),
+            value: b"0123456789",
+            ..Default::default()
+        });
+    }
+    std::thread::scope(|scope| {
+        for t in 0..HIT_THREADS {
+            let s = &s;
+            scope.spawn(move || {
+                let key = format!("hit:{}", t % 10);
+                for _ in 0..GETS {
+                    let req = GetRequest {
+                        key: key.as_bytes(),
+                        ..Default::default()
+                    };
+                    assert!(matches!(s.get(&req, |v| v.value_len()), Lookup::Hit(10)));
+                }
+                for _ in 0..TOUCHES {
+                    let req = GetRequest {
+                        key: key.as_bytes(),
+                        touch: Some(0),
+                        ..Default::default()
+                    };
+                    assert!(s.get(&req, |_| ()).is_hit());
+                }
+            });
+        }
+    });
+    let slabs = s.stats_slabs();
+    let sum = |field: &str| -> u64 {
+        slabs
+            .iter()
+            .filter(|(k, _)| k.ends_with(&format!(":{field}")))
+            .map(|(_, v)| v.parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!(sum("get_hits"), HIT_THREADS as u64 * GETS);
+    assert_eq!(sum("touch_hits"), HIT_THREADS as u64 * TOUCHES);
+    let items = s.stats_items();
+    let hits_to_cold: u64 = items
+        .iter()
+        .filter(|(k, _)| k.ends_with(":hits_to_cold"))
+        .map(|(_, v)| v.parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(hits_to_cold, HIT_THREADS as u64 * (GETS + TOUCHES));
+}

@@ -9,7 +9,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 macro_rules! thread_counters {
     ($($(#[$doc:meta])* $name:ident,)*) => {
         /// Counters of one worker thread.
+        ///
+        /// Aligned (and so sized) to 128 bytes, two cache lines as crossbeam's `CachePadded`
+        /// on x86-64: the workers' counters are allocated one after another, and unpadded the
+        /// last line of one worker's (its latency `pending` counts, written on every request)
+        /// held the next worker's `cmd_get`, also written on every request (issue 15).
         #[derive(Debug, Default)]
+        #[repr(align(128))]
         pub struct ThreadStats {
             $($(#[$doc])* pub $name: Counter,)*
             /// Request latency histograms (`tern_request_duration_seconds`); never reset.
@@ -148,5 +154,22 @@ mod tests {
         assert_eq!(s.get_hits, 2);
         a.reset();
         assert_eq!(sum([&a, &b]).cmd_get, 1);
+    }
+
+    #[test]
+    fn workers_counters_share_no_cache_line() {
+        assert_eq!(std::mem::align_of::<ThreadStats>() % 128, 0);
+        assert_eq!(std::mem::size_of::<ThreadStats>() % 128, 0);
+        // Allocated as the server does, one after another: no two within a line pair.
+        let v: Vec<std::sync::Arc<ThreadStats>> =
+            (0..4).map(|_| std::sync::Arc::default()).collect();
+        for w in v.windows(2) {
+            let (a, b) = (std::sync::Arc::as_ptr(&w[0]), std::sync::Arc::as_ptr(&w[1]));
+            let (a, b) = (a as usize, b as usize);
+            let end_a = a + std::mem::size_of::<ThreadStats>();
+            assert!(end_a <= b || b + std::mem::size_of::<ThreadStats>() <= a);
+            assert_eq!(a % 128, 0);
+            assert_eq!(b % 128, 0);
+        }
     }
 }

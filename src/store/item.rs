@@ -278,19 +278,26 @@ pub fn has_exptime_field(h: &Header) -> bool {
 
 /// Marks a read: sets the fetched bit, bumps the CLOCK counter and stamps the access time
 /// (memcached's `do_item_bump`: ITEM_FETCHED and `it->time`).
+///
+/// Each word is written only when it changes. An item read again within the same second, with
+/// its counter already at [`CLOCK_MAX`], is left untouched, so its cache line stays clean and
+/// can sit in every core's cache at once instead of moving to the core that read it last (issue
+/// 15: the store scaling bench's `get_hot`).
 #[inline]
 pub fn mark_read(chunk: &mut [u8], now: u32) {
-    let word = rd64(chunk, 4) & SEQ_MASK;
-    chunk[4..12].copy_from_slice(&seq_word(word, now));
+    let word = rd64(chunk, 4);
+    let stamped = seq_word(word & SEQ_MASK, now);
+    if stamped != chunk[4..12] {
+        chunk[4..12].copy_from_slice(&stamped);
+    }
     let meta = rd32(chunk, 0);
     let c = ((meta & CLOCK_MASK) >> CLOCK_SHIFT)
         .saturating_add(1)
         .min(CLOCK_MAX);
-    wr32(
-        chunk,
-        0,
-        (meta & !CLOCK_MASK) | FETCHED | (c << CLOCK_SHIFT),
-    );
+    let bumped = (meta & !CLOCK_MASK) | FETCHED | (c << CLOCK_SHIFT);
+    if bumped != meta {
+        wr32(chunk, 0, bumped);
+    }
 }
 
 /// Lowers the CLOCK counter by one (the hand passed); returns the counter before.

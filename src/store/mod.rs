@@ -12,7 +12,8 @@
 //! - `index`: per-shard open-addressing index of packed `u32` handles, outside item memory.
 //! - `shard`: one shard's index, classes and free lists; `shard/evict.rs` CLOCK eviction and
 //!   page moves; `shard/maintain.rs` the crawler, index growth and automove.
-//! - `stats`: `StoreStats`, `stats items` / `stats slabs` lines.
+//! - `stats`: `StoreStats`, `stats items` / `stats slabs` lines; `hits`: the per-class hit
+//!   counters, one row per thread so that a get hit writes nothing shared but the lock.
 //! - `config`: `StoreConfig`; `request`: one request struct per operation; `outcome`: their
 //!   results; `view`: `ItemView`; `ops`: get/set/delete/arith; `background`: flush_all and
 //!   maintain; `value`: incr/decr arithmetic.
@@ -25,6 +26,7 @@ mod arena;
 mod background;
 mod classes;
 mod config;
+mod hits;
 mod index;
 mod item;
 mod operator;
@@ -115,6 +117,8 @@ pub struct Store {
     clock: Arc<Clock>,
     shared: Shared,
     controls: operator::Controls,
+    /// `get_hits` / `touch_hits` per class, per thread (`hits.rs`).
+    hits: hits::Hits,
 }
 
 impl std::fmt::Debug for Store {
@@ -206,11 +210,13 @@ impl Store {
             shards,
         };
         let controls = operator::Controls::new(config.lru_crawler, config.slab_automove);
+        let hits = hits::Hits::new(nclasses);
         Ok(Store {
             config,
             clock,
             shared,
             controls,
+            hits,
         })
     }
 

@@ -1,6 +1,7 @@
 //! The item operations: lookup, storage commands, delete, incr/decr. Each takes one request
 //! struct (`request.rs`) and locks exactly one shard.
 
+use super::hits::Hit;
 use super::item;
 use super::shard::{Dead, Found, Look, Shard};
 use super::value;
@@ -48,8 +49,10 @@ impl Store {
             if let Some(f2) = s.set_exptime(sh, key, hash, found, e, now) {
                 found = f2;
             }
-            s.classes[cls].stats.touch_hits += 1;
-        } else {
+            if !self.hits.bump(cls, Hit::Touch) {
+                s.classes[cls].stats.touch_hits += 1;
+            }
+        } else if !self.hits.bump(cls, Hit::Get) {
             s.classes[cls].stats.get_hits += 1;
         }
         let mut facts = Facts {

@@ -4,6 +4,7 @@
 //! at a time and add them up, so a stats call never stops the whole store.
 
 use super::arena::PAGE_SIZE;
+use super::hits::Hit;
 use super::shard::{ClassStats, ShardCounters};
 use super::Store;
 
@@ -118,6 +119,10 @@ impl Store {
             hash_bytes += s.index.bytes() as u64;
             hash_slots += s.index.capacity() as u64;
             expanding |= s.index.is_expanding();
+        }
+        for (i, sum) in sums.iter_mut().enumerate() {
+            sum.st.get_hits += self.hits.sum(i, Hit::Get);
+            sum.st.touch_hits += self.hits.sum(i, Hit::Touch);
         }
         (sums, totals, hash_bytes, hash_slots, expanding)
     }
