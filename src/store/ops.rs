@@ -2,7 +2,7 @@
 //! struct (`request.rs`) and locks exactly one shard.
 
 use super::item;
-use super::shard::{Dead, Found, Look, Shard};
+use super::shard::{Dead, Found, Look, Part, Shard};
 use super::value;
 use super::view::Facts;
 use super::{
@@ -74,16 +74,15 @@ impl Store {
             facts.token_sent = token;
             facts.won = created || recache || (facts.stale && !token);
             if facts.won {
-                // SAFETY: the live item's head chunk, under the shard lock; no other reference.
-                item::set_facts(unsafe { sh.chunk(found.handle) }, item::TOKEN_SENT, 0);
+                item::set_facts(s.chunk_mut(sh, found.handle), item::TOKEN_SENT, 0);
             }
         }
         if !req.no_bump {
-            // SAFETY: as above.
-            item::mark_read(unsafe { sh.chunk(found.handle) }, now);
+            item::mark_read(s.chunk_mut(sh, found.handle), now);
         }
-        // SAFETY: as above; from here on the chunk is only read, while the lock is held.
-        let chunk: &[u8] = unsafe { sh.chunk_ref(found.handle) };
+        // From here on the shard is only read: the view borrows it until `f` returns.
+        let s = &*s;
+        let chunk = s.chunk(sh, found.handle);
         let h = &found.header;
         let voff = h.key_off + h.key_len;
         let first = if h.chained {
@@ -99,11 +98,11 @@ impl Store {
             first,
             next: h.next,
             shared: sh,
+            owner: s.owner(),
             facts,
         };
-        let r = f(&view);
-        drop(s);
-        Lookup::Hit(r)
+        // The shard's lock is released when the guard (shadowed above) drops, on return.
+        Lookup::Hit(f(&view))
     }
 
     /// Creates the empty item of a meta get's `N<ttl>` on a miss. It counts as a hit, not a
@@ -124,8 +123,7 @@ impl Store {
         let seq = s.next_seq();
         let head = s.write_new(sh, key, hash, 0, exptime, seq, 0, &[], None, now)?;
         s.classes[sh.class_of(head)].stats.cmd_set -= 1;
-        // SAFETY: the item just written, under the shard lock.
-        let header = item::parse(unsafe { sh.chunk_ref(head) });
+        let header = item::parse(s.chunk(sh, head));
         Some(Found {
             pos: s.pos_of(sh, head),
             handle: head,
@@ -210,21 +208,19 @@ impl Store {
         let seq = s.next_seq();
         let stored = match (mode, old) {
             (SetMode::Append | SetMode::Prepend, Some(f)) => {
-                let old_parts = s.value_parts(sh, &f);
-                let total = old_parts.iter().map(|p| p.len()).sum::<usize>() + value.len();
+                let total = f.header.value_len + value.len();
                 if item::header_len(flags, exptime, false) + key.len() + total
                     > self.config.item_size_max
                 {
                     return (StoreOutcome::TooLarge, 0);
                 }
-                let mut parts: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
-                if mode == SetMode::Prepend {
-                    parts.push(value);
-                    parts.extend_from_slice(&old_parts);
+                // The old value is copied chunk to chunk (it stays pinned while the new
+                // item's chunks are allocated).
+                let parts = if mode == SetMode::Prepend {
+                    [Part::Bytes(value), Part::Value(f)]
                 } else {
-                    parts.extend_from_slice(&old_parts);
-                    parts.push(value);
-                }
+                    [Part::Value(f), Part::Bytes(value)]
+                };
                 s.write_new(sh, key, hash, flags, exptime, seq, facts, &parts, old, now)
             }
             _ => s.write_new(
@@ -235,7 +231,7 @@ impl Store {
                 exptime,
                 seq,
                 facts,
-                &[value],
+                &[Part::Bytes(value)],
                 old,
                 now,
             ),
@@ -284,8 +280,7 @@ impl Store {
                 }
             }
             let seq = s.next_seq();
-            // SAFETY: the live item's head chunk, under the shard lock; no other reference.
-            let chunk = unsafe { sh.chunk(f.handle) };
+            let chunk = s.chunk_mut(sh, f.handle);
             item::set_facts(chunk, item::STALE, item::TOKEN_SENT);
             // A new CAS; the access time stays (memcached's md does not bump).
             item::set_seq(chunk, seq, f.header.atime);
@@ -327,11 +322,7 @@ impl Store {
                     return ArithOutcome::Exists;
                 }
                 let voff = h.key_off + h.key_len;
-                // SAFETY: the live item's head chunk, under the shard lock, only read here.
-                let old = {
-                    let chunk = unsafe { sh.chunk_ref(f.handle) };
-                    value::parse_u64(&chunk[voff..voff + h.value_len])
-                };
+                let old = value::parse_u64(&s.chunk(sh, f.handle)[voff..voff + h.value_len]);
                 let Some(old) = old else {
                     return ArithOutcome::NonNumeric;
                 };
@@ -346,8 +337,7 @@ impl Store {
                 let seq = s.next_seq();
                 let mut f = if digits.len() <= h.value_len {
                     // In place, padded with spaces like memcached ("10" decr 1 -> "9 ").
-                    // SAFETY: the live item's head chunk, under the lock; no other reference.
-                    let chunk = unsafe { sh.chunk(f.handle) };
+                    let chunk = s.chunk_mut(sh, f.handle);
                     let v = &mut chunk[voff..voff + h.value_len];
                     v[..digits.len()].copy_from_slice(digits);
                     v[digits.len()..].fill(b' ');
@@ -358,7 +348,7 @@ impl Store {
                     f
                 } else {
                     let facts = h.meta & item::FACT_BITS;
-                    let parts: [&[u8]; 1] = [digits];
+                    let parts = [Part::Bytes(digits)];
                     let Some(head) = s.write_new(
                         sh,
                         key,
@@ -373,8 +363,7 @@ impl Store {
                     ) else {
                         return ArithOutcome::OutOfMemory;
                     };
-                    // SAFETY: the item just written, under the shard lock.
-                    let header = item::parse(unsafe { sh.chunk_ref(head) });
+                    let header = item::parse(s.chunk(sh, head));
                     Found {
                         pos: f.pos,
                         handle: head,
@@ -401,7 +390,8 @@ impl Store {
                     let exptime = self.clock.realtime(exptime);
                     let seq = s.next_seq();
                     let digits = buf.format(value).as_bytes();
-                    match s.write_new(sh, key, hash, 0, exptime, seq, 0, &[digits], None, now) {
+                    let parts = [Part::Bytes(digits)];
+                    match s.write_new(sh, key, hash, 0, exptime, seq, 0, &parts, None, now) {
                         Some(_) => ArithOutcome::Created {
                             value,
                             cas: sh.cas_of(seq, s.id),
