@@ -33,6 +33,8 @@ mod outcome;
 mod request;
 mod shard;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod value;
 mod view;
 
