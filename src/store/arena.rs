@@ -100,7 +100,7 @@ fn tag_owner(tag: u64) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
     pub page: u32,
-    pub slot: usize,
+    pub slot: u32,
 }
 
 /// Bytes per page. Small pages keep the per-shard, per-class partly used page cheap: 16 shards
@@ -279,13 +279,13 @@ impl Arena {
             not_held(at.page);
         }
         let len = classes.size((t & CLASS_MASK) as usize);
-        let offset = at.slot.saturating_mul(len);
-        if offset.saturating_add(len) > PAGE_SIZE {
+        let end = (u64::from(at.slot) + 1).checked_mul(len as u64);
+        if !matches!(end, Some(end) if end <= PAGE_SIZE as u64) {
             not_held(at.page);
         }
         // In bounds of the mapping: page <= pages (page_tag has pages + 1 entries) and
-        // offset + len <= PAGE_SIZE; wrapping_add is only address arithmetic.
-        let start = at.page as usize * PAGE_SIZE + offset;
+        // (slot + 1) * len <= PAGE_SIZE; wrapping_add is only address arithmetic.
+        let start = at.page as usize * PAGE_SIZE + at.slot as usize * len;
         (self.base.as_ptr().wrapping_add(start), len)
     }
 
@@ -314,6 +314,25 @@ impl Arena {
         // SAFETY: as in `chunk`; `&'a mut Owner` excludes every other borrow of `owner`, so
         // no other reference to any byte of `owner`'s pages exists while this one is used.
         unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    }
+
+    /// Chunk `at` written by `f`, then the same chunk for reading, with `owner` handed back
+    /// shared for reading other chunks: one look-up where a get bumps the item it then reads.
+    #[inline]
+    pub fn chunk_update<'a>(
+        &'a self,
+        owner: &'a mut Owner,
+        classes: &ClassTable,
+        at: Slot,
+        f: impl FnOnce(&mut [u8]),
+    ) -> (&'a [u8], &'a Owner) {
+        let (ptr, len) = self.locate(owner, classes, at);
+        // SAFETY: as in `chunk_mut` while `f` runs; the mutable slice does not outlive `f`.
+        f(unsafe { std::slice::from_raw_parts_mut(ptr, len) });
+        let owner: &'a Owner = owner;
+        // SAFETY: as in `chunk`: from here on `owner` is borrowed shared only, for 'a, so
+        // nothing writes to the owner's bytes while the slice is used.
+        (unsafe { std::slice::from_raw_parts(ptr, len) }, owner)
     }
 
     /// Two distinct chunks of `owner`'s at once: `dst` for writing, `src` for reading (copying
@@ -520,13 +539,13 @@ mod tests {
         let page = a.take_page(0, &mut o).unwrap();
         let size = classes.size(0);
         let per_page = classes.per_page(0);
-        for slot in 0..per_page {
+        for slot in 0..per_page as u32 {
             let c = a.chunk_mut(&mut o, &classes, Slot { page, slot });
             assert_eq!(c.len(), size);
             assert!(c.iter().all(|&b| b == 0), "a fresh page is zeroed");
             c.fill(slot as u8);
         }
-        for slot in 0..per_page {
+        for slot in 0..per_page as u32 {
             let c = a.chunk(&o, &classes, Slot { page, slot });
             assert!(
                 c.iter().all(|&b| b == slot as u8),
@@ -569,8 +588,25 @@ mod tests {
         let classes = table();
         let mut o = Owner::new();
         let page = a.take_page(0, &mut o).unwrap();
-        let slot = classes.per_page(0);
+        let slot = classes.per_page(0) as u32;
         a.chunk(&o, &classes, Slot { page, slot });
+    }
+
+    #[test]
+    #[should_panic(expected = "does not hold")]
+    fn the_largest_slot_number_is_refused_not_wrapped() {
+        let a = Arena::new(2).unwrap();
+        let classes = table();
+        let mut o = Owner::new();
+        let page = a.take_page(classes.largest(), &mut o).unwrap();
+        a.chunk(
+            &o,
+            &classes,
+            Slot {
+                page,
+                slot: u32::MAX,
+            },
+        );
     }
 
     #[test]

@@ -73,16 +73,19 @@ impl Store {
             });
             facts.token_sent = token;
             facts.won = created || recache || (facts.stale && !token);
-            if facts.won {
-                item::set_facts(s.chunk_mut(sh, found.handle), item::TOKEN_SENT, 0);
+        }
+        let (won, bump) = (facts.won, !req.no_bump);
+        let id = s.id;
+        // The bump, then the reads of the view, in one chunk look-up; from here on the shard
+        // is only read, and the view borrows it until `f` returns.
+        let (chunk, owner) = s.chunk_update(sh, found.handle, |c| {
+            if won {
+                item::set_facts(c, item::TOKEN_SENT, 0);
             }
-        }
-        if !req.no_bump {
-            item::mark_read(s.chunk_mut(sh, found.handle), now);
-        }
-        // From here on the shard is only read: the view borrows it until `f` returns.
-        let s = &*s;
-        let chunk = s.chunk(sh, found.handle);
+            if bump {
+                item::mark_read(c, now);
+            }
+        });
         let h = &found.header;
         let voff = h.key_off + h.key_len;
         let first = if h.chained {
@@ -93,16 +96,17 @@ impl Store {
         let view = ItemView {
             key: &chunk[h.key_off..voff],
             flags: h.flags,
-            cas: sh.cas_of(h.seq, s.id),
+            cas: sh.cas_of(h.seq, id),
             value_len: h.value_len,
             first,
             next: h.next,
             shared: sh,
-            owner: s.owner(),
+            owner,
             facts,
         };
-        // The shard's lock is released when the guard (shadowed above) drops, on return.
-        Lookup::Hit(f(&view))
+        let r = f(&view);
+        drop(s);
+        Lookup::Hit(r)
     }
 
     /// Creates the empty item of a meta get's `N<ttl>` on a miss. It counts as a hit, not a

@@ -52,11 +52,15 @@ fn get(s: &Store, key: &[u8]) -> Option<Vec<u8>> {
     )
 }
 
-/// `len` bytes that differ with `seed`, so bytes of another item or version show.
+/// `len` bytes that differ with `seed`, so bytes of another item or version show, and every
+/// 64th byte marks its position, so bytes moved within a value show too. (A fill and a few
+/// stores: filling byte by byte would take minutes under Miri.)
 fn value(seed: u64, len: usize) -> Vec<u8> {
-    (0..len)
-        .map(|i| (seed.wrapping_mul(131).wrapping_add(i as u64 * 7) % 251) as u8)
-        .collect()
+    let mut v = vec![(seed % 251) as u8; len];
+    for (i, b) in v.iter_mut().enumerate().step_by(64) {
+        *b = (i / 64) as u8 ^ (seed as u8).rotate_left(3);
+    }
+    v
 }
 
 /// A small deterministic generator (xorshift), so a failure replays.

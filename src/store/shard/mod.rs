@@ -94,11 +94,6 @@ impl Shared {
     }
 
     #[inline]
-    fn slot_of(&self, h: u32) -> usize {
-        (h & ((1u32 << self.slot_bits) - 1)) as usize
-    }
-
-    #[inline]
     fn handle(&self, page: u32, slot: usize) -> u32 {
         (page << self.slot_bits) | slot as u32
     }
@@ -114,7 +109,7 @@ impl Shared {
     fn slot(&self, h: u32) -> Slot {
         Slot {
             page: self.page_of(h),
-            slot: self.slot_of(h),
+            slot: h & ((1u32 << self.slot_bits) - 1),
         }
     }
 
@@ -296,10 +291,17 @@ impl Shard {
         sh.chunk_mut(&mut self.owner, h)
     }
 
-    /// The capability to this shard's chunks (for [`super::ItemView`]).
+    /// Chunk `h` written by `f`, then the same chunk for reading, with the shard's owner
+    /// shared again for reading other chunks (a get's bump and its view in one look-up).
     #[inline]
-    pub fn owner(&self) -> &Owner {
-        &self.owner
+    pub fn chunk_update<'a>(
+        &'a mut self,
+        sh: &'a Shared,
+        h: u32,
+        f: impl FnOnce(&mut [u8]),
+    ) -> (&'a [u8], &'a Owner) {
+        sh.arena
+            .chunk_update(&mut self.owner, &sh.classes, sh.slot(h), f)
     }
 
     /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot).
