@@ -34,12 +34,21 @@ impl Shard {
         }
     }
 
-    /// Writes `src` at `dst`.
+    /// Writes `src` at `dst` (one chunk look-up per chunk written).
     pub(super) fn put(&mut self, sh: &Shared, dst: &mut Dst, mut src: &[u8]) {
         while !src.is_empty() {
-            self.advance(sh, dst);
+            let c = if dst.off == dst.end {
+                let c = self.chunk_mut(sh, dst.next);
+                dst.h = dst.next;
+                dst.next = item::link(c);
+                dst.off = CONT_HEADER;
+                dst.end = c.len();
+                c
+            } else {
+                self.chunk_mut(sh, dst.h)
+            };
             let n = src.len().min(dst.end - dst.off);
-            self.chunk_mut(sh, dst.h)[dst.off..dst.off + n].copy_from_slice(&src[..n]);
+            c[dst.off..dst.off + n].copy_from_slice(&src[..n]);
             dst.off += n;
             src = &src[n..];
         }
