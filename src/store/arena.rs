@@ -14,7 +14,7 @@
 //! invariant every `unsafe` block below relies on, and the only `unsafe` of the store.
 
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, Ordering};
 
 /// A mapping the store could not get: the OS refused it (`ENOMEM`, address space or
 /// `vm.max_map_count` exhausted), or a test refused it through [`Faults`].
@@ -61,39 +61,40 @@ use parking_lot::Mutex;
 use super::classes::ClassTable;
 
 /// A shard's claim on arena pages: the capability to read (`&Owner`) or write (`&mut Owner`)
-/// the bytes of the pages the arena records as its own. Each `Owner` made in the process has a
-/// distinct tag, so no two owners (even of different arenas) can claim the same page.
+/// the bytes of the pages the arena records as its own. Made only by [`Arena::new_owner`]: each
+/// has a tag of its own within its arena and names that arena, so no two owners (even of
+/// different arenas) can claim the same page.
 #[derive(Debug)]
-pub struct Owner(u32);
-
-impl Owner {
-    /// A new owner, holding no page yet.
-    #[allow(clippy::new_without_default)] // a fresh capability each time, not a default value
-    pub fn new() -> Owner {
-        static NEXT: AtomicU32 = AtomicU32::new(1);
-        let tag = NEXT
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |t| t.checked_add(1))
-            .expect("fewer than 2^32 shards made in one process");
-        Owner(tag)
-    }
+pub struct Owner {
+    arena: u64,
+    tag: u16,
 }
 
-/// A page's tag: its owner (high 32 bits, [`NO_OWNER`] for none) and slab class (low 16 bits,
-/// [`NO_CLASS`] for none), in one word so that a chunk access loads both at once.
-const OWNER_SHIFT: u32 = 32;
-const NO_OWNER: u64 = 0;
-const NO_CLASS: u64 = u16::MAX as u64;
-const CLASS_MASK: u64 = 0xFFFF;
+/// Ids of arenas, for [`Owner`]s to name theirs (never reused within a process).
+static NEXT_ARENA: AtomicU64 = AtomicU64::new(1);
+
+/// A page's tag: its owner (high 6 bits, [`NO_OWNER`] for none) and slab class (low 10 bits,
+/// [`NO_CLASS`] for none), in one `u16` so that a chunk access loads both at once and the
+/// table costs 2 bytes a page (2 KiB at `-m 64`, within reach of L1 on every get).
+const CLASS_BITS: u32 = 10;
+const CLASS_MASK: u16 = (1 << CLASS_BITS) - 1;
+const NO_CLASS: u16 = CLASS_MASK;
+const NO_OWNER: u16 = 0;
+/// Owners an arena can make (tags 1..=63; the store makes one per shard, at most 16).
+const MAX_OWNERS: u16 = (1 << (16 - CLASS_BITS)) - 1;
 
 #[inline]
-fn tag(owner: u32, cls: usize) -> u64 {
-    debug_assert!(cls < NO_CLASS as usize);
-    (u64::from(owner) << OWNER_SHIFT) | cls as u64
+fn tag(owner: u16, cls: usize) -> u16 {
+    assert!(
+        cls < usize::from(NO_CLASS),
+        "class {cls} does not fit a page tag"
+    );
+    (owner << CLASS_BITS) | cls as u16
 }
 
 #[inline]
-fn tag_owner(tag: u64) -> u64 {
-    tag >> OWNER_SHIFT
+fn tag_owner(tag: u16) -> u16 {
+    tag >> CLASS_BITS
 }
 
 /// Where a chunk lies: its page and its slot in that page (of its page's class's size).
@@ -122,7 +123,11 @@ pub struct Arena {
     returned: Mutex<Vec<u32>>,
     /// Each page's owner and slab class (see [`tag`]): who may touch its bytes, and the chunk
     /// size that turns a handle into a byte range.
-    page_tag: Box<[AtomicU64]>,
+    page_tag: Box<[AtomicU16]>,
+    /// This arena's id (named by its owners).
+    id: u64,
+    /// Owner tags handed out so far.
+    owners: AtomicU16,
     /// Refusals planned by a test (see [`Faults`]).
     pub faults: Faults,
 }
@@ -158,10 +163,33 @@ impl Arena {
             limit: AtomicU32::new(pages),
             returned: Mutex::new(Vec::new()),
             page_tag: (0..=pages)
-                .map(|_| AtomicU64::new(NO_OWNER | NO_CLASS))
+                .map(|_| AtomicU16::new(tag(NO_OWNER, 0) | NO_CLASS))
                 .collect(),
+            id: NEXT_ARENA.fetch_add(1, Ordering::Relaxed),
+            owners: AtomicU16::new(0),
             faults: Faults::default(),
         })
+    }
+
+    /// A new owner of this arena's pages, holding none yet (one per shard; at most 63).
+    pub fn new_owner(&self) -> Owner {
+        let tag = self
+            .owners
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < MAX_OWNERS).then_some(n + 1)
+            })
+            .expect("at most 63 owners of one arena")
+            + 1;
+        Owner {
+            arena: self.id,
+            tag,
+        }
+    }
+
+    /// Whether `owner` holds pages of this arena (rather than of another).
+    #[inline]
+    fn is_mine(&self, owner: &Owner) -> bool {
+        owner.arena == self.id
     }
 
     /// Pages handed out and not given back.
@@ -236,36 +264,44 @@ impl Arena {
     /// which [`Arena::claim`]s it. `&mut Owner`: no chunk of it is borrowed.
     pub fn release(&self, page: u32, owner: &mut Owner) {
         let t = &self.page_tag[page as usize];
-        assert_eq!(
-            tag_owner(t.load(Ordering::Relaxed)),
-            u64::from(owner.0),
+        assert!(
+            self.is_mine(owner) && tag_owner(t.load(Ordering::Relaxed)) == owner.tag,
             "page {page} released by a shard that does not hold it"
         );
         // Release: the owner's writes happen before the next owner's claim (Acquire).
-        t.store(NO_OWNER | NO_CLASS, Ordering::Release);
+        t.store(tag(NO_OWNER, 0) | NO_CLASS, Ordering::Release);
     }
 
     /// Makes `page` (held by `owner` already, or by nobody) a page of class `cls` held by
     /// `owner`. `&mut Owner`: no chunk of `owner`'s is borrowed while its chunk size changes.
     /// Panics if another owner holds the page (a store bug; never shared bytes).
     pub fn claim(&self, page: u32, cls: usize, owner: &mut Owner) {
+        assert!(
+            self.is_mine(owner),
+            "page {page} claimed by another arena's shard"
+        );
         let t = &self.page_tag[page as usize];
         let old = t.load(Ordering::Acquire);
         let held = tag_owner(old);
         assert!(
-            held == NO_OWNER || held == u64::from(owner.0),
+            held == NO_OWNER || held == owner.tag,
             "page {page} claimed while another shard holds it"
         );
         // A page held by nobody may be claimed by two owners at once only through a bug: the
         // exchange lets one of them win and the other panic.
-        let won = t.compare_exchange(old, tag(owner.0, cls), Ordering::AcqRel, Ordering::Relaxed);
+        let won = t.compare_exchange(
+            old,
+            tag(owner.tag, cls),
+            Ordering::AcqRel,
+            Ordering::Relaxed,
+        );
         assert!(won.is_ok(), "page {page} claimed by two shards at once");
     }
 
     /// The class of a page handed out.
     #[inline]
     pub fn page_class(&self, page: u32) -> usize {
-        (self.page_tag[page as usize].load(Ordering::Relaxed) & CLASS_MASK) as usize
+        usize::from(self.page_tag[page as usize].load(Ordering::Relaxed) & CLASS_MASK)
     }
 
     /// Where the bytes of chunk `at` are, after checking that `owner` holds its page and that
@@ -275,10 +311,10 @@ impl Arena {
     #[inline]
     fn locate(&self, owner: &Owner, classes: &ClassTable, at: Slot) -> (*mut u8, usize) {
         let t = self.page_tag[at.page as usize].load(Ordering::Relaxed);
-        if tag_owner(t) != u64::from(owner.0) {
+        if tag_owner(t) != owner.tag || !self.is_mine(owner) {
             not_held(at.page);
         }
-        let len = classes.size((t & CLASS_MASK) as usize);
+        let len = classes.size(usize::from(t & CLASS_MASK));
         let end = (u64::from(at.slot) + 1).checked_mul(len as u64);
         if !matches!(end, Some(end) if end <= PAGE_SIZE as u64) {
             not_held(at.page);
@@ -295,10 +331,11 @@ impl Arena {
         let (ptr, len) = self.locate(owner, classes, at);
         // SAFETY: `locate` checked that the range lies inside the live mapping (kept alive by
         // `&'a self`) and inside a page `owner` holds. Bytes of that page are written only
-        // through `&mut Owner` (`chunk_mut`, `chunk_pair`), which cannot coexist with the
-        // `&'a Owner` borrowed here, and the page's class (its chunk layout) changes or the
-        // page leaves `owner` only through `&mut Owner` too. An `Owner` is unique (module
-        // docs), so no other owner reaches these bytes. The mapping is zero-initialised.
+        // through `&mut Owner` (`chunk_mut`, `chunk_update`, `chunk_pair`), which cannot
+        // coexist with the `&'a Owner` borrowed here, and the page's class (its chunk layout)
+        // changes or the page leaves `owner` only through `&mut Owner` too. An `Owner` is
+        // unique (its tag within this arena, checked with the arena's id), so no other owner
+        // reaches these bytes. The mapping is zero-initialised.
         unsafe { std::slice::from_raw_parts(ptr, len) }
     }
 
@@ -499,7 +536,7 @@ mod tests {
     #[test]
     fn pages_are_handed_out_once_and_come_back() {
         let a = Arena::new(3).unwrap();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let got: Vec<u32> = (0..3).filter_map(|_| a.take_page(0, &mut o)).collect();
         assert_eq!(got, vec![1, 2, 3]);
         assert_eq!(a.take_page(0, &mut o), None);
@@ -513,7 +550,7 @@ mod tests {
     #[test]
     fn refused_fresh_pages_are_not_handed_out_and_recover() {
         let a = Arena::new(4).unwrap();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         assert_eq!(a.take_page(0, &mut o), Some(1));
         a.faults.refuse(0, 2);
         assert_eq!(a.take_page(0, &mut o), None);
@@ -535,7 +572,7 @@ mod tests {
     fn chunks_of_a_page_are_disjoint_and_keep_their_bytes() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let page = a.take_page(0, &mut o).unwrap();
         let size = classes.size(0);
         let per_page = classes.per_page(0);
@@ -576,7 +613,7 @@ mod tests {
     fn a_chunk_of_another_owners_page_is_refused() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let (mut mine, theirs) = (Owner::new(), Owner::new());
+        let (mut mine, theirs) = (a.new_owner(), a.new_owner());
         let page = a.take_page(0, &mut mine).unwrap();
         a.chunk(&theirs, &classes, Slot { page, slot: 0 });
     }
@@ -586,7 +623,7 @@ mod tests {
     fn a_chunk_past_the_end_of_its_page_is_refused() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let page = a.take_page(0, &mut o).unwrap();
         let slot = classes.per_page(0) as u32;
         a.chunk(&o, &classes, Slot { page, slot });
@@ -597,7 +634,7 @@ mod tests {
     fn the_largest_slot_number_is_refused_not_wrapped() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let page = a.take_page(classes.largest(), &mut o).unwrap();
         a.chunk(
             &o,
@@ -611,10 +648,29 @@ mod tests {
 
     #[test]
     #[should_panic(expected = "does not hold")]
+    fn an_owner_of_another_arena_is_refused() {
+        let (a, b) = (Arena::new(2).unwrap(), Arena::new(2).unwrap());
+        let classes = table();
+        let (mut mine, theirs) = (a.new_owner(), b.new_owner());
+        // Both are their arena's first owner: the same tag, told apart by the arena's id.
+        let page = a.take_page(0, &mut mine).unwrap();
+        a.chunk(&theirs, &classes, Slot { page, slot: 0 });
+    }
+
+    #[test]
+    fn an_arena_makes_at_most_63_owners() {
+        let a = Arena::new(1).unwrap();
+        let tags: Vec<u16> = (0..63).map(|_| a.new_owner().tag).collect();
+        assert_eq!(tags, (1..=63).collect::<Vec<u16>>());
+        assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.new_owner())).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "does not hold")]
     fn a_released_page_is_no_longer_readable() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let page = a.take_page(0, &mut o).unwrap();
         a.give_page(page, &mut o);
         a.chunk(&o, &classes, Slot { page, slot: 0 });
@@ -624,7 +680,7 @@ mod tests {
     #[should_panic(expected = "another shard holds it")]
     fn a_page_held_by_one_owner_cannot_be_claimed_by_another() {
         let a = Arena::new(2).unwrap();
-        let (mut mine, mut theirs) = (Owner::new(), Owner::new());
+        let (mut mine, mut theirs) = (a.new_owner(), a.new_owner());
         let page = a.take_page(0, &mut mine).unwrap();
         a.claim(page, 0, &mut theirs);
     }
@@ -634,7 +690,7 @@ mod tests {
     fn a_chunk_pair_must_be_two_chunks() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let mut o = Owner::new();
+        let mut o = a.new_owner();
         let page = a.take_page(0, &mut o).unwrap();
         let at = Slot { page, slot: 3 };
         a.chunk_pair(&mut o, &classes, at, at);
@@ -644,7 +700,7 @@ mod tests {
     fn a_released_page_can_be_claimed_by_another_owner() {
         let a = Arena::new(2).unwrap();
         let classes = table();
-        let (mut from, mut to) = (Owner::new(), Owner::new());
+        let (mut from, mut to) = (a.new_owner(), a.new_owner());
         let page = a.take_page(0, &mut from).unwrap();
         a.chunk_mut(&mut from, &classes, Slot { page, slot: 0 })[0] = 9;
         a.release(page, &mut from);

@@ -304,16 +304,18 @@ impl Shard {
             .chunk_update(&mut self.owner, &sh.classes, sh.slot(h), f)
     }
 
-    /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot).
+    /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot),
+    /// holding pages as `owner` (made by the arena for this shard).
     pub fn new(
         id: u32,
+        owner: Owner,
         handles: std::ops::RangeInclusive<u32>,
         classes: usize,
         index_slots: usize,
     ) -> Result<Shard, super::arena::MapFailed> {
         Ok(Shard {
             id,
-            owner: Owner::new(),
+            owner,
             index: super::index::Index::new(index_slots, *handles.start(), *handles.end())?,
             classes: (0..classes).map(|_| Class::default()).collect(),
             seq: 0,
