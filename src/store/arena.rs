@@ -66,8 +66,19 @@ use super::classes::ClassTable;
 /// different arenas) can claim the same page.
 #[derive(Debug)]
 pub struct Owner {
-    arena: u64,
-    tag: u16,
+    /// The arena's id above 16 bits, the owner's tag where a page tag keeps it (see [`tag`]),
+    /// so that one comparison with a page's tag checks both.
+    key: u64,
+}
+
+impl Owner {
+    fn arena(&self) -> u64 {
+        self.key >> 16
+    }
+
+    fn tag(&self) -> u16 {
+        tag_owner(self.key as u16)
+    }
 }
 
 /// Ids of arenas, for [`Owner`]s to name theirs (never reused within a process).
@@ -181,15 +192,14 @@ impl Arena {
             .expect("at most 63 owners of one arena")
             + 1;
         Owner {
-            arena: self.id,
-            tag,
+            key: (self.id << 16) | u64::from(tag << CLASS_BITS),
         }
     }
 
     /// Whether `owner` holds pages of this arena (rather than of another).
     #[inline]
     fn is_mine(&self, owner: &Owner) -> bool {
-        owner.arena == self.id
+        owner.arena() == self.id
     }
 
     /// Pages handed out and not given back.
@@ -265,7 +275,7 @@ impl Arena {
     pub fn release(&self, page: u32, owner: &mut Owner) {
         let t = &self.page_tag[page as usize];
         assert!(
-            self.is_mine(owner) && tag_owner(t.load(Ordering::Relaxed)) == owner.tag,
+            self.is_mine(owner) && tag_owner(t.load(Ordering::Relaxed)) == owner.tag(),
             "page {page} released by a shard that does not hold it"
         );
         // Release: the owner's writes happen before the next owner's claim (Acquire).
@@ -284,14 +294,14 @@ impl Arena {
         let old = t.load(Ordering::Acquire);
         let held = tag_owner(old);
         assert!(
-            held == NO_OWNER || held == owner.tag,
+            held == NO_OWNER || held == owner.tag(),
             "page {page} claimed while another shard holds it"
         );
         // A page held by nobody may be claimed by two owners at once only through a bug: the
         // exchange lets one of them win and the other panic.
         let won = t.compare_exchange(
             old,
-            tag(owner.tag, cls),
+            tag(owner.tag(), cls),
             Ordering::AcqRel,
             Ordering::Relaxed,
         );
@@ -311,7 +321,8 @@ impl Arena {
     #[inline]
     fn locate(&self, owner: &Owner, classes: &ClassTable, at: Slot) -> (*mut u8, usize) {
         let t = self.page_tag[at.page as usize].load(Ordering::Relaxed);
-        if tag_owner(t) != owner.tag || !self.is_mine(owner) {
+        // The page's owner and this arena's id against the owner's key, in one comparison.
+        if (self.id << 16) | u64::from(t & !CLASS_MASK) != owner.key {
             not_held(at.page);
         }
         let len = classes.size(usize::from(t & CLASS_MASK));
@@ -660,7 +671,7 @@ mod tests {
     #[test]
     fn an_arena_makes_at_most_63_owners() {
         let a = Arena::new(1).unwrap();
-        let tags: Vec<u16> = (0..63).map(|_| a.new_owner().tag).collect();
+        let tags: Vec<u16> = (0..63).map(|_| a.new_owner().tag()).collect();
         assert_eq!(tags, (1..=63).collect::<Vec<u16>>());
         assert!(std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a.new_owner())).is_err());
     }
