@@ -35,6 +35,8 @@ mod outcome;
 mod request;
 mod shard;
 mod stats;
+#[cfg(test)]
+mod tests;
 mod value;
 mod view;
 
@@ -191,9 +193,16 @@ impl Store {
         let last_handle = ((capacity as u64) << slot_bits | ((1u64 << slot_bits) - 1)) as u32;
         let shards = (0..nshards)
             .map(|i| {
-                Shard::new(i as u32, first_handle..=last_handle, nclasses, per_shard)
-                    .map(|s| Padded(Mutex::new(s)))
-                    .map_err(|_| StoreConfigError("cannot map the hash index".into()))
+                let owner = arena.new_owner();
+                Shard::new(
+                    i as u32,
+                    owner,
+                    first_handle..=last_handle,
+                    nclasses,
+                    per_shard,
+                )
+                .map(|s| Padded(Mutex::new(s)))
+                .map_err(|_| StoreConfigError("cannot map the hash index".into()))
             })
             .collect::<Result<_, _>>()?;
         let shared = Shared {

@@ -3,7 +3,7 @@
 
 use super::hits::Hit;
 use super::item;
-use super::shard::{Dead, Found, Look, Shard};
+use super::shard::{Dead, Found, Look, Part, Shard};
 use super::value;
 use super::view::Facts;
 use super::{
@@ -76,17 +76,19 @@ impl Store {
             });
             facts.token_sent = token;
             facts.won = created || recache || (facts.stale && !token);
-            if facts.won {
-                // SAFETY: the live item's head chunk, under the shard lock; no other reference.
-                item::set_facts(unsafe { sh.chunk(found.handle) }, item::TOKEN_SENT, 0);
+        }
+        let (won, bump) = (facts.won, !req.no_bump);
+        let id = s.id;
+        // The bump, then the reads of the view, in one chunk look-up; from here on the shard
+        // is only read, and the view borrows it until `f` returns.
+        let (chunk, owner) = s.chunk_update(sh, found.handle, |c| {
+            if won {
+                item::set_facts(c, item::TOKEN_SENT, 0);
             }
-        }
-        if !req.no_bump {
-            // SAFETY: as above.
-            item::mark_read(unsafe { sh.chunk(found.handle) }, now);
-        }
-        // SAFETY: as above; from here on the chunk is only read, while the lock is held.
-        let chunk: &[u8] = unsafe { sh.chunk_ref(found.handle) };
+            if bump {
+                item::mark_read(c, now);
+            }
+        });
         let h = &found.header;
         let voff = h.key_off + h.key_len;
         let first = if h.chained {
@@ -97,11 +99,12 @@ impl Store {
         let view = ItemView {
             key: &chunk[h.key_off..voff],
             flags: h.flags,
-            cas: sh.cas_of(h.seq, s.id),
+            cas: sh.cas_of(h.seq, id),
             value_len: h.value_len,
             first,
             next: h.next,
             shared: sh,
+            owner,
             facts,
         };
         let r = f(&view);
@@ -127,8 +130,7 @@ impl Store {
         let seq = s.next_seq();
         let head = s.write_new(sh, key, hash, 0, exptime, seq, 0, &[], None, now)?;
         s.classes[sh.class_of(head)].stats.cmd_set -= 1;
-        // SAFETY: the item just written, under the shard lock.
-        let header = item::parse(unsafe { sh.chunk_ref(head) });
+        let header = item::parse(s.chunk(sh, head));
         Some(Found {
             pos: s.pos_of(sh, head),
             handle: head,
@@ -213,21 +215,19 @@ impl Store {
         let seq = s.next_seq();
         let stored = match (mode, old) {
             (SetMode::Append | SetMode::Prepend, Some(f)) => {
-                let old_parts = s.value_parts(sh, &f);
-                let total = old_parts.iter().map(|p| p.len()).sum::<usize>() + value.len();
+                let total = f.header.value_len + value.len();
                 if item::header_len(flags, exptime, false) + key.len() + total
                     > self.config.item_size_max
                 {
                     return (StoreOutcome::TooLarge, 0);
                 }
-                let mut parts: Vec<&[u8]> = Vec::with_capacity(old_parts.len() + 1);
-                if mode == SetMode::Prepend {
-                    parts.push(value);
-                    parts.extend_from_slice(&old_parts);
+                // The old value is copied chunk to chunk (it stays pinned while the new
+                // item's chunks are allocated).
+                let parts = if mode == SetMode::Prepend {
+                    [Part::Bytes(value), Part::Value(f)]
                 } else {
-                    parts.extend_from_slice(&old_parts);
-                    parts.push(value);
-                }
+                    [Part::Value(f), Part::Bytes(value)]
+                };
                 s.write_new(sh, key, hash, flags, exptime, seq, facts, &parts, old, now)
             }
             _ => s.write_new(
@@ -238,7 +238,7 @@ impl Store {
                 exptime,
                 seq,
                 facts,
-                &[value],
+                &[Part::Bytes(value)],
                 old,
                 now,
             ),
@@ -287,8 +287,7 @@ impl Store {
                 }
             }
             let seq = s.next_seq();
-            // SAFETY: the live item's head chunk, under the shard lock; no other reference.
-            let chunk = unsafe { sh.chunk(f.handle) };
+            let chunk = s.chunk_mut(sh, f.handle);
             item::set_facts(chunk, item::STALE, item::TOKEN_SENT);
             // A new CAS; the access time stays (memcached's md does not bump).
             item::set_seq(chunk, seq, f.header.atime);
@@ -330,11 +329,7 @@ impl Store {
                     return ArithOutcome::Exists;
                 }
                 let voff = h.key_off + h.key_len;
-                // SAFETY: the live item's head chunk, under the shard lock, only read here.
-                let old = {
-                    let chunk = unsafe { sh.chunk_ref(f.handle) };
-                    value::parse_u64(&chunk[voff..voff + h.value_len])
-                };
+                let old = value::parse_u64(&s.chunk(sh, f.handle)[voff..voff + h.value_len]);
                 let Some(old) = old else {
                     return ArithOutcome::NonNumeric;
                 };
@@ -349,8 +344,7 @@ impl Store {
                 let seq = s.next_seq();
                 let mut f = if digits.len() <= h.value_len {
                     // In place, padded with spaces like memcached ("10" decr 1 -> "9 ").
-                    // SAFETY: the live item's head chunk, under the lock; no other reference.
-                    let chunk = unsafe { sh.chunk(f.handle) };
+                    let chunk = s.chunk_mut(sh, f.handle);
                     let v = &mut chunk[voff..voff + h.value_len];
                     v[..digits.len()].copy_from_slice(digits);
                     v[digits.len()..].fill(b' ');
@@ -361,7 +355,7 @@ impl Store {
                     f
                 } else {
                     let facts = h.meta & item::FACT_BITS;
-                    let parts: [&[u8]; 1] = [digits];
+                    let parts = [Part::Bytes(digits)];
                     let Some(head) = s.write_new(
                         sh,
                         key,
@@ -376,8 +370,7 @@ impl Store {
                     ) else {
                         return ArithOutcome::OutOfMemory;
                     };
-                    // SAFETY: the item just written, under the shard lock.
-                    let header = item::parse(unsafe { sh.chunk_ref(head) });
+                    let header = item::parse(s.chunk(sh, head));
                     Found {
                         pos: f.pos,
                         handle: head,
@@ -404,7 +397,8 @@ impl Store {
                     let exptime = self.clock.realtime(exptime);
                     let seq = s.next_seq();
                     let digits = buf.format(value).as_bytes();
-                    match s.write_new(sh, key, hash, 0, exptime, seq, 0, &[digits], None, now) {
+                    let parts = [Part::Bytes(digits)];
+                    match s.write_new(sh, key, hash, 0, exptime, seq, 0, &parts, None, now) {
                         Some(_) => ArithOutcome::Created {
                             value,
                             cas: sh.cas_of(seq, s.id),

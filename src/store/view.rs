@@ -1,5 +1,6 @@
 //! What a reader sees of an item: [`ItemView`], valid only inside a store closure.
 
+use super::arena::Owner;
 use super::item;
 use super::shard::Shared;
 
@@ -13,6 +14,9 @@ pub struct ItemView<'a> {
     pub(super) first: &'a [u8],
     pub(super) next: u32,
     pub(super) shared: &'a Shared,
+    /// The item's shard's capability, borrowed from the locked shard: the view cannot
+    /// outlive the lock.
+    pub(super) owner: &'a Owner,
     pub(super) facts: Facts,
 }
 
@@ -109,6 +113,7 @@ impl<'a> ItemView<'a> {
             next: self.next,
             rest: self.value_len - self.first.len(),
             shared: self.shared,
+            owner: self.owner,
         }
     }
 }
@@ -119,6 +124,7 @@ struct ValueChunks<'a> {
     next: u32,
     rest: usize,
     shared: &'a Shared,
+    owner: &'a Owner,
 }
 
 impl<'a> Iterator for ValueChunks<'a> {
@@ -131,10 +137,7 @@ impl<'a> Iterator for ValueChunks<'a> {
         if self.rest == 0 || self.next == 0 {
             return None;
         }
-        // SAFETY: an ItemView only exists inside a store closure, while the lock of the shard
-        // owning the item is held and nothing writes to it; continuation chunks belong to the
-        // same shard. The slice is only read.
-        let c: &'a [u8] = unsafe { self.shared.chunk_ref(self.next) };
+        let c = self.shared.chunk(self.owner, self.next);
         let n = (c.len() - item::CONT_HEADER).min(self.rest);
         self.rest -= n;
         self.next = item::link(c);

@@ -80,8 +80,7 @@ impl Shard {
                     break;
                 }
                 let h = sh.handle(page, slot);
-                // SAFETY: a chunk of this shard's page, read under its lock.
-                let chunk = unsafe { sh.chunk_ref(h) };
+                let chunk = self.chunk(sh, h);
                 let kind = item::kind(chunk);
                 if kind == KEY_FREE || kind == KEY_CONT {
                     continue;

@@ -35,14 +35,11 @@ impl Shard {
             if h == self.pin {
                 continue;
             }
-            // SAFETY: a chunk of this shard's page, read under its lock (continuations of the
-            // pinned item may be referenced for reading elsewhere: only read here).
-            let kind = item::kind(unsafe { sh.chunk_ref(h) });
+            let chunk = self.chunk(sh, h);
+            let kind = item::kind(chunk);
             if kind == KEY_FREE || kind == KEY_CONT {
                 continue;
             }
-            // SAFETY: an unpinned head chunk of this shard; no other reference is alive.
-            let chunk = unsafe { sh.chunk(h) };
             let hd = item::parse(chunk);
             if let Some(dead) = self.liveness(sh, &hd, now) {
                 let st = &mut self.classes[cls].stats;
@@ -56,7 +53,9 @@ impl Shard {
             }
             // Bounded work per eviction: after sparing MAX_SPARED recently used items in a
             // row, the next one goes even if used (a class that is all hot must still make
-            // room without a sweep over millions of chunks under the lock).
+            // room without a sweep over millions of chunks under the lock). The chunk is
+            // borrowed through the owner alone, so the class's counters stay writable.
+            let chunk = sh.chunk_mut(&mut self.owner, h);
             if item::clock_pass(chunk) > 0 && spared < MAX_SPARED {
                 spared += 1;
                 continue;
@@ -102,8 +101,7 @@ impl Shard {
             if h == self.pin || h == self.building {
                 return true;
             }
-            // SAFETY: a chunk of this shard's page, read under its lock.
-            let c = unsafe { sh.chunk_ref(h) };
+            let c = self.chunk(sh, h);
             if item::kind(c) == KEY_CONT {
                 let head = item::rd32(c, 8);
                 if head == self.pin || head == self.building {
@@ -145,7 +143,7 @@ impl Shard {
 
     /// Adds an empty page (just evacuated) to class `to`.
     pub(super) fn attach_page(&mut self, sh: &Shared, to: usize, page: u32) {
-        sh.arena.set_page_class(page, to);
+        sh.arena.claim(page, to, &mut self.owner);
         let c = &mut self.classes[to];
         c.pages.push(page);
         if c.carve_page == 0 {
@@ -156,8 +154,7 @@ impl Shard {
             // list instead (this touches the page, which is in use already anyway).
             for slot in (0..sh.classes.per_page(to)).rev() {
                 let h = sh.handle(page, slot);
-                // SAFETY: the page now belongs to class `to` of this shard; unreferenced.
-                item::write_free(unsafe { sh.chunk(h) }, c.free_head);
+                item::write_free(sh.chunk_mut(&mut self.owner, h), c.free_head);
                 c.free_head = h;
                 c.free += 1;
             }
@@ -179,15 +176,13 @@ impl Shard {
         };
         for slot in 0..limit {
             let h = sh.handle(page, slot);
-            // SAFETY: a chunk of this shard's page, read under its lock.
-            let c = unsafe { sh.chunk_ref(h) };
+            let c = self.chunk(sh, h);
             let head = match item::kind(c) {
                 KEY_FREE => continue,
                 KEY_CONT => item::rd32(c, 8),
                 _ => h,
             };
-            // SAFETY: the head chunk of an item of this shard, read under its lock.
-            let hd = item::parse(unsafe { sh.chunk_ref(head) });
+            let hd = item::parse(self.chunk(sh, head));
             let pos = self.pos_of(sh, head);
             self.unlink(sh, pos, head, &hd);
             self.counters.reassign_evictions += 1;
@@ -199,14 +194,12 @@ impl Shard {
         let mut kept_tail = 0u32;
         let mut kept = 0u64;
         while h != 0 {
-            // SAFETY: free chunks of this shard, read under its lock.
-            let next = item::link(unsafe { sh.chunk_ref(h) });
+            let next = item::link(sh.chunk(&self.owner, h));
             if sh.page_of(h) != page {
                 if kept_tail == 0 {
                     kept_head = h;
                 } else {
-                    // SAFETY: as above; kept_tail != h.
-                    item::wr32(unsafe { sh.chunk(kept_tail) }, 4, h);
+                    item::wr32(sh.chunk_mut(&mut self.owner, kept_tail), 4, h);
                 }
                 kept_tail = h;
                 kept += 1;
@@ -214,8 +207,7 @@ impl Shard {
             h = next;
         }
         if kept_tail != 0 {
-            // SAFETY: as above.
-            item::wr32(unsafe { sh.chunk(kept_tail) }, 4, 0);
+            item::wr32(sh.chunk_mut(&mut self.owner, kept_tail), 4, 0);
         }
         c.free_head = kept_head;
         c.free = kept;

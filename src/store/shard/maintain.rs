@@ -34,8 +34,7 @@ impl Shard {
                 continue;
             }
             let h = sh.handle(page, slot);
-            // SAFETY: a chunk of this shard's page, read under its lock.
-            let chunk = unsafe { sh.chunk_ref(h) };
+            let chunk = self.chunk(sh, h);
             let kind = item::kind(chunk);
             if kind == KEY_FREE || kind == KEY_CONT {
                 continue;
@@ -53,16 +52,16 @@ impl Shard {
             } else if hd.age(now) > AGE_CLAMP {
                 // Access times are kept modulo 2^20 s: hold old ones at AGE_CLAMP so they
                 // never wrap round to look recent.
-                // SAFETY: a live head chunk of this shard, under its lock; `chunk` is no
-                // longer used.
-                item::set_atime(unsafe { sh.chunk(h) }, now.wrapping_sub(AGE_CLAMP));
+                item::set_atime(self.chunk_mut(sh, h), now.wrapping_sub(AGE_CLAMP));
             }
         }
     }
 
     /// Moves up to `budget` slots of a growing index (background help for `maintain()`).
     pub fn migrate_index(&mut self, sh: &Shared, budget: usize) {
-        self.index.migrate(budget, &mut |h| Self::hash_of(sh, h));
+        let owner = &self.owner;
+        self.index
+            .migrate(budget, &mut |h| Self::hash_of(sh, owner, h));
     }
 
     /// Moves pages towards the classes that evict most (memcached's slab_automove): the class

@@ -5,7 +5,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::arena::Arena;
+use super::arena::{Arena, Owner, Slot};
 use super::classes::ClassTable;
 use super::item::{self, Header, CONT_HEADER};
 use crate::clock::RelTime;
@@ -15,6 +15,7 @@ mod evict;
 pub use dump::DumpedItem;
 mod maintain;
 mod walk;
+mod write;
 
 pub use walk::{DumpItem, WalkPos};
 
@@ -76,6 +77,8 @@ impl Shared {
             .hand_page
             .min(g.classes[from].pages.len() - 1);
         let page = g.evacuate(self, from, idx);
+        // Under the giver's lock: it holds the page no more; the caller claims it.
+        self.arena.release(page, &mut g.owner);
         g.counters.slabs_moved += 1;
         Some(page)
     }
@@ -91,11 +94,6 @@ impl Shared {
     }
 
     #[inline]
-    fn slot_of(&self, h: u32) -> usize {
-        (h & ((1u32 << self.slot_bits) - 1)) as usize
-    }
-
-    #[inline]
     fn handle(&self, page: u32, slot: usize) -> u32 {
         (page << self.slot_bits) | slot as u32
     }
@@ -106,32 +104,40 @@ impl Shared {
         self.arena.page_class(self.page_of(h))
     }
 
-    /// The bytes of chunk `h`.
-    ///
-    /// # Safety
-    /// The caller holds the lock of the shard owning the chunk's page and holds no other
-    /// reference to this chunk's bytes while using the result.
+    /// Where chunk `h` lies.
     #[inline]
-    #[allow(clippy::mut_from_ref)]
-    pub unsafe fn chunk(&self, h: u32) -> &mut [u8] {
-        let size = self.classes.size(self.class_of(h));
-        // SAFETY: forwarded to the caller; slot * size + size <= PAGE_SIZE by construction
-        // of the class table (per_page chunks of `size` fit in a page).
-        unsafe {
-            self.arena
-                .bytes(self.page_of(h), self.slot_of(h) * size, size)
+    fn slot(&self, h: u32) -> Slot {
+        Slot {
+            page: self.page_of(h),
+            slot: h & ((1u32 << self.slot_bits) - 1),
         }
     }
 
-    /// The bytes of chunk `h`, for reading.
-    ///
-    /// # Safety
-    /// The caller holds the lock of the shard owning the chunk's page, and nothing writes to
-    /// the chunk while the result is used.
+    /// The bytes of chunk `h` of the shard whose pages `owner` holds, for reading. Callers
+    /// that hold other parts of a shard borrowed use this with `&shard.owner`; others use
+    /// [`Shard::chunk`].
     #[inline]
-    pub unsafe fn chunk_ref(&self, h: u32) -> &[u8] {
-        // SAFETY: forwarded to the caller.
-        unsafe { self.chunk(h) }
+    pub fn chunk<'a>(&'a self, owner: &'a Owner, h: u32) -> &'a [u8] {
+        self.arena.chunk(owner, &self.classes, self.slot(h))
+    }
+
+    /// The bytes of chunk `h`, for writing (see [`Shared::chunk`]).
+    #[inline]
+    pub fn chunk_mut<'a>(&'a self, owner: &'a mut Owner, h: u32) -> &'a mut [u8] {
+        self.arena.chunk_mut(owner, &self.classes, self.slot(h))
+    }
+
+    /// Two distinct chunks at once: `dst` for writing, `src` for reading (see
+    /// [`Arena::chunk_pair`]).
+    #[inline]
+    pub fn chunk_pair<'a>(
+        &'a self,
+        owner: &'a mut Owner,
+        dst: u32,
+        src: u32,
+    ) -> (&'a mut [u8], &'a [u8]) {
+        self.arena
+            .chunk_pair(owner, &self.classes, self.slot(dst), self.slot(src))
     }
 
     /// The exposed CAS of a sequence number in shard `shard`.
@@ -230,10 +236,13 @@ pub struct ShardCounters {
     pub reassign_evictions: u64,
 }
 
-/// A shard.
+/// A shard. It lives behind its lock, so `&Shard` and `&mut Shard` prove the lock is held:
+/// chunk bytes are reached only through its [`Owner`] (see `arena.rs`).
 #[derive(Debug)]
 pub struct Shard {
     pub id: u32,
+    /// The capability to this shard's pages' bytes.
+    owner: Owner,
     pub index: super::index::Index,
     pub classes: Vec<Class>,
     seq: u64,
@@ -249,19 +258,64 @@ pub struct Shard {
     pub counters: ShardCounters,
 }
 
-/// The value being written, as pieces in order.
-pub type Parts<'a> = [&'a [u8]];
+/// A piece of the value being written ([`Shard::write_new`]).
+#[derive(Debug, Clone, Copy)]
+pub enum Part<'a> {
+    /// Bytes from outside the store.
+    Bytes(&'a [u8]),
+    /// The value of a live item of this shard (the item being replaced: append, prepend, a
+    /// rewrite), copied chunk to chunk.
+    Value(Found),
+}
+
+impl Part<'_> {
+    fn len(&self) -> usize {
+        match self {
+            Part::Bytes(b) => b.len(),
+            Part::Value(f) => f.header.value_len,
+        }
+    }
+}
 
 impl Shard {
-    /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot).
+    /// The bytes of chunk `h` of this shard, for reading.
+    #[inline]
+    pub fn chunk<'a>(&'a self, sh: &'a Shared, h: u32) -> &'a [u8] {
+        sh.chunk(&self.owner, h)
+    }
+
+    /// The bytes of chunk `h` of this shard, for writing. This borrows the whole shard; to
+    /// keep a chunk while updating other fields, borrow `sh.chunk_mut(&mut self.owner, h)`.
+    #[inline]
+    pub fn chunk_mut<'a>(&'a mut self, sh: &'a Shared, h: u32) -> &'a mut [u8] {
+        sh.chunk_mut(&mut self.owner, h)
+    }
+
+    /// Chunk `h` written by `f`, then the same chunk for reading, with the shard's owner
+    /// shared again for reading other chunks (a get's bump and its view in one look-up).
+    #[inline]
+    pub fn chunk_update<'a>(
+        &'a mut self,
+        sh: &'a Shared,
+        h: u32,
+        f: impl FnOnce(&mut [u8]),
+    ) -> (&'a [u8], &'a Owner) {
+        sh.arena
+            .chunk_update(&mut self.owner, &sh.classes, sh.slot(h), f)
+    }
+
+    /// A shard whose item handles lie in `handles` (page 1 slot 0 to the last page's last slot),
+    /// holding pages as `owner` (made by the arena for this shard).
     pub fn new(
         id: u32,
+        owner: Owner,
         handles: std::ops::RangeInclusive<u32>,
         classes: usize,
         index_slots: usize,
     ) -> Result<Shard, super::arena::MapFailed> {
         Ok(Shard {
             id,
+            owner,
             index: super::index::Index::new(index_slots, *handles.start(), *handles.end())?,
             classes: (0..classes).map(|_| Class::default()).collect(),
             seq: 0,
@@ -318,9 +372,7 @@ impl Shard {
     pub fn lookup(&mut self, sh: &Shared, key: &[u8], hash: u64, now: RelTime) -> Look {
         let mut header = None;
         let pos = self.index.find(hash, |h| {
-            // SAFETY: indexed handles are chunks of this shard's pages; we hold its lock and
-            // nothing writes to the chunk meanwhile.
-            let c = unsafe { sh.chunk_ref(h) };
+            let c = sh.chunk(&self.owner, h);
             if c[0] as usize != key.len() {
                 return false;
             }
@@ -364,8 +416,7 @@ impl Shard {
         let mut next = if h.chained { h.next } else { 0 };
         self.free_chunk(sh, handle);
         while next != 0 {
-            // SAFETY: continuation chunks belong to this shard; no other reference is alive.
-            let n = item::link(unsafe { sh.chunk_ref(next) });
+            let n = item::link(self.chunk(sh, next));
             self.free_chunk(sh, next);
             next = n;
         }
@@ -374,24 +425,22 @@ impl Shard {
     fn free_chunk(&mut self, sh: &Shared, h: u32) {
         let cls = sh.class_of(h);
         let c = &mut self.classes[cls];
-        // SAFETY: the chunk belongs to this shard and is no longer referenced.
-        item::write_free(unsafe { sh.chunk(h) }, c.free_head);
+        item::write_free(sh.chunk_mut(&mut self.owner, h), c.free_head);
         c.free_head = h;
         c.free += 1;
         c.used -= 1;
     }
 
-    /// The hash of the item whose head is `h` (reads its key).
-    fn hash_of(sh: &Shared, h: u32) -> u64 {
-        // SAFETY: `h` is a head chunk of this shard, read under its lock.
-        let c = unsafe { sh.chunk_ref(h) };
+    /// The hash of the item whose head is `h`, a chunk of `owner`'s (reads its key).
+    fn hash_of(sh: &Shared, owner: &Owner, h: u32) -> u64 {
+        let c = sh.chunk(owner, h);
         let hd = item::parse(c);
         sh.hash(&c[hd.key_off..hd.key_off + hd.key_len])
     }
 
     /// Finds the index position of the item whose head is `h`.
     pub fn pos_of(&self, sh: &Shared, h: u32) -> usize {
-        let hash = Self::hash_of(sh, h);
+        let hash = Self::hash_of(sh, &self.owner, h);
         self.index
             .find(hash, |x| x == h)
             .expect("every head chunk is indexed")
@@ -404,8 +453,7 @@ impl Shard {
             let c = &mut self.classes[cls];
             if c.free_head != 0 {
                 let h = c.free_head;
-                // SAFETY: a free chunk of this shard, not referenced elsewhere.
-                c.free_head = item::link(unsafe { sh.chunk(h) });
+                c.free_head = item::link(sh.chunk(&self.owner, h));
                 c.free -= 1;
                 c.used += 1;
                 return Some(h);
@@ -419,7 +467,7 @@ impl Shard {
                 c.used += 1;
                 return Some(h);
             }
-            if let Some(page) = sh.arena.take_page(cls) {
+            if let Some(page) = sh.arena.take_page(cls, &mut self.owner) {
                 c.pages.push(page);
                 c.carve_page = page;
                 c.carve_next = 0;
@@ -463,8 +511,7 @@ impl Shard {
         let big = sh.classes.largest();
         let size = sh.classes.size(big);
         let head = self.alloc_chunk(sh, big, now)?;
-        // SAFETY: freshly allocated chunk of this shard.
-        item::write_cont(unsafe { sh.chunk(head) }, 0);
+        item::write_cont(self.chunk_mut(sh, head), 0);
         self.building = head;
         let mut rest = value_len.saturating_sub(size - hdr_and_key);
         let mut tail = head;
@@ -476,12 +523,10 @@ impl Shard {
                 ok = false;
                 break;
             };
-            // SAFETY: freshly allocated chunk of this shard.
-            let c = unsafe { sh.chunk(h) };
+            let c = self.chunk_mut(sh, h);
             item::write_cont(c, 0);
             item::wr32(c, 8, head);
-            // SAFETY: `tail` is a chunk of the chain being built (distinct from `h`).
-            item::wr32(unsafe { sh.chunk(tail) }, 4, h);
+            item::wr32(self.chunk_mut(sh, tail), 4, h);
             tail = h;
             rest = rest.saturating_sub(sh.classes.size(cls) - CONT_HEADER);
         }
@@ -489,8 +534,7 @@ impl Shard {
         if !ok {
             let mut h = head;
             while h != 0 {
-                // SAFETY: a chunk of the partial chain.
-                let n = item::link(unsafe { sh.chunk(h) });
+                let n = item::link(self.chunk(sh, h));
                 self.free_chunk(sh, h);
                 h = n;
             }
@@ -502,7 +546,8 @@ impl Shard {
     /// Writes a new item into freshly allocated chunks and indexes it. `pos` is the index
     /// position of the item it replaces (which the caller frees), if any. `facts` are the meta
     /// bits it starts with (`item::FETCHED`, `STALE`, `TOKEN_SENT`, `KEY_BINARY`; 0 for a
-    /// plain store); its access time is `now`.
+    /// plain store); its access time is `now`. A [`Part::Value`] must be the value of
+    /// `replacing`, which stays pinned (not evicted) while the new chunks are allocated.
     #[allow(clippy::too_many_arguments)]
     pub fn write_new(
         &mut self,
@@ -513,11 +558,15 @@ impl Shard {
         exptime: RelTime,
         seq: u64,
         facts: u32,
-        parts: &Parts<'_>,
+        parts: &[Part<'_>],
         replacing: Option<Found>,
         now: RelTime,
     ) -> Option<u32> {
-        let value_len: usize = parts.iter().map(|p| p.len()).sum();
+        let value_len: usize = parts.iter().map(Part::len).sum();
+        debug_assert!(parts.iter().all(|p| match p {
+            Part::Value(f) => replacing.is_some_and(|r| r.handle == f.handle),
+            Part::Bytes(_) => true,
+        }));
         let plain_hdr = item::header_len(flags, exptime, false);
         let chained = sh
             .classes
@@ -530,10 +579,6 @@ impl Shard {
         let head = head?;
         // The old item may have been found again at another index position if the allocator
         // removed entries; positions only change on insert, so `replacing.pos` is still valid.
-        // SAFETY: `head` is our fresh chunk; the old item's chunks (read below through
-        // `parts`) are distinct chunks.
-        let chunk = unsafe { sh.chunk(head) };
-        let first_next = if chained { item::link(chunk) } else { 0 };
         let it = item::NewItem {
             key,
             flags,
@@ -542,39 +587,38 @@ impl Shard {
             now,
             facts,
         };
+        let chunk = self.chunk_mut(sh, head);
+        let first_next = if chained { item::link(chunk) } else { 0 };
         let voff = item::write_header(chunk, &it, value_len, chained.then_some(first_next));
-        let mut dst: &mut [u8] = if chained {
-            &mut chunk[voff..]
+        if let (false, [Part::Bytes(b)]) = (chained, parts) {
+            // The common store: one piece into one chunk.
+            chunk[voff..voff + b.len()].copy_from_slice(b);
         } else {
-            &mut chunk[voff..voff + value_len]
-        };
-        let mut next = first_next;
-        for part in parts.iter() {
-            let mut src: &[u8] = part;
-            while !src.is_empty() {
-                if dst.is_empty() {
-                    // SAFETY: the next chunk of the fresh chain; distinct from all others held.
-                    let c = unsafe { sh.chunk(next) };
-                    next = item::link(c);
-                    dst = &mut c[CONT_HEADER..];
+            let end = if chained {
+                chunk.len()
+            } else {
+                voff + value_len
+            };
+            let mut dst = write::Dst::new(head, voff, end, first_next);
+            for part in parts {
+                match part {
+                    Part::Bytes(b) => self.put(sh, &mut dst, b),
+                    Part::Value(f) => self.put_value(sh, &mut dst, f),
                 }
-                let n = src.len().min(dst.len());
-                let (d, rest) = std::mem::take(&mut dst).split_at_mut(n);
-                d.copy_from_slice(&src[..n]);
-                dst = rest;
-                src = &src[n..];
             }
         }
         let cls = sh.class_of(head);
+        let owner = &self.owner;
         if replacing.is_none()
             && self
                 .index
-                .insert(hash, head, &sh.arena.faults, |h| Self::hash_of(sh, h))
+                .insert(hash, head, &sh.arena.faults, |h| {
+                    Self::hash_of(sh, owner, h)
+                })
                 .is_err()
         {
             // The index is full and cannot grow: the item is not stored.
-            // SAFETY: our fresh head chunk, under the lock; `chunk` is no longer used.
-            let written = item::parse(unsafe { sh.chunk_ref(head) });
+            let written = item::parse(self.chunk(sh, head));
             self.free_item(sh, head, &written);
             self.classes[cls].stats.outofmemory += 1;
             return None;
@@ -613,8 +657,7 @@ impl Shard {
         now: RelTime,
     ) -> Option<Found> {
         if item::has_exptime_field(&f.header) {
-            // SAFETY: the live item's head chunk, under the lock.
-            item::set_exptime(unsafe { sh.chunk(f.handle) }, &f.header, exptime);
+            item::set_exptime(self.chunk_mut(sh, f.handle), &f.header, exptime);
             let mut hd = f.header;
             hd.exptime = exptime;
             return Some(Found { header: hd, ..f });
@@ -622,9 +665,6 @@ impl Shard {
         if exptime == 0 {
             return Some(f);
         }
-        let parts = self.value_parts(sh, &f);
-        // SAFETY of the slices in `parts`: they point into the old item, pinned during the
-        // allocation in write_new and distinct from the new chunks.
         let head = self.write_new(
             sh,
             key,
@@ -633,15 +673,14 @@ impl Shard {
             exptime,
             f.header.seq,
             f.header.meta & item::FACT_BITS,
-            &parts,
+            &[Part::Value(f)],
             Some(f),
             now,
         )?;
         self.counters.total_items -= 1;
         let cls = sh.class_of(head);
         self.classes[cls].stats.cmd_set -= 1;
-        // SAFETY: our new head chunk, under the lock; no other reference.
-        let chunk = unsafe { sh.chunk(head) };
+        let chunk = self.chunk_mut(sh, head);
         // The same item, moved: it keeps its access time (a touch stamps it when it bumps).
         item::set_atime(chunk, f.header.atime);
         let header = item::parse(chunk);
@@ -650,32 +689,6 @@ impl Shard {
             handle: head,
             header,
         })
-    }
-
-    /// The value of a live item as slices into item memory.
-    pub fn value_parts<'s>(&self, sh: &'s Shared, f: &Found) -> Vec<&'s [u8]> {
-        let mut out = Vec::new();
-        // SAFETY: the live item's chunks, read under the lock; the slices are only read while
-        // the item stays pinned (see write_new).
-        let chunk: &'s [u8] = unsafe { sh.chunk_ref(f.handle) };
-        let voff = f.header.key_off + f.header.key_len;
-        if !f.header.chained {
-            out.push(&chunk[voff..voff + f.header.value_len]);
-            return out;
-        }
-        let first = (chunk.len() - voff).min(f.header.value_len);
-        out.push(&chunk[voff..voff + first]);
-        let mut rest = f.header.value_len - first;
-        let mut next = f.header.next;
-        while rest > 0 && next != 0 {
-            // SAFETY: continuation chunks of the live item.
-            let c: &'s [u8] = unsafe { sh.chunk_ref(next) };
-            let n = (c.len() - CONT_HEADER).min(rest);
-            out.push(&c[CONT_HEADER..CONT_HEADER + n]);
-            rest -= n;
-            next = item::link(c);
-        }
-        out
     }
 
     /// Seconds since the last access of the next item the CLOCK hand of class `cls` will look
@@ -692,8 +705,7 @@ impl Shard {
             if page == c.carve_page && slot >= c.carve_next as usize {
                 return None;
             }
-            // SAFETY: a chunk of this shard's page, read under its lock.
-            let chunk = unsafe { sh.chunk_ref(sh.handle(page, slot)) };
+            let chunk = self.chunk(sh, sh.handle(page, slot));
             let kind = item::kind(chunk);
             if kind != item::KEY_FREE && kind != item::KEY_CONT {
                 return Some(item::parse(chunk).age(now));

@@ -76,8 +76,7 @@ impl Shard {
                 continue;
             }
             let h = sh.handle(page, slot);
-            // SAFETY: a chunk of this shard's page, read under its lock.
-            let chunk = unsafe { sh.chunk_ref(h) };
+            let chunk = self.chunk(sh, h);
             let kind = item::kind(chunk);
             if kind == KEY_FREE || kind == KEY_CONT {
                 continue;
@@ -129,8 +128,7 @@ impl Shard {
             if s.liveness(sh, hd, now).is_some() {
                 return;
             }
-            // SAFETY: the head chunk just parsed, read under this shard's lock.
-            let chunk = unsafe { sh.chunk_ref(h) };
+            let chunk = s.chunk(sh, h);
             emit(&DumpItem {
                 key: &chunk[hd.key_off..hd.key_off + hd.key_len],
                 exptime: hd.exptime,
@@ -150,7 +148,7 @@ impl Shard {
         let idx = (0..n).find(|&i| !self.page_is_pinned(sh, cls, self.classes[cls].pages[i]));
         let Some(idx) = idx else { return false };
         let page = self.evacuate(sh, cls, idx);
-        sh.arena.give_page(page);
+        sh.arena.give_page(page, &mut self.owner);
         self.counters.slabs_moved += 1;
         true
     }
@@ -158,7 +156,7 @@ impl Shard {
     /// Takes a page given back to the arena's pool earlier for class `cls`. Returns whether
     /// there was one.
     pub fn adopt_page(&mut self, sh: &Shared, cls: usize) -> bool {
-        let Some(page) = sh.arena.take_returned_page(cls) else {
+        let Some(page) = sh.arena.take_returned_page(cls, &mut self.owner) else {
             return false;
         };
         self.attach_page(sh, cls, page);

@@ -1,0 +1,361 @@
+//! Store-level tests small enough for Miri (docs/testing.md, "Miri"): every path that reaches
+//! chunk bytes (stores of small and chained items; append, prepend and touch rewrites copying
+//! chunk to chunk; incr in place and grown; deletes; eviction; page moves between classes,
+//! between shards and through the pool; the crawler; the dumps), on a small `-m`, checked
+//! against a model of what was stored. Counts shrink under `cfg(miri)`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::*;
+
+fn store_with(kilobytes: usize, growth_factor: Option<f64>) -> (Store, Arc<Clock>) {
+    let clock = Arc::new(Clock::manual(1_700_000_000));
+    let config = StoreConfig {
+        memory_limit: kilobytes << 10,
+        hashpower_init: Some(8),
+        growth_factor,
+        ..StoreConfig::default()
+    };
+    (Store::new(config, clock.clone()).unwrap(), clock)
+}
+
+fn store(megabytes: usize) -> (Store, Arc<Clock>) {
+    store_with(megabytes << 10, None)
+}
+
+fn set(s: &Store, mode: SetMode, key: &[u8], value: &[u8], exptime: i64) -> StoreOutcome {
+    s.set(&SetRequest {
+        mode,
+        key,
+        value,
+        exptime,
+        ..SetRequest::default()
+    })
+    .0
+}
+
+fn get_with(s: &Store, req: &GetRequest<'_>) -> Option<Vec<u8>> {
+    match s.get(req, |v| v.value_chunks().collect::<Vec<_>>().concat()) {
+        Lookup::Hit(v) => Some(v),
+        _ => None,
+    }
+}
+
+fn get(s: &Store, key: &[u8]) -> Option<Vec<u8>> {
+    get_with(
+        s,
+        &GetRequest {
+            key,
+            ..GetRequest::default()
+        },
+    )
+}
+
+/// `len` bytes that differ with `seed`, so bytes of another item or version show, and every
+/// 64th byte marks its position, so bytes moved within a value show too. (A fill and a few
+/// stores: filling byte by byte would take minutes under Miri.)
+fn value(seed: u64, len: usize) -> Vec<u8> {
+    let mut v = vec![(seed % 251) as u8; len];
+    for (i, b) in v.iter_mut().enumerate().step_by(64) {
+        *b = (i / 64) as u8 ^ (seed as u8).rotate_left(3);
+    }
+    v
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
+
+/// The shard `key` lives in.
+fn shard_of(s: &Store, key: &[u8]) -> usize {
+    (s.shared.hash(key) as usize) & s.shared.shard_mask
+}
+
+#[test]
+fn mixed_operations_on_a_small_store_keep_every_value_intact() {
+    // Miri runs about a thousand times slower: the short run only there.
+    let runs: &[usize] = if cfg!(miri) { &[400] } else { &[400, 20_000] };
+    for &ops in runs {
+        mixed_operations(ops);
+    }
+}
+
+fn mixed_operations(ops: usize) {
+    // 512 KiB: 8 pages for 8 classes (factor 2), so classes fill and evict, and pages move
+    // between classes; values up to 6 chunks of the largest class.
+    let (s, clock) = store_with(512, Some(2.0));
+    let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for op in 0..ops {
+        let key = format!("k{}", rng.below(300)).into_bytes();
+        let len = match rng.below(4) {
+            0 => rng.below(40) as usize,
+            1 | 2 => rng.below(900) as usize,
+            _ => 4_000 + rng.below(20_000) as usize,
+        };
+        let v = value(op as u64, len);
+        match rng.below(10) {
+            0..=3 => match set(&s, SetMode::Set, &key, &v, 0) {
+                StoreOutcome::Stored => {
+                    model.insert(key.clone(), v);
+                }
+                // No page could be freed for it (the chain being built and the item being
+                // replaced are pinned): as memcached, the old value is dropped.
+                StoreOutcome::OutOfMemory => {
+                    model.remove(&key);
+                    assert_eq!(get(&s, &key), None);
+                }
+                other => panic!("set {key:?}: {other:?}"),
+            },
+            4 | 5 => {
+                let mode = if rng.below(2) == 0 {
+                    SetMode::Append
+                } else {
+                    SetMode::Prepend
+                };
+                let got = set(&s, mode, &key, &v, 0);
+                match model.get_mut(&key) {
+                    Some(old) if got == StoreOutcome::Stored => {
+                        *old = if mode == SetMode::Append {
+                            [&old[..], &v[..]].concat()
+                        } else {
+                            [&v[..], &old[..]].concat()
+                        };
+                    }
+                    // Evicted (or too large): the model forgets it below.
+                    _ => {}
+                }
+            }
+            6 => {
+                // A touch gives a never-expiring item an exptime field: the item is rewritten,
+                // its value copied chunk to chunk.
+                let req = GetRequest {
+                    key: &key,
+                    touch: Some(3_600),
+                    ..GetRequest::default()
+                };
+                let got = get_with(&s, &req);
+                if let Some(got) = got {
+                    assert_eq!(Some(&got), model.get(&key), "touch of {key:?}");
+                }
+            }
+            7 => {
+                let n = format!("{}", rng.below(1_000));
+                if set(&s, SetMode::Set, &key, n.as_bytes(), 0) != StoreOutcome::Stored {
+                    model.remove(&key);
+                    continue;
+                }
+                let delta = rng.below(100_000);
+                let out = s.arith(&ArithRequest {
+                    key: &key,
+                    incr: true,
+                    delta,
+                    ..ArithRequest::default()
+                });
+                let ArithOutcome::Updated { value: sum, .. } = out else {
+                    panic!("incr of a stored number: {out:?}");
+                };
+                assert_eq!(sum, n.parse::<u64>().unwrap() + delta);
+                // In place (padded with spaces) when the digits fit, else a new item.
+                let stored = get(&s, &key).expect("just stored");
+                assert_eq!(
+                    std::str::from_utf8(&stored).unwrap().trim_end(),
+                    sum.to_string()
+                );
+                model.insert(key.clone(), stored);
+            }
+            8 => {
+                let present = get(&s, &key).is_some();
+                let gone = s.delete(&DeleteRequest {
+                    key: &key,
+                    ..DeleteRequest::default()
+                });
+                assert_eq!(gone == DeleteOutcome::Deleted, present, "delete {key:?}");
+                model.remove(&key);
+            }
+            _ => {}
+        }
+        match get(&s, &key) {
+            Some(got) => assert_eq!(Some(&got), model.get(&key), "op {op}: {key:?}"),
+            None => {
+                model.remove(&key);
+            }
+        }
+        if op % 97 == 0 {
+            clock.advance(1);
+            s.maintain();
+        }
+    }
+    // Every item the model still has reads back as written; the counters agree.
+    let mut live = 0;
+    for (k, v) in &model {
+        if let Some(got) = get(&s, k) {
+            assert_eq!(&got, v, "{k:?}");
+            live += 1;
+        }
+    }
+    let stats = s.stats();
+    assert_eq!(stats.curr_items, live);
+    assert!(stats.evictions > 0, "the test must evict: {stats:?}");
+}
+
+/// Items of `len` bytes stored under fresh keys of shard `shard` until `n` are stored.
+fn fill_shard(s: &Store, shard: usize, n: usize, len: usize, tag: &str) -> Vec<Vec<u8>> {
+    let mut keys = Vec::new();
+    let mut i = 0u64;
+    while keys.len() < n {
+        let key = format!("{tag}{i}").into_bytes();
+        i += 1;
+        if shard_of(s, &key) != shard {
+            continue;
+        }
+        assert_eq!(
+            set(s, SetMode::Set, &key, &value(i, len), 0),
+            StoreOutcome::Stored
+        );
+        keys.push(key);
+    }
+    keys
+}
+
+#[test]
+fn a_shard_without_pages_takes_one_from_another_shard() {
+    // 8 MiB: 128 pages, two shards. Shard 0 takes every page; a store in shard 1 then has no
+    // page of its own, nothing to evict and no class to take from, so it takes a page from
+    // shard 0 (`steal_remote`): released under shard 0's lock, claimed under shard 1's.
+    let (s, _) = store(8);
+    assert_eq!(s.shared.shards.len(), 2);
+    // 60,000-byte values: 15 chunks of 4 KiB each, so 128 pages hold ~136 of them.
+    let len = 60_000;
+    let keys = fill_shard(&s, 0, 160, len, "a");
+    assert_eq!(
+        s.stats().total_malloced,
+        8 << 20,
+        "shard 0 holds every page"
+    );
+    let theirs = fill_shard(&s, 1, 3, 5_000, "b");
+    for (i, k) in theirs.iter().enumerate() {
+        let stored = get(&s, k).expect("stored in a page taken from shard 0");
+        assert_eq!(stored.len(), 5_000, "{i}");
+    }
+    assert!(s.stats().slabs_moved > 0);
+    // What shard 0 kept is intact.
+    let kept = keys.iter().filter_map(|k| get(&s, k)).count();
+    assert!(kept > 100, "{kept}");
+}
+
+#[test]
+fn two_threads_on_a_full_two_shard_store_read_back_what_they_wrote() {
+    // Both shards write at once into a full arena, each evicting and taking pages from the
+    // other; under Miri this checks the page hand-over between threads for data races.
+    let (s, _) = store(8);
+    let rounds = if cfg!(miri) { 40 } else { 2_000 };
+    fill_shard(&s, 0, 150, 60_000, "fill");
+    std::thread::scope(|t| {
+        for shard in 0..2 {
+            let s = &s;
+            t.spawn(move || {
+                let mut rng = Rng(0xDEAD_BEEF ^ shard as u64);
+                let mut i = 0u64;
+                let mut done = 0;
+                while done < rounds {
+                    i += 1;
+                    let key = format!("t{shard}-{}", i % 64).into_bytes();
+                    if shard_of(s, &key) != shard {
+                        continue;
+                    }
+                    let v = value(i, 1 + rng.below(20_000) as usize);
+                    if set(s, SetMode::Set, &key, &v, 0) == StoreOutcome::Stored {
+                        if let Some(got) = get(s, &key) {
+                            assert_eq!(got, v);
+                        }
+                    }
+                    done += 1;
+                }
+            });
+        }
+    });
+    assert!(s.stats().curr_items > 0);
+}
+
+#[test]
+fn operator_walks_and_page_moves_keep_items_intact() {
+    let (s, clock) = store(2);
+    let mut keys = Vec::new();
+    for i in 0..240u64 {
+        let key = format!("op{i}").into_bytes();
+        let len = [10, 100, 1_000, 6_000][i as usize % 4];
+        let exptime = if i % 3 == 0 { 5 } else { 0 };
+        assert_eq!(
+            set(&s, SetMode::Set, &key, &value(i, len), exptime),
+            StoreOutcome::Stored
+        );
+        keys.push((key, value(i, len), exptime));
+    }
+    // Meta: an invalidated item stays, stale; a vivified one is created empty.
+    let md = s.delete(&DeleteRequest {
+        key: b"op1",
+        invalidate: true,
+        ..DeleteRequest::default()
+    });
+    assert_eq!(md, DeleteOutcome::Deleted);
+    let won = s.get(
+        &GetRequest {
+            key: b"op1",
+            win_tokens: true,
+            ..GetRequest::default()
+        },
+        |v| (v.stale(), v.won()),
+    );
+    assert_eq!(won, Lookup::Hit((true, true)));
+    let made = s.get(
+        &GetRequest {
+            key: b"fresh",
+            vivify: Some(30),
+            win_tokens: true,
+            ..GetRequest::default()
+        },
+        |v| (v.created(), v.value_len()),
+    );
+    assert_eq!(made, Lookup::Hit((true, 0)));
+    // Dumps read every live item's key.
+    let small = s.class_id(3, 0, false, 1_000);
+    let dumped = s.cachedump(small, 0, 1 << 20);
+    assert!(!dumped.is_empty());
+    let mut cursor = DumpCursor::default();
+    let mut seen = 0;
+    while !s.metadump(&Classes::All, &mut cursor, &mut |_| seen += 1) {}
+    assert_eq!(seen as u64, s.stats().curr_items);
+    // Pages of the chained items' class to the pool and back to another class, and straight
+    // to another class.
+    let big = s.class_count() as i32;
+    assert_eq!(s.reassign(big, 0), ReassignOutcome::Moved);
+    assert_eq!(s.reassign(0, small as i32), ReassignOutcome::Moved);
+    assert_eq!(s.reassign(big, small as i32), ReassignOutcome::Moved);
+    // A lowered limit gives pages back on maintain(); the crawler reclaims the expired.
+    assert!(s.set_memory_limit(1 << 20));
+    clock.advance(10);
+    for _ in 0..4 {
+        s.maintain();
+    }
+    assert!(s.stats().total_malloced <= 1 << 20);
+    assert!(s.stats().crawler_reclaimed > 0);
+    assert!(s.set_memory_limit(2 << 20));
+    for (key, v, exptime) in &keys {
+        if let Some(got) = get(&s, key) {
+            assert_eq!(*exptime, 0, "an expired item is gone");
+            if key != b"op1" {
+                assert_eq!(&got, v);
+            }
+        }
+    }
+}
