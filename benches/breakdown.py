@@ -26,17 +26,24 @@ import servers  # noqa: E402
 import sidebyside  # noqa: E402
 
 
-def strace_counts(pid, run):
-    """Runs `run()` with strace counting the server's system calls; (calls by name, result)."""
-    fd, path = tempfile.mkstemp(prefix="tern-breakdown-strace-")
+def attached(cmd, prefix, run):
+    """Runs `run()` with the tool `cmd(output path)` names attached to the server (SIGINT once
+    `run` returns); (path of what it wrote, result). The caller removes the file."""
+    fd, path = tempfile.mkstemp(prefix=prefix)
     os.close(fd)
-    tracer = subprocess.Popen(["strace", "-f", "-c", "-o", path, "-p", str(pid)],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tool = subprocess.Popen(cmd(path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         result = run()
     finally:
-        tracer.send_signal(2)
-        tracer.wait(timeout=30)
+        tool.send_signal(2)
+        tool.wait(timeout=60)
+    return path, result
+
+
+def strace_counts(pid, run):
+    """Runs `run()` with strace counting the server's system calls; (calls by name, result)."""
+    path, result = attached(lambda out: ["strace", "-f", "-c", "-o", out, "-p", str(pid)],
+                            "tern-breakdown-strace-", run)
     calls = {}
     with open(path) as f:
         for line in f:
@@ -50,15 +57,8 @@ def strace_counts(pid, run):
 
 def perf_profile(pid, run, top):
     """Runs `run()` with perf sampling the server; (kernel share, top symbols, result)."""
-    fd, path = tempfile.mkstemp(prefix="tern-breakdown-perf-")
-    os.close(fd)
-    rec = subprocess.Popen(["perf", "record", "-F", "999", "-o", path, "-p", str(pid)],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        result = run()
-    finally:
-        rec.send_signal(2)
-        rec.wait(timeout=60)
+    path, result = attached(lambda out: ["perf", "record", "-F", "999", "-o", out, "-p", str(pid)],
+                            "tern-breakdown-perf-", run)
 
     def report(sort):
         out = subprocess.run(["perf", "report", "-i", path, "--no-children", "--sort", sort,

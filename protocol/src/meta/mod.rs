@@ -128,15 +128,7 @@ impl<'a> MetaRequest<'a> {
 
     /// The key as sent (base64 keys still encoded); empty for `mn`.
     pub fn raw_key(&self) -> &'a [u8] {
-        match *self {
-            MetaRequest::Get { key, .. }
-            | MetaRequest::Set { key, .. }
-            | MetaRequest::SetTooLarge { key, .. }
-            | MetaRequest::Delete { key, .. }
-            | MetaRequest::Arith { key, .. }
-            | MetaRequest::Debug { key } => key.raw(),
-            MetaRequest::Noop => b"",
-        }
+        self.key().map_or(b"", |key| key.raw())
     }
 }
 
