@@ -200,7 +200,16 @@ fn pages_move_to_a_new_size_class_within_a_few_ticks() {
         pages_big >= 64,
         "1000-byte class has {pages_big} pages: {after:?}"
     );
-    assert!(s.stats().slabs_moved > 0);
+    let st = s.stats();
+    assert!(st.slabs_moved > 0);
+    // Every item stored (each set a new key, none expiring) is still there, was evicted, or
+    // went with a moved page (`slab_reassign_evictions_nomem`): nothing leaves uncounted.
+    assert!(st.reassign_evictions > 0, "{st:?}");
+    assert_eq!(
+        st.curr_items + st.evictions + st.reassign_evictions,
+        100_000 + i,
+        "{st:?}"
+    );
     // The moved pages serve the new class: most recent big items are there.
     let recent = (i - 500..=i)
         .filter(|j| {

@@ -126,19 +126,20 @@ impl Shared {
             u8::from(store.hash_is_expanding).to_string(),
         );
         if self.settings.slab_reassign {
-            // tern's page mover evicts what a moved page holds (counted in
-            // `slab_reassign_evictions_nomem` by memcached only when no memory is left to
-            // rescue into); it rescues nothing, so the rescue counters stay 0.
-            for name in [
-                "slab_reassign_rescues",
-                "slab_reassign_chunk_rescues",
-                "slab_reassign_evictions_nomem",
-                "slab_reassign_inline_reclaim",
-                "slab_reassign_busy_items",
-                "slab_reassign_busy_deletes",
-                "slab_reassign_running",
+            // tern's page mover evicts the live items a moved page holds; memcached counts
+            // those it could not rescue into other chunks in `slab_reassign_evictions_nomem`,
+            // and tern rescues none, so every one is counted there and the rescue counters
+            // stay 0.
+            for (name, value) in [
+                ("slab_reassign_rescues", 0),
+                ("slab_reassign_chunk_rescues", 0),
+                ("slab_reassign_evictions_nomem", store.reassign_evictions),
+                ("slab_reassign_inline_reclaim", 0),
+                ("slab_reassign_busy_items", 0),
+                ("slab_reassign_busy_deletes", 0),
+                ("slab_reassign_running", 0),
             ] {
-                put(name, "0".to_string());
+                put(name, value.to_string());
             }
             put("slabs_moved", store.slabs_moved.to_string());
         }

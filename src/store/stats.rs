@@ -37,6 +37,9 @@ pub struct StoreStats {
     pub total_malloced: u64,
     /// Pages moved between slab classes.
     pub slabs_moved: u64,
+    /// Live items dropped because the page holding them was moved to another class (tern
+    /// rescues none; memcached's `slab_reassign_evictions_nomem`).
+    pub reassign_evictions: u64,
 }
 
 /// The store's own bookkeeping, read in one pass for consistency checks (the fuzz targets
@@ -164,6 +167,7 @@ impl Store {
             hash_is_expanding: expanding,
             total_malloced: u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64,
             slabs_moved: t.slabs_moved,
+            reassign_evictions: t.reassign_evictions,
         }
     }
 
