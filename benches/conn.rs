@@ -3,13 +3,15 @@
 //!
 //! `cargo bench --bench conn` (criterion; each reports requests per second). A loopback run
 //! adds about two system calls per request to these figures (a read and a write); the
-//! side-by-side harness measures the whole (docs/performance.md).
+//! side-by-side harness measures the whole (docs/performance.md). With `TERN_CONN_WORKLOAD`
+//! and `TERN_CONN_REQUESTS` set it serves that many requests of one workload and exits, for
+//! counting instructions (cachegrind) rather than timing.
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use criterion::{criterion_group, Criterion, Throughput};
 use tern::clock::Clock;
 use tern::config::Settings;
 use tern::server::stats::ThreadStats;
@@ -185,5 +187,35 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
+/// A fixed number of requests of one workload, outside criterion, for instruction counters:
+/// `TERN_CONN_WORKLOAD=<workload> TERN_CONN_REQUESTS=<n>` (see docs/performance.md).
+fn count(workload: &str, n: usize) {
+    let handle = filled();
+    let reqs = requests(workload);
+    let stats = ThreadStats::default();
+    let mut pool = BufferPool::new();
+    let mut conn = Conn::new();
+    let mut written = 0;
+    for i in 0..n {
+        let mut pipe = Pipe {
+            input: &reqs[i % VARIANTS],
+            written: 0,
+        };
+        drive(&mut conn, &mut pipe, handle.shared(), &stats, &mut pool);
+        written += pipe.written;
+    }
+    println!("{workload}: {n} requests, {written} bytes of replies");
+}
+
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    if let (Ok(workload), Ok(n)) = (
+        std::env::var("TERN_CONN_WORKLOAD"),
+        std::env::var("TERN_CONN_REQUESTS"),
+    ) {
+        return count(&workload, n.parse().expect("TERN_CONN_REQUESTS: a number"));
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
