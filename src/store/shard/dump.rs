@@ -2,7 +2,7 @@
 //! them (`item_cachedump`).
 
 use super::Shard;
-use crate::store::item::{self, KEY_CONT, KEY_FREE};
+use crate::store::item;
 use crate::store::Store;
 
 /// What `stats cachedump` shows of an item.
@@ -75,20 +75,20 @@ impl Shard {
         let per_page = sh.classes.per_page(cls);
         let c = &self.classes[cls];
         for &page in &c.pages {
-            for slot in 0..per_page {
-                if page == c.carve_page && slot >= c.carve_next as usize {
-                    break;
-                }
-                let h = sh.handle(page, slot);
-                let chunk = self.chunk(sh, h);
-                let kind = item::kind(chunk);
-                if kind == KEY_FREE || kind == KEY_CONT {
+            // The carve page's uncarved tail is skipped at once, not slot by slot.
+            let carved = if page == c.carve_page {
+                c.carve_next as usize
+            } else {
+                per_page
+            };
+            for slot in 0..carved {
+                let Some((h, hd)) = self.head_in(sh, cls, page, slot) else {
                     continue;
-                }
-                let hd = item::parse(chunk);
+                };
                 if hd.key_binary() || self.liveness(sh, &hd, now).is_some() {
                     continue;
                 }
+                let chunk = self.chunk(sh, h);
                 if !f(&hd, &chunk[hd.key_off..hd.key_off + hd.key_len]) {
                     return false;
                 }

@@ -3,7 +3,7 @@
 
 use super::{Dead, Shard, Shared, AGE_CLAMP};
 use crate::clock::RelTime;
-use crate::store::item::{self, KEY_CONT, KEY_FREE};
+use crate::store::item;
 
 impl Shard {
     /// Crawls up to `budget` chunks, reclaiming expired and flushed items.
@@ -29,17 +29,9 @@ impl Shard {
                 self.crawl_page += 1;
             }
             left -= 1;
-            let c = &self.classes[cls];
-            if page == c.carve_page && slot >= c.carve_next as usize {
+            let Some((h, hd)) = self.head_in(sh, cls, page, slot) else {
                 continue;
-            }
-            let h = sh.handle(page, slot);
-            let chunk = self.chunk(sh, h);
-            let kind = item::kind(chunk);
-            if kind == KEY_FREE || kind == KEY_CONT {
-                continue;
-            }
-            let hd = item::parse(chunk);
+            };
             self.classes[cls].stats.crawler_items_checked += 1;
             if let Some(dead) = self.liveness(sh, &hd, now) {
                 let st = &mut self.classes[cls].stats;

@@ -278,6 +278,29 @@ impl Part<'_> {
 }
 
 impl Shard {
+    /// The item whose head is in `slot` of `page` (a page of class `cls`): its handle and
+    /// header; `None` for a slot not carved yet, a free chunk or a chain's continuation. The
+    /// walks over a class's pages (crawler, `lru_crawler metadump`, `cachedump`) share it.
+    pub(super) fn head_in(
+        &self,
+        sh: &Shared,
+        cls: usize,
+        page: u32,
+        slot: usize,
+    ) -> Option<(u32, Header)> {
+        let c = &self.classes[cls];
+        if page == c.carve_page && slot >= c.carve_next as usize {
+            return None;
+        }
+        let h = sh.handle(page, slot);
+        let chunk = self.chunk(sh, h);
+        let kind = item::kind(chunk);
+        if kind == item::KEY_FREE || kind == item::KEY_CONT {
+            return None;
+        }
+        Some((h, item::parse(chunk)))
+    }
+
     /// The bytes of chunk `h` of this shard, for reading.
     #[inline]
     pub fn chunk<'a>(&'a self, sh: &'a Shared, h: u32) -> &'a [u8] {

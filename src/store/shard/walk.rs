@@ -7,7 +7,7 @@
 
 use super::{Shard, Shared};
 use crate::clock::RelTime;
-use crate::store::item::{self, Header, KEY_CONT, KEY_FREE};
+use crate::store::item::Header;
 
 /// Where a walk over a shard's classes stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -71,18 +71,9 @@ impl Shard {
                 pos.slot = 0;
                 pos.page += 1;
             }
-            let c = &self.classes[cls];
-            if page == c.carve_page && slot >= c.carve_next as usize {
-                continue;
+            if let Some((h, hd)) = self.head_in(sh, cls, page, slot) {
+                visit(self, h, &hd);
             }
-            let h = sh.handle(page, slot);
-            let chunk = self.chunk(sh, h);
-            let kind = item::kind(chunk);
-            if kind == KEY_FREE || kind == KEY_CONT {
-                continue;
-            }
-            let hd = item::parse(chunk);
-            visit(self, h, &hd);
         }
         true
     }
