@@ -13,6 +13,9 @@
 //!   facts about the item (`*Facts` structs).
 //! - Base64 keys (`b`) are checked at parse time and decoded on demand into a caller-owned
 //!   [`KeyBuf`] (no allocation, and the request stays small).
+//! - The common `mg` (a plain key, flags without numbers) has a one-pass parser,
+//!   [`quick_get`], which [`crate::text::parse`] tries first and a connection uses for runs of
+//!   quiet gets; it answers exactly what the general parser answers, or leaves the line to it.
 //! - memcached 1.6.18 has no `E` (explicit CAS) and no `x` (md: drop the value) flag: both are
 //!   refused as unknown flags, as 1.6.18 refuses them.
 
@@ -29,6 +32,7 @@ pub use compose::{
     compose_status, ArithFacts, DebugFacts, HitFacts, Status,
 };
 pub(crate) use parse::{command, Step};
+pub use parse::{quick_get, quick_get_into};
 
 use crate::KEY_MAX_LENGTH;
 

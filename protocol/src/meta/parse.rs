@@ -284,3 +284,108 @@ fn debug_key<'a>(t: &Tokens<'a>) -> Option<MetaKey<'a>> {
     }
     Some(MetaKey::text(raw))
 }
+
+/// The common `mg` in one pass over its line, without splitting it into [`Tokens`] first:
+/// `mg <key> <flags>*` with single spaces, a plain key and only flags that take no number
+/// (`k v q f s t c h l u`) or the opaque `O`, none repeated. Anything else (a NUL, a base64
+/// key, a touch or vivify, an error to report) is `None`, left to the general path, which then
+/// decides exactly as before. When it answers, it answers what the general path would: the
+/// request and the bytes its line occupies.
+///
+/// A quiet multi-get is a run of these lines, one per key; this is what keeps it as cheap as
+/// the text protocol's `get` of the same keys.
+pub fn quick_get(input: &[u8]) -> Option<(MetaRequest<'_>, usize)> {
+    let mut flags = MetaFlags::default();
+    let (key, consumed) = quick_get_into(input, &mut flags)?;
+    Some((MetaRequest::Get { key, flags }, consumed))
+}
+
+/// Whether a byte ends a token of an `mg` line (or, a NUL, the C string holding it).
+const fn ends_token(b: u8) -> bool {
+    matches!(b, b' ' | b'\r' | b'\n' | 0)
+}
+
+/// The length of the token at the start of `bytes`: up to the first byte that
+/// [`ends_token`], eight bytes at a time; `None` if none does.
+fn token_len(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
+    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
+    // The high bit of each zero byte of `v`, exact for the lowest one.
+    let zeros = |v: u64| v.wrapping_sub(ONES) & !v & HIGHS;
+    let mut words = bytes.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+        let found = zeros(w)
+            | zeros(w ^ (ONES * u64::from(b' ')))
+            | zeros(w ^ (ONES * u64::from(b'\r')))
+            | zeros(w ^ (ONES * u64::from(b'\n')));
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    let tail = words.remainder();
+    tail.iter().position(|&b| ends_token(b)).map(|n| at + n)
+}
+
+/// [`quick_get`] writing the flags into `flags` (which a run of lines reuses rather than moving
+/// a new request each time): the key and the bytes the line occupies. `flags` must hold no
+/// numbers (`T`, `N`, `R`, `F`, `C`, `M`, `J`, `D`): as [`MetaFlags::default`] and this
+/// function leave it. On `None`, `flags` holds nothing meaningful.
+#[inline]
+pub fn quick_get_into<'a>(
+    input: &'a [u8],
+    flags: &mut MetaFlags<'a>,
+) -> Option<(MetaKey<'a>, usize)> {
+    debug_assert!(flags.ttl.is_none() && flags.vivify.is_none() && flags.recache.is_none());
+    let rest = input.strip_prefix(b"mg ")?;
+    let key_len = token_len(rest)?;
+    if key_len == 0 || key_len > KEY_MAX_LENGTH {
+        return None;
+    }
+    let key = MetaKey::text(&rest[..key_len]);
+    // The flags and the line's end, from the byte after the key. Each flag is refused if
+    // already set: a repeat is the general path's error.
+    let line = &rest[key_len..];
+    flags.opaque = None;
+    (flags.return_key, flags.return_value, flags.quiet) = (false, false, false);
+    (flags.return_flags, flags.return_size, flags.return_ttl) = (false, false, false);
+    (flags.return_cas, flags.return_hit, flags.return_last_access) = (false, false, false);
+    flags.no_bump = false;
+    let set = |flag: &mut bool| (!std::mem::replace(flag, true)).then_some(());
+    // At `at`: a space and a flag token, or the line's end.
+    let mut at = 0;
+    let end = loop {
+        match *line.get(at)? {
+            b' ' => {
+                let o = *line.get(at + 1)?;
+                // Most flags are one letter; the token goes on to its end.
+                let mut next = at + 2;
+                while !ends_token(*line.get(next)?) {
+                    next += 1;
+                }
+                match o {
+                    b'k' => set(&mut flags.return_key)?,
+                    b'v' => set(&mut flags.return_value)?,
+                    b'q' => set(&mut flags.quiet)?,
+                    b'f' => set(&mut flags.return_flags)?,
+                    b's' => set(&mut flags.return_size)?,
+                    b't' => set(&mut flags.return_ttl)?,
+                    b'c' => set(&mut flags.return_cas)?,
+                    b'h' => set(&mut flags.return_hit)?,
+                    b'l' => set(&mut flags.return_last_access)?,
+                    b'u' => set(&mut flags.no_bump)?,
+                    b'O' if flags.opaque.is_none() => flags.opaque = Some(&line[at + 2..next]),
+                    _ => return None,
+                }
+                at = next;
+            }
+            b'\n' => break at + 1,
+            b'\r' if line.get(at + 1) == Some(&b'\n') => break at + 2,
+            _ => return None,
+        }
+    };
+    flags.tokens = if at > 0 { &line[1..at] } else { &line[..0] };
+    Some((key, 3 + key_len + end))
+}

@@ -311,4 +311,36 @@ proptest! {
             }
         }
     }
+
+    /// The quick `mg` path answers exactly what the general parser answers, whenever it
+    /// answers at all (mg lines built from flag letters, spaces, line ends and NULs).
+    #[test]
+    fn quick_get_agrees_with_the_general_parser(
+        key in prop_oneof![
+            3 => proptest::collection::vec(b'!'..=b'~', 1..=252),
+            1 => proptest::collection::vec(prop_oneof![
+                Just(b'a'), Just(b'\r'), Just(b'k'), Just(0u8), Just(b' '), any::<u8>()
+            ], 0..8),
+        ],
+        flags in proptest::collection::vec(prop_oneof![
+            Just(&b" k"[..]), Just(&b" v"[..]), Just(&b" q"[..]), Just(&b" f"[..]), Just(&b" s"[..]), Just(&b" t"[..]),
+            Just(&b" c"[..]), Just(&b" h"[..]), Just(&b" l"[..]), Just(&b" u"[..]), Just(&b" O"[..]), Just(&b" Oab"[..]),
+            Just(&b" T30"[..]), Just(&b" b"[..]), Just(&b" P"[..]), Just(&b" vx"[..]), Just(&b" "[..]), Just(&b"\r"[..]),
+            Just(&b"\0"[..]), Just(&b"z"[..]), Just(&b" 9"[..]), Just(&b" \xff"[..])
+        ], 0..14),
+        end in prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..]), Just(&b" \r\n"[..]), Just(&b"\r\r\n"[..]), Just(&b""[..])],
+        tail in prop_oneof![Just(&b""[..]), Just(&b"mn\r\n"[..])],
+    ) {
+        let mut input = b"mg ".to_vec();
+        input.extend_from_slice(&key);
+        for f in &flags {
+            input.extend_from_slice(f);
+        }
+        input.extend_from_slice(end);
+        input.extend_from_slice(tail);
+        if let Some((request, consumed)) = super::quick_get(&input) {
+            let general = crate::text::parse_general(&input, &Limits::default());
+            prop_assert_eq!(Ok((Request::Meta(request), consumed)), general);
+        }
+    }
 }

@@ -819,3 +819,37 @@ fn request_key_is_the_raw_token() {
     assert_eq!(Request::Meta(ok(b"mg Zm9v b\r\n")).key(), b"Zm9v");
     assert_eq!(Request::Meta(MetaRequest::Noop).key(), b"");
 }
+
+/// The quick path takes the common quiet multi-get line (so the pipeline stays cheap) and
+/// leaves every line it does not fully understand to the general parser.
+#[test]
+fn quick_get_takes_common_lines_and_leaves_the_rest() {
+    let (request, consumed) = super::quick_get(b"mg foo k v q Oab\r\nmn\r\n").unwrap();
+    assert_eq!(consumed, 18);
+    let MetaRequest::Get { key, flags } = request else {
+        panic!("{request:?}");
+    };
+    assert_eq!(key.raw(), b"foo");
+    assert_eq!(flags.tokens, b"k v q Oab");
+    assert!(flags.return_key && flags.return_value && flags.quiet);
+    assert_eq!(flags.opaque, Some(&b"ab"[..]));
+    assert_eq!(super::quick_get(b"mg foo\n").unwrap().1, 7);
+    for general in [
+        &b"mg foo v"[..],    // no line end yet
+        b"mg foo v \r\n",    // trailing space
+        b"mg  foo v\r\n",    // a run of spaces
+        b"mg Zm9v b v\r\n",  // base64 key
+        b"mg foo T30 v\r\n", // touch
+        b"mg foo v v\r\n",   // duplicate: the general path's error
+        b"mg foo\0x v\r\n",  // NUL ends the C string
+        b"mg foo P v\r\n",   // a proxy hint
+        b"mg foo v\r\r\n",   // a \r kept in the token
+    ] {
+        assert_eq!(super::quick_get(general), None, "{general:?}");
+    }
+    let long = [b'k'; 251];
+    let mut line = b"mg ".to_vec();
+    line.extend_from_slice(&long);
+    line.extend_from_slice(b" v\r\n");
+    assert_eq!(super::quick_get(&line), None);
+}

@@ -26,6 +26,6 @@ pub(crate) mod tokens;
 pub use auth::{parse_auth_line, AuthLineError, AuthLogin, AuthReply};
 pub use compose::{auth_reply_line, compose, compose_request, compose_value_header};
 pub(crate) use parse::byte_count;
-pub use parse::{parse, MAX_LINE_WITHOUT_NEWLINE};
+pub use parse::{parse, parse_general, MAX_LINE_WITHOUT_NEWLINE};
 
 pub use crate::{item_fits, ITEM_HEADER_SIZE};

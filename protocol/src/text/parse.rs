@@ -54,6 +54,19 @@ pub(super) fn refuse(reply: ErrorReply, noreply: bool) -> Refusal {
 /// more input is needed, or the [`ParseError::Protocol`] error memcached would answer. Never
 /// panics; `consumed` never exceeds `input.len()`.
 pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Request<'a>, usize), ParseError> {
+    if let Some((request, consumed)) = crate::meta::quick_get(input) {
+        return Ok((Request::Meta(request), consumed));
+    }
+    parse_general(input, limits)
+}
+
+/// [`parse`] without its quick path for the common `mg` ([`crate::meta::quick_get`]): what
+/// that path must agree with, exposed for the tests and fuzz targets that check it does.
+#[doc(hidden)]
+pub fn parse_general<'a>(
+    input: &'a [u8],
+    limits: &Limits,
+) -> Result<(Request<'a>, usize), ParseError> {
     let Some(newline) = memchr::memchr(b'\n', input) else {
         return Err(incomplete_line(input));
     };
