@@ -390,7 +390,19 @@ fn pipelining_100mb_without_reading_keeps_memory_bounded() {
 /// and reading 10 GB over loopback would take minutes on CI's 2 cores.
 #[test]
 fn multiget_of_1mb_values_holds_output_bound() {
-    let mut d = Daemon::start(&["-m", "128"]);
+    multiget_holds_output_bound(false);
+}
+
+/// The same keys as a quiet meta pipeline (`mg <key> v k q` per key, then `mn`), which tern
+/// serves as runs of lines: each run stops at the output bound too. With `-R` high enough
+/// that the per-event budget never stops a run first.
+#[test]
+fn quiet_meta_pipeline_of_1mb_values_holds_output_bound() {
+    multiget_holds_output_bound(true);
+}
+
+fn multiget_holds_output_bound(meta: bool) {
+    let mut d = Daemon::start(&["-m", "128", "-R", "10000"]);
     let mut c = d.connect();
     const VALUE: usize = 1_000_000;
     const DISTINCT: usize = 16;
@@ -404,11 +416,16 @@ fn multiget_of_1mb_values_holds_output_bound() {
     let rss_before = d.rss();
     let stop = Arc::new(AtomicBool::new(false));
     let bg = serve_in_background(d.addr, "beside-multiget", stop.clone());
-    let mut line = b"get".to_vec();
+    let mut line = if meta { Vec::new() } else { b"get".to_vec() };
     for i in 0..KEYS {
-        line.extend_from_slice(format!(" big:{:02}", i % DISTINCT).as_bytes());
+        let key = format!("big:{:02}", i % DISTINCT);
+        if meta {
+            line.extend_from_slice(format!("mg {key} v k q\r\n").as_bytes());
+        } else {
+            line.extend_from_slice(format!(" {key}").as_bytes());
+        }
     }
-    line.extend_from_slice(b"\r\n");
+    line.extend_from_slice(if meta { b"mn\r\n" } else { b"\r\n" });
     c.send(&line);
     // Read nothing for a while: the reply waits, but not in the server's memory.
     std::thread::sleep(Duration::from_millis(1500));
@@ -425,10 +442,12 @@ fn multiget_of_1mb_values_holds_output_bound() {
         let k = i % DISTINCT;
         head.clear();
         std::io::BufRead::read_until(&mut reader, b'\n', &mut head).unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&head),
+        let header = if meta {
+            format!("VA {VALUE} kbig:{k:02}\r\n")
+        } else {
             format!("VALUE big:{k:02} {k} {VALUE}\r\n")
-        );
+        };
+        assert_eq!(String::from_utf8_lossy(&head), header);
         reader.read_exact(&mut value).unwrap();
         assert!(value[..VALUE].iter().all(|&b| b == b'A' + k as u8));
         assert_eq!(&value[VALUE..], b"\r\n");
@@ -436,9 +455,10 @@ fn multiget_of_1mb_values_holds_output_bound() {
             peak = peak.max(d.rss());
         }
     }
-    let mut end = [0u8; 5];
-    reader.read_exact(&mut end).unwrap();
-    assert_eq!(&end, b"END\r\n");
+    let end: &[u8] = if meta { b"MN\r\n" } else { b"END\r\n" };
+    let mut got = vec![0u8; end.len()];
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(got, end);
     stop.store(true, Ordering::Relaxed);
     let rounds = bg.join().expect("the other client was served");
     assert!(rounds > 0);

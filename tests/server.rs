@@ -214,6 +214,33 @@ fn pipelining_client_yields_after_reqs_per_event() {
     assert!(yields >= 1, "conn_yields = {yields}");
 }
 
+/// A run of quick `mg` lines is served line by line out of the same budget: a pipeline of
+/// them yields too, and every line is answered, in order.
+#[test]
+fn pipelined_meta_gets_yield_after_reqs_per_event() {
+    let tern = Tern::start_with(|s| s.reqs_per_event = 5);
+    let mut c = tern.connect();
+    c.roundtrip(b"ms hit 2\r\nhi\r\n", b"HD\r\n");
+    let mut req = Vec::new();
+    let mut expect = Vec::new();
+    for i in 0..50 {
+        if i % 7 == 0 {
+            req.extend(format!("mg hit v k O{i} q\r\n").as_bytes());
+            expect.extend(format!("VA 2 khit O{i}\r\nhi\r\n").as_bytes());
+        } else {
+            req.extend(format!("mg nope{i} v\r\n").as_bytes());
+            expect.extend(b"EN\r\n");
+        }
+    }
+    req.extend(b"mn\r\n");
+    expect.extend(b"MN\r\n");
+    c.roundtrip(&req, &expect);
+    let yields: u64 = c.stat("conn_yields").parse().unwrap();
+    assert!(yields >= 1, "conn_yields = {yields}");
+    assert_eq!(c.stat("get_hits"), "8");
+    assert_eq!(c.stat("get_misses"), "42");
+}
+
 #[test]
 fn relative_and_absolute_expiry_follow_the_clock() {
     let tern = Tern::start();

@@ -9,6 +9,7 @@
 use std::io::{self, Read, Write};
 
 use tern_protocol::binary::{self, Header, Status, REQUEST_MAGIC};
+use tern_protocol::meta::{self, MetaFlags};
 use tern_protocol::operator::{LruCrawlerRequest, OperatorRequest};
 use tern_protocol::{text, ParseError, Request, Response, WatchEvents};
 
@@ -370,7 +371,7 @@ impl Conn {
             }
             let step = match self.proto {
                 Proto::Binary => self.binary_step(shared, stats),
-                _ => self.text_step(shared, stats),
+                _ => self.text_step(shared, stats, budget),
             };
             match step {
                 Step::Done { consumed, after } => {
@@ -404,7 +405,11 @@ impl Conn {
     }
 
     /// Handles the text request at the start of the input.
-    fn text_step(&mut self, shared: &Shared, stats: &ThreadStats) -> Step {
+    ///
+    /// A run of common meta lines (`mg` that `meta::quick_get_into` reads, `mn`) is served as
+    /// one step, each line after the first taken from `budget` (the caller takes one for the
+    /// step).
+    fn text_step(&mut self, shared: &Shared, stats: &ThreadStats, budget: &mut usize) -> Step {
         // Names the connection in -vv logs, as memcached names it by its descriptor.
         let id = self as *const Conn as usize;
         let input = &self.rbuf[self.rpos..self.rend];
@@ -447,6 +452,16 @@ impl Conn {
             out,
             fd: self.fd,
         };
+        // A run of common `mg` lines and `mn` (a quiet multi-get) skips the general parser;
+        // -vv logging takes the general path, which logs.
+        if !log::log_enabled!(log::Level::Debug) {
+            if let Some(consumed) = quick_meta(input, &mut cx, budget, self.wpos) {
+                return Step::Done {
+                    consumed,
+                    after: After::Continue,
+                };
+            }
+        }
         match text::parse(input, &shared.limits) {
             Ok((request, consumed)) => {
                 let mark = cx.out.len();
@@ -684,6 +699,40 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// Serves the run of common meta lines at the start of `input` (the `mg` lines that
+/// `meta::quick_get_into` reads, and `mn\r\n`, which ends a quiet pipeline) straight through
+/// the meta executor, while `budget` and the output allow: the bytes they occupy, or `None`
+/// when the input does not start with one. The caller takes the first line from `budget`,
+/// this the others; `unsent` is where the output not yet written starts.
+fn quick_meta(input: &[u8], cx: &mut Ctx<'_>, budget: &mut usize, unsent: usize) -> Option<usize> {
+    let latency = cx.shared.observed.latency_on;
+    let mut flags = MetaFlags::default();
+    let mut consumed = 0;
+    loop {
+        if consumed > 0 && (*budget <= 1 || cx.out.len() - unsent >= OUTPUT_HIGH_WATER) {
+            break;
+        }
+        let rest = &input[consumed..];
+        let (n, family) = if let Some((key, n)) = meta::quick_get_into(rest, &mut flags) {
+            super::meta::execute_plain_get(&key, &flags, cx);
+            (n, Family::Get)
+        } else if rest.starts_with(b"mn\r\n") {
+            meta::compose_noop(cx.out);
+            (4, Family::Meta)
+        } else {
+            break;
+        };
+        if latency {
+            cx.stats.latency.note(family, Protocol::Meta);
+        }
+        if consumed > 0 {
+            *budget -= 1;
+        }
+        consumed += n;
+    }
+    (consumed > 0).then_some(consumed)
 }
 
 /// Notes an executed request for the latency histograms (`super::latency`); the worker

@@ -64,6 +64,19 @@ pub fn execute(request: MetaRequest<'_>, cx: &mut Ctx<'_>) -> After {
     After::Continue
 }
 
+/// Executes an `mg` whose key is plain (not base64), as [`execute`] would: the quick path of
+/// a run of `mg` lines, which the connection reads with `tern_protocol::meta::quick_get`.
+pub fn execute_plain_get(key: &MetaKey<'_>, flags: &MetaFlags<'_>, cx: &mut Ctx<'_>) {
+    debug_assert!(!key.is_binary());
+    get(
+        key,
+        key.raw(),
+        flags,
+        ReplyMode::from_quiet(flags.quiet),
+        cx,
+    );
+}
+
 fn error(reply: ErrorReply, out: &mut Vec<u8>) {
     text::compose(&Response::Error(reply), out);
 }

@@ -196,8 +196,20 @@ pub fn compose_get_hit(
             out.extend_from_slice(b"HD");
         }
         let mut ttl = facts.ttl;
-        for token in flags.tokens() {
-            match token[0] {
+        // A byte walk rather than `flags.tokens()`: only a token's first byte matters, but
+        // for `O`.
+        let run = flags.tokens;
+        let mut i = 0;
+        while let Some(&first) = run.get(i) {
+            let start = i;
+            i += 1;
+            if first == b' ' {
+                continue;
+            }
+            while run.get(i).is_some_and(|&b| b != b' ') {
+                i += 1;
+            }
+            match first {
                 b'T' => ttl = facts.touch_ttl,
                 b'N' if facts.created => ttl = facts.vivify_ttl,
                 b's' => {
@@ -224,7 +236,7 @@ pub fn compose_get_hit(
                     put_flag(out, b'h');
                     out.push(if facts.fetched { b'1' } else { b'0' });
                 }
-                b'O' => put_opaque(token, out)?,
+                b'O' => put_opaque(&run[start..i], out)?,
                 b'k' => {
                     put_flag(out, b'k');
                     put_key(facts.key, facts.key_binary, out);
