@@ -329,10 +329,10 @@ fn token_len(bytes: &[u8]) -> Option<usize> {
     tail.iter().position(|&b| ends_token(b)).map(|n| at + n)
 }
 
-/// [`quick_get`] writing the flags into `flags` (which a run of lines reuses rather than moving
-/// a new request each time): the key and the bytes the line occupies. `flags` must hold no
-/// numbers (`T`, `N`, `R`, `F`, `C`, `M`, `J`, `D`): as [`MetaFlags::default`] and this
-/// function leave it. On `None`, `flags` holds nothing meaningful.
+/// [`quick_get`] writing the flags into `flags`, which a run of lines reuses: the key and the
+/// bytes the line occupies. `flags` must be [`MetaFlags::default`] or what this function left
+/// in it (the last line's flags, which it reuses when this line's flag run is the same bytes).
+/// On `None`, `flags` holds nothing meaningful beyond that contract.
 #[inline]
 pub fn quick_get_into<'a>(
     input: &'a [u8],
@@ -345,9 +345,27 @@ pub fn quick_get_into<'a>(
         return None;
     }
     let key = MetaKey::text(&rest[..key_len]);
-    // The flags and the line's end, from the byte after the key. Each flag is refused if
-    // already set: a repeat is the general path's error.
     let line = &rest[key_len..];
+    // A pipeline's lines usually carry the same flags: when this line's flag run is the last
+    // one's byte for byte (no opaque, which would differ), so are its flags.
+    let last = flags.tokens;
+    if !last.is_empty() && flags.opaque.is_none() && line.get(1..=last.len()) == Some(last) {
+        let end = match line.get(last.len() + 1..) {
+            Some([b'\r', b'\n', ..]) => Some(2),
+            Some([b'\n', ..]) => Some(1),
+            _ => None,
+        };
+        if line[0] == b' ' {
+            if let Some(end) = end {
+                flags.tokens = &line[1..=last.len()];
+                return Some((key, 3 + key_len + 1 + last.len() + end));
+            }
+        }
+    }
+    // The flags and the line's end, from the byte after the key. Each flag is refused if
+    // already set: a repeat is the general path's error. Until the line is read whole,
+    // `flags.tokens` is empty (so a line refused half way is never taken as the last one).
+    flags.tokens = &line[..0];
     flags.opaque = None;
     (flags.return_key, flags.return_value, flags.quiet) = (false, false, false);
     (flags.return_flags, flags.return_size, flags.return_ttl) = (false, false, false);

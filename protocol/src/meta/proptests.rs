@@ -343,4 +343,39 @@ proptest! {
             prop_assert_eq!(Ok((Request::Meta(request), consumed)), general);
         }
     }
+
+    /// Lines read one after another into the same flags (as a connection reads a pipeline)
+    /// get what each gets alone: reusing the last line's flags is only a shortcut.
+    #[test]
+    fn quick_get_into_a_reused_flags_agrees_with_each_line_alone(
+        lines in proptest::collection::vec(
+            (
+                prop_oneof![Just(&b"mg a"[..]), Just(&b"mg bb"[..]), Just(&b"mg  c"[..]), Just(&b"ms a"[..])],
+                prop_oneof![
+                    Just(&b" v k q"[..]), Just(&b" v k q"[..]), Just(&b" v k"[..]), Just(&b" v kx q"[..]),
+                    Just(&b" v k q Oab"[..]), Just(&b" Oab v"[..]), Just(&b" v v"[..]), Just(&b" v k T1"[..]),
+                    Just(&b""[..]), Just(&b" s"[..]), Just(&b" v k q\0"[..]), Just(&b" v k q "[..])
+                ],
+                prop_oneof![Just(&b"\r\n"[..]), Just(&b"\n"[..]), Just(&b"\r"[..]), Just(&b""[..])],
+            ),
+            1..8,
+        ),
+    ) {
+        let mut input = Vec::new();
+        let mut starts = Vec::new();
+        for (head, flags, end) in &lines {
+            starts.push(input.len());
+            input.extend_from_slice(head);
+            input.extend_from_slice(flags);
+            input.extend_from_slice(end);
+        }
+        let mut flags = MetaFlags::default();
+        for &start in &starts {
+            let line = &input[start..];
+            let alone = super::quick_get(line);
+            let reused = super::quick_get_into(line, &mut flags)
+                .map(|(key, n)| (MetaRequest::Get { key, flags }, n));
+            prop_assert_eq!(reused, alone, "{:?}", String::from_utf8_lossy(line));
+        }
+    }
 }
