@@ -454,7 +454,7 @@ impl Conn {
         };
         // A run of common `mg` lines and `mn` (a quiet multi-get) skips the general parser;
         // -vv logging takes the general path, which logs.
-        if !log::log_enabled!(log::Level::Debug) {
+        if input.first() == Some(&b'm') && !log::log_enabled!(log::Level::Debug) {
             if let Some(consumed) = quick_meta(input, &mut cx, budget, self.wpos) {
                 return Step::Done {
                     consumed,

@@ -295,6 +295,9 @@ fn debug_key<'a>(t: &Tokens<'a>) -> Option<MetaKey<'a>> {
 /// A quiet multi-get is a run of these lines, one per key; this is what keeps it as cheap as
 /// the text protocol's `get` of the same keys.
 pub fn quick_get(input: &[u8]) -> Option<(MetaRequest<'_>, usize)> {
+    if !input.starts_with(b"mg ") {
+        return None;
+    }
     let mut flags = MetaFlags::default();
     let (key, consumed) = quick_get_into(input, &mut flags)?;
     Some((MetaRequest::Get { key, flags }, consumed))
