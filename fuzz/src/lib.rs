@@ -510,7 +510,11 @@ pub fn check_meta(case: &Case<'_>) {
     // The quick path for the common `mg`, when it answers, answers what the general parser
     // answers.
     if meta::quick_get(case.input).is_some() {
-        assert_eq!(whole, text::parse_general(case.input, &case.limits), "quick mg path");
+        assert_eq!(
+            whole,
+            text::parse_general(case.input, &case.limits),
+            "quick mg path"
+        );
     }
     let Ok((Request::Meta(request), consumed)) = whole else {
         return;
