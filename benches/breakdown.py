@@ -85,13 +85,16 @@ def main():
     ap.add_argument("--workloads", default="getset,gets,sets,binary,multiget10")
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per measured run")
     ap.add_argument("--server-threads", type=int, default=2)
-    ap.add_argument("--client-threads", type=int, default=2)
-    ap.add_argument("--conns", type=int, default=25, help="per client thread")
+    ap.add_argument("--client-threads", type=int, default=0,
+                    help="0: one per --client-cpus CPU")
+    ap.add_argument("--conns", type=int, default=0,
+                    help=f"per client thread (0: {sidebyside.DEFAULT_CONNECTIONS} in all)")
     ap.add_argument("--port", type=int, default=22510)
     ap.add_argument("--server-cpus", default="0")
     ap.add_argument("--client-cpus", default="1")
     ap.add_argument("--top", type=int, default=12, help="hottest symbols listed")
     args = ap.parse_args()
+    args.client_threads = sidebyside.client_threads(args.client_cpus, args.client_threads)
     servers.install_signal_handlers()
     for tool in ("strace", "perf"):
         if not servers.have(tool):
@@ -101,8 +104,8 @@ def main():
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     timeout = args.duration + 180
     for name in args.workloads.split(","):
-        desc, wl_args, *override = sidebyside.WORKLOADS[name]
-        threads, conns = override[0] if override else (args.client_threads, args.conns)
+        desc, wl_args, *_ = sidebyside.WORKLOADS[name]
+        threads, conns = sidebyside.client_shape(name, args.client_threads, args.conns)
         client = ["--threads", str(threads), "--conns", str(conns)]
         print(f"\n### {name}: {desc}\n")
         rows = []
