@@ -30,6 +30,16 @@ const IDLE_SWEEP: Duration = Duration::from_secs(1);
 /// The connection table is not shrunk below this many slots: a worker's usual connection count
 /// is cheap to keep, and shrinking it while it fluctuates would only reallocate.
 const CLIENTS_KEEP: usize = 64;
+/// How long a worker may serve turn after turn without sleeping before it offers its CPU to
+/// other runnable threads (`sched_yield`). Alone on its core it gets the CPU straight back; with
+/// more threads than cores (`-t` above the cores it is given, or other busy processes) a worker
+/// that never sleeps would otherwise keep the CPU for a whole scheduler slice, several
+/// milliseconds, while the connections of the worker waiting behind it get no answer: that was
+/// the p99 gap of docs/performance.md "Tail latency".
+const YIELD_AFTER: Duration = Duration::from_micros(250);
+/// A `poll` that returned later than this after it was called slept (or lost the CPU) in it:
+/// the worker's time on the CPU starts again.
+const SLEPT: Duration = Duration::from_micros(20);
 /// Heap bytes a connection holds besides its `Client` (its registry entry: two address strings,
 /// the activity cell, the map node), counted toward the allocator trim when it closes.
 const CLIENT_SIDE_STATE: usize = 160;
@@ -74,6 +84,38 @@ pub struct Worker {
     /// When `poll` last returned: the start of the latency recorded for the requests served
     /// in this wake-up (`super::latency`; read only while metrics are served).
     woke: Instant,
+    /// When the worker last slept or yielded: it offers its CPU after `YIELD_AFTER`.
+    share: CpuShare,
+}
+
+/// When a busy worker offers its CPU to other runnable threads: after `YIELD_AFTER` of serving
+/// without sleeping.
+struct CpuShare {
+    /// Since when the worker has been on the CPU, as far as it can tell.
+    running_since: Instant,
+}
+
+impl CpuShare {
+    fn new(now: Instant) -> CpuShare {
+        CpuShare { running_since: now }
+    }
+
+    /// A `poll` called at `polled` returned at `woke`.
+    fn polled(&mut self, polled: Instant, woke: Instant) {
+        if woke.duration_since(polled) > SLEPT {
+            self.running_since = woke;
+        }
+    }
+
+    /// Whether to yield after a turn that woke at `woke` and found work (`busy`) or none.
+    fn should_yield(&self, busy: bool, woke: Instant) -> bool {
+        busy && woke.duration_since(self.running_since) >= YIELD_AFTER
+    }
+
+    /// The worker yielded, and has the CPU again at `now`.
+    fn yielded(&mut self, now: Instant) {
+        self.running_since = now;
+    }
 }
 
 impl Worker {
@@ -99,6 +141,7 @@ impl Worker {
                 pool: BufferPool::new(),
                 handshaking: 0,
                 woke: Instant::now(),
+                share: CpuShare::new(Instant::now()),
             },
             waker,
         ))
@@ -221,14 +264,16 @@ impl Worker {
     /// One poll and the work it brings, then one more turn for each connection that yielded.
     fn turn(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<()> {
         {
+            let polled = Instant::now();
             match self.poll.poll(events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(()),
                 Err(e) => return Err(e),
             }
-            if self.shared.observed.latency_on {
-                self.woke = Instant::now();
-            }
+            let woke = Instant::now();
+            self.share.polled(polled, woke);
+            self.woke = woke;
+            let busy = !events.is_empty() || !self.yielded.is_empty();
             for event in events.iter() {
                 match event.token() {
                     WAKER => {
@@ -253,6 +298,10 @@ impl Worker {
                 self.serve(slot);
             }
             self.serving.clear();
+            if self.share.should_yield(busy, woke) {
+                std::thread::yield_now();
+                self.share.yielded(Instant::now());
+            }
         }
         Ok(())
     }
@@ -489,5 +538,39 @@ impl Worker {
                 .add_watcher(client.sock, client.fd, events, unsent);
             self.shrink_table();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_worker_yields_after_its_share_and_not_before() {
+        let start = Instant::now();
+        let mut share = CpuShare::new(start);
+        // Turns back to back, each poll returning at once.
+        let mut t = start;
+        while t.duration_since(start) < YIELD_AFTER {
+            assert!(!share.should_yield(true, t));
+            share.polled(t, t + Duration::from_micros(1));
+            t += Duration::from_micros(50);
+        }
+        assert!(share.should_yield(true, t));
+        // An idle turn (a poll that timed out with nothing) never yields.
+        assert!(!share.should_yield(false, t));
+        share.yielded(t);
+        assert!(!share.should_yield(true, t + Duration::from_micros(10)));
+    }
+
+    #[test]
+    fn sleeping_in_poll_starts_the_share_again() {
+        let start = Instant::now();
+        let mut share = CpuShare::new(start);
+        let late = start + YIELD_AFTER * 4;
+        // The poll slept: serving what it brought is a fresh start, no yield.
+        share.polled(late - SLEPT * 2, late);
+        assert!(!share.should_yield(true, late));
+        assert!(share.should_yield(true, late + YIELD_AFTER));
     }
 }
