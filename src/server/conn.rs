@@ -454,7 +454,8 @@ impl Conn {
         };
         // A run of common `mg` lines and `mn` (a quiet multi-get) skips the general parser;
         // -vv logging takes the general path, which logs.
-        if input.first() == Some(&b'm') && !log::log_enabled!(log::Level::Debug) {
+        let quick_tried = input.first() == Some(&b'm') && !log::log_enabled!(log::Level::Debug);
+        if quick_tried {
             if let Some(consumed) = quick_meta(input, &mut cx, budget, self.wpos) {
                 return Step::Done {
                     consumed,
@@ -462,7 +463,14 @@ impl Conn {
                 };
             }
         }
-        match text::parse(input, &shared.limits) {
+        // A line the quick path just turned down (say `mg <key> T30 v`) goes straight to the
+        // general parser rather than through `text::parse`'s own try of the same quick path.
+        let parsed = if quick_tried {
+            text::parse_general(input, &shared.limits)
+        } else {
+            text::parse(input, &shared.limits)
+        };
+        match parsed {
             Ok((request, consumed)) => {
                 let mark = cx.out.len();
                 if log::log_enabled!(log::Level::Debug) {
