@@ -126,12 +126,12 @@ impl Shared {
             u8::from(store.hash_is_expanding).to_string(),
         );
         if self.settings.slab_reassign {
-            // tern's page mover evicts the live items a moved page holds; memcached counts
-            // those it could not rescue into other chunks in `slab_reassign_evictions_nomem`,
-            // and tern rescues none, so every one is counted there and the rescue counters
-            // stay 0.
+            // tern's page mover rescues the live one-chunk items a moved page holds into
+            // free chunks of their class (`slab_reassign_rescues`) and evicts the others
+            // (`slab_reassign_evictions_nomem`). It moves no item in parts and never waits on
+            // a busy item, so the other counters stay 0.
             for (name, value) in [
-                ("slab_reassign_rescues", 0),
+                ("slab_reassign_rescues", store.reassign_rescues),
                 ("slab_reassign_chunk_rescues", 0),
                 ("slab_reassign_evictions_nomem", store.reassign_evictions),
                 ("slab_reassign_inline_reclaim", 0),

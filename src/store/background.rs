@@ -58,7 +58,7 @@ impl Store {
             }
             if self.automove() != 0 && self.config.evict {
                 let max = (s.page_count() / 64).max(AUTOMOVE_PAGES_PER_TICK);
-                s.automove(&self.shared, max);
+                s.automove(&self.shared, max, now);
             }
         }
         self.step_requested_crawl();

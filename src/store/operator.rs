@@ -269,7 +269,7 @@ impl Store {
         self.shared.shards[i]
             .0
             .lock()
-            .move_page(&self.shared, from, to)
+            .move_page(&self.shared, from, to, self.clock.now())
     }
 
     fn class_to_pool(&self, from: usize) -> bool {
@@ -279,7 +279,7 @@ impl Store {
         self.shared.shards[i]
             .0
             .lock()
-            .release_page(&self.shared, from)
+            .release_page(&self.shared, from, self.clock.now())
     }
 
     fn pool_to_class(&self, to: usize) -> bool {
@@ -331,7 +331,12 @@ impl Store {
                 }
             }
             let Some((i, c, _)) = best else { return };
-            if !self.shared.shards[i].0.lock().release_page(&self.shared, c) {
+            let now = self.clock.now();
+            if !self.shared.shards[i]
+                .0
+                .lock()
+                .release_page(&self.shared, c, now)
+            {
                 return;
             }
         }

@@ -37,9 +37,12 @@ pub struct StoreStats {
     pub total_malloced: u64,
     /// Pages moved between slab classes.
     pub slabs_moved: u64,
-    /// Live items dropped because the page holding them was moved to another class (tern
-    /// rescues none; memcached's `slab_reassign_evictions_nomem`).
+    /// Live items dropped because the page holding them was moved to another class and they
+    /// could not be rescued (memcached's `slab_reassign_evictions_nomem`).
     pub reassign_evictions: u64,
+    /// Live items a page move copied into another chunk of their class instead of dropping
+    /// them (memcached's `slab_reassign_rescues`).
+    pub reassign_rescues: u64,
 }
 
 /// The store's own bookkeeping, read in one pass for consistency checks (the fuzz targets
@@ -119,6 +122,7 @@ impl Store {
             totals.bytes += s.counters.bytes;
             totals.slabs_moved += s.counters.slabs_moved;
             totals.reassign_evictions += s.counters.reassign_evictions;
+            totals.reassign_rescues += s.counters.reassign_rescues;
             hash_bytes += s.index.bytes() as u64;
             hash_slots += s.index.capacity() as u64;
             expanding |= s.index.is_expanding();
@@ -168,6 +172,7 @@ impl Store {
             total_malloced: u64::from(self.shared.arena.pages_in_use()) * PAGE_SIZE as u64,
             slabs_moved: t.slabs_moved,
             reassign_evictions: t.reassign_evictions,
+            reassign_rescues: t.reassign_rescues,
         }
     }
 

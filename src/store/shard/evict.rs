@@ -113,16 +113,16 @@ impl Shard {
     }
 
     /// Moves one page from the class with the most pages to `to`. Returns whether it did.
-    pub(super) fn steal_page(&mut self, sh: &Shared, to: usize) -> bool {
+    pub(super) fn steal_page(&mut self, sh: &Shared, to: usize, now: RelTime) -> bool {
         let donor = (0..self.classes.len())
             .filter(|&c| c != to && !self.classes[c].pages.is_empty())
             .max_by_key(|&c| self.classes[c].pages.len());
         let Some(donor) = donor else { return false };
-        self.move_page(sh, donor, to)
+        self.move_page(sh, donor, to, now)
     }
 
-    /// Empties one page of class `from` (evicting what it holds) and gives it to class `to`.
-    pub fn move_page(&mut self, sh: &Shared, from: usize, to: usize) -> bool {
+    /// Empties one page of class `from` (see [`Shard::evacuate`]) and gives it to class `to`.
+    pub fn move_page(&mut self, sh: &Shared, from: usize, to: usize, now: RelTime) -> bool {
         let n = self.classes[from].pages.len();
         let start = self.classes[from].hand_page.min(n.saturating_sub(1));
         let mut chosen = None;
@@ -135,7 +135,7 @@ impl Shard {
             }
         }
         let Some(idx) = chosen else { return false };
-        let page = self.evacuate(sh, from, idx);
+        let page = self.evacuate(sh, from, idx, now);
         self.attach_page(sh, to, page);
         self.counters.slabs_moved += 1;
         true
@@ -161,9 +161,14 @@ impl Shard {
         }
     }
 
-    /// Evicts everything in page `pages[idx]` of class `cls`, removes its free chunks from the
-    /// free list, takes the page out of the class and returns it.
-    pub fn evacuate(&mut self, sh: &Shared, cls: usize, idx: usize) -> u32 {
+    /// Empties page `pages[idx]` of class `cls`, takes it out of the class and returns it.
+    ///
+    /// A live item that fits in one chunk is rescued, as memcached's slab mover does: copied
+    /// into a free chunk of the same class on another page (or one not yet carved), and the
+    /// index pointed at the copy (`slab_reassign_rescues`). The rest is unlinked: items with
+    /// no spare chunk to go to and items chained over several chunks (counted in
+    /// `slab_reassign_evictions_nomem`), and dead ones (expired or flushed, not counted).
+    pub fn evacuate(&mut self, sh: &Shared, cls: usize, idx: usize, now: RelTime) -> u32 {
         let page = self.classes[cls].pages[idx];
         let per_page = sh.classes.per_page(cls);
         let limit = {
@@ -174,6 +179,10 @@ impl Shard {
                 per_page
             }
         };
+        // Rescued items must not land on this page: it is no longer carved.
+        if self.classes[cls].carve_page == page {
+            self.classes[cls].carve_page = 0;
+        }
         for slot in 0..limit {
             let h = sh.handle(page, slot);
             let c = self.chunk(sh, h);
@@ -184,8 +193,18 @@ impl Shard {
             };
             let hd = item::parse(self.chunk(sh, head));
             let pos = self.pos_of(sh, head);
+            let live = self.liveness(sh, &hd, now).is_none();
+            if live && head == h && !hd.chained {
+                if let Some(to) = self.spare_chunk(sh, cls, page) {
+                    self.relocate(sh, pos, h, to);
+                    self.counters.reassign_rescues += 1;
+                    continue;
+                }
+            }
             self.unlink(sh, pos, head, &hd);
-            self.counters.reassign_evictions += 1;
+            if live {
+                self.counters.reassign_evictions += 1;
+            }
         }
         // Drop this page's chunks from the free list.
         let c = &mut self.classes[cls];
@@ -211,9 +230,6 @@ impl Shard {
         }
         c.free_head = kept_head;
         c.free = kept;
-        if c.carve_page == page {
-            c.carve_page = 0;
-        }
         c.pages.remove(idx);
         if c.hand_page > idx {
             c.hand_page -= 1;
@@ -223,5 +239,42 @@ impl Shard {
             c.hand_slot = 0;
         }
         page
+    }
+
+    /// A chunk of class `cls` to rescue an item into, not on `page` (being emptied): a free
+    /// one, or one not yet carved. Never takes a new page or evicts. Free chunks of `page` met
+    /// on the way are taken off the free list (the caller drops them with the page anyway).
+    fn spare_chunk(&mut self, sh: &Shared, cls: usize, page: u32) -> Option<u32> {
+        let per_page = sh.classes.per_page(cls);
+        let c = &mut self.classes[cls];
+        while c.free_head != 0 {
+            let h = c.free_head;
+            c.free_head = item::link(sh.chunk(&self.owner, h));
+            c.free -= 1;
+            if sh.page_of(h) != page {
+                c.used += 1;
+                return Some(h);
+            }
+        }
+        if c.carve_page != 0 && c.carve_page != page {
+            let h = sh.handle(c.carve_page, c.carve_next as usize);
+            c.carve_next += 1;
+            if c.carve_next as usize == per_page {
+                c.carve_page = 0;
+            }
+            c.used += 1;
+            return Some(h);
+        }
+        None
+    }
+
+    /// Moves the one-chunk item at `from` (index position `pos`) into chunk `to` of the same
+    /// class; `from` is left to the page it is on.
+    fn relocate(&mut self, sh: &Shared, pos: usize, from: u32, to: u32) {
+        let (dst, src) = sh.chunk_pair(&mut self.owner, to, from);
+        dst.copy_from_slice(src);
+        let hash = Self::hash_of(sh, &self.owner, to);
+        self.index.replace_at(pos, hash, to);
+        self.classes[sh.class_of(to)].used -= 1;
     }
 }

@@ -59,7 +59,7 @@ impl Shard {
     /// Moves pages towards the classes that evict most (memcached's slab_automove): the class
     /// with the most evictions since the last call takes pages from a class that evicts at
     /// less than half its rate per page (or holds a page's worth of free chunks).
-    pub fn automove(&mut self, sh: &Shared, max_moves: usize) {
+    pub fn automove(&mut self, sh: &Shared, max_moves: usize, now: RelTime) {
         let n = self.classes.len();
         let ev: Vec<u64> = self
             .classes
@@ -89,7 +89,7 @@ impl Shard {
                     (u64::MAX - ev[d] * 1024 / dp, dp)
                 });
             let Some(from) = donor else { return };
-            if !self.move_page(sh, from, to) {
+            if !self.move_page(sh, from, to, now) {
                 return;
             }
         }

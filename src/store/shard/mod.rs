@@ -54,7 +54,7 @@ impl Shared {
     /// Takes a page from another shard for shard `me`, which holds its own lock: only shards
     /// whose lock is free right now are considered (`try_lock`, so no lock order can
     /// deadlock), and the one holding the most pages gives up a page of its biggest class.
-    fn steal_remote(&self, me: u32) -> Option<u32> {
+    fn steal_remote(&self, me: u32, now: RelTime) -> Option<u32> {
         let mut best: Option<(usize, usize)> = None;
         for (i, s) in self.shards.iter().enumerate() {
             if i as u32 == me {
@@ -76,7 +76,7 @@ impl Shared {
         let idx = g.classes[from]
             .hand_page
             .min(g.classes[from].pages.len() - 1);
-        let page = g.evacuate(self, from, idx);
+        let page = g.evacuate(self, from, idx, now);
         // Under the giver's lock: it holds the page no more; the caller claims it.
         self.arena.release(page, &mut g.owner);
         g.counters.slabs_moved += 1;
@@ -234,6 +234,7 @@ pub struct ShardCounters {
     pub bytes: u64,
     pub slabs_moved: u64,
     pub reassign_evictions: u64,
+    pub reassign_rescues: u64,
 }
 
 /// A shard. It lives behind its lock, so `&Shard` and `&mut Shard` prove the lock is held:
@@ -504,10 +505,10 @@ impl Shard {
             }
             // Nothing to evict in this class (it may have no pages at all): take a page from
             // another class of this shard, or from another shard, rather than fail.
-            if self.steal_page(sh, cls) {
+            if self.steal_page(sh, cls, now) {
                 continue;
             }
-            if let Some(page) = sh.steal_remote(self.id) {
+            if let Some(page) = sh.steal_remote(self.id, now) {
                 self.attach_page(sh, cls, page);
                 continue;
             }

@@ -134,11 +134,11 @@ impl Shard {
 
     /// Empties one page of `cls` (evicting what it holds) and gives it back to the arena's
     /// pool. Returns whether it did (the class may have no page that is not in use).
-    pub fn release_page(&mut self, sh: &Shared, cls: usize) -> bool {
+    pub fn release_page(&mut self, sh: &Shared, cls: usize, now: RelTime) -> bool {
         let n = self.classes[cls].pages.len();
         let idx = (0..n).find(|&i| !self.page_is_pinned(sh, cls, self.classes[cls].pages[i]));
         let Some(idx) = idx else { return false };
-        let page = self.evacuate(sh, cls, idx);
+        let page = self.evacuate(sh, cls, idx, now);
         sh.arena.give_page(page, &mut self.owner);
         self.counters.slabs_moved += 1;
         true
