@@ -456,3 +456,36 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
         StoreOutcome::Stored
     );
 }
+
+#[test]
+fn a_class_holding_only_chain_tails_evicts_instead_of_taking_pages() {
+    // Every value is chained: full largest-class chunks and a tail. First the tails all go to
+    // one class, then (another value size) all to a second one, which soon holds nothing but
+    // tails. Making room there must evict a chained item (which frees its tail), not move a
+    // whole page from another class each time.
+    let (s, _) = store(4);
+    let n = if cfg!(miri) { 40 } else { 120 };
+    for (phase, len) in [(0u64, 140_000usize), (1, 134_000)] {
+        for i in 0..n {
+            let key = format!("chain{phase}:{i:04}").into_bytes();
+            assert_eq!(
+                set(&s, SetMode::Set, &key, &value(i, len), 0),
+                StoreOutcome::Stored
+            );
+        }
+    }
+    let st = s.stats();
+    assert!(st.evictions > 0, "{st:?}");
+    // The second tail class takes its first page from another class; nothing more moves.
+    assert!(st.slabs_moved <= 1, "{st:?}");
+    // What is left of the second size reads back whole; the newest item is there.
+    let mut left = 0;
+    for i in 0..n {
+        if let Some(got) = get(&s, format!("chain1:{i:04}").as_bytes()) {
+            assert_eq!(got, value(i, 134_000), "{i}");
+            left += 1;
+        }
+    }
+    assert!(left > 0);
+    assert!(get(&s, format!("chain1:{:04}", n - 1).as_bytes()).is_some());
+}

@@ -7,6 +7,11 @@ use crate::store::item::{self, KEY_CONT, KEY_FREE};
 
 impl Shard {
     /// Runs the CLOCK hand of class `cls` until one item is evicted or reclaimed.
+    ///
+    /// The hand weighs a continuation chunk by its item: evicting the item frees the chunk.
+    /// Without that, a class holding only the tails of chained items (the last part of a large
+    /// value goes to the smallest class that fits it) could never make room, and each of its
+    /// allocations took a whole page from another class, evicting everything on it.
     pub(super) fn evict_one(&mut self, sh: &Shared, cls: usize, now: RelTime) -> bool {
         let per_page = sh.classes.per_page(cls);
         let npages = self.classes[cls].pages.len();
@@ -32,17 +37,31 @@ impl Shard {
                 continue;
             }
             let h = sh.handle(page, slot);
-            if h == self.pin {
+            if h == self.pin || h == self.building {
                 continue;
             }
             let chunk = self.chunk(sh, h);
-            let kind = item::kind(chunk);
-            if kind == KEY_FREE || kind == KEY_CONT {
-                continue;
-            }
+            let h = match item::kind(chunk) {
+                KEY_FREE => continue,
+                KEY_CONT => {
+                    // The chain's head; not one being built or copied from.
+                    let head = item::rd32(chunk, 8);
+                    if head == 0 || head == self.pin || head == self.building {
+                        continue;
+                    }
+                    if matches!(item::kind(self.chunk(sh, head)), KEY_FREE | KEY_CONT) {
+                        continue;
+                    }
+                    head
+                }
+                _ => h,
+            };
+            // The item's counters are its head's class's (as `stats items` reports them).
+            let hcls = sh.class_of(h);
+            let chunk = self.chunk(sh, h);
             let hd = item::parse(chunk);
             if let Some(dead) = self.liveness(sh, &hd, now) {
-                let st = &mut self.classes[cls].stats;
+                let st = &mut self.classes[hcls].stats;
                 st.reclaimed += 1;
                 if dead == Dead::Expired && !hd.fetched() {
                     st.expired_unfetched += 1;
@@ -60,9 +79,10 @@ impl Shard {
                 spared += 1;
                 continue;
             }
-            let st = &mut self.classes[cls].stats;
+            // Automove gives pages to the class that needed the room.
+            self.classes[cls].stats.window_evictions += 1;
+            let st = &mut self.classes[hcls].stats;
             st.evicted += 1;
-            st.window_evictions += 1;
             if hd.exptime != 0 {
                 st.evicted_nonzero += 1;
             }
@@ -80,7 +100,7 @@ impl Shard {
                         i64::from(hd.exptime) - i64::from(now)
                     },
                     last_access: hd.age(now),
-                    class_id: cls as u32 + 1,
+                    class_id: hcls as u32 + 1,
                     value_len: hd.value_len,
                 });
             }
