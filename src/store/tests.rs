@@ -382,8 +382,10 @@ fn snapshot(s: &Store, key: &[u8]) -> Option<(Vec<u8>, u64, u32)> {
 
 #[test]
 fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
-    let (s, clock) = store(2);
-    let n = if cfg!(miri) { 400 } else { 4_000 };
+    // 300 items of 2,000 bytes: about ten pages of one class, under Miri too.
+    let (s, clock) = store(4);
+    let len = 2_000;
+    let n = 300;
     let keys: Vec<Vec<u8>> = (0..n).map(|i| format!("r{i:05}").into_bytes()).collect();
     for (i, key) in keys.iter().enumerate() {
         // Every fourth item expires: a page move drops it rather than rescuing it.
@@ -391,14 +393,14 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
         let stored = s.set(&SetRequest {
             mode: SetMode::Set,
             key,
-            value: &value(i as u64, 100),
+            value: &value(i as u64, len),
             flags: i as u32,
             exptime,
             ..SetRequest::default()
         });
         assert_eq!(stored.0, StoreOutcome::Stored);
     }
-    let cls = s.class_id(6, 0, false, 100);
+    let cls = s.class_id(6, 0, false, len);
     // Every other item deleted: each page of the class is half free.
     for key in keys.iter().step_by(2) {
         let gone = s.delete(&DeleteRequest {
@@ -411,7 +413,7 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
     clock.advance(10);
     let items_before = s.stats().curr_items;
     // Two pages of the class: one to the pool, one to another class.
-    let other = s.class_id(6, 0, false, 5_000);
+    let other = s.class_id(6, 0, false, 100);
     assert_eq!(s.reassign(cls as i32, 0), ReassignOutcome::Moved);
     assert_eq!(s.reassign(cls as i32, other as i32), ReassignOutcome::Moved);
     let st = s.stats();
@@ -446,13 +448,13 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
             assert_eq!(now, before[i], "{i}");
             assert_eq!(
                 now.as_ref().map(|x| x.0.clone()),
-                Some(value(i as u64, 100))
+                Some(value(i as u64, len))
             );
         }
     }
     // The class still takes new items, into the chunks left after the rescues.
     assert_eq!(
-        set(&s, SetMode::Set, b"r99999", &value(7, 100), 0),
+        set(&s, SetMode::Set, b"r99999", &value(7, len), 0),
         StoreOutcome::Stored
     );
 }
@@ -488,4 +490,52 @@ fn a_class_holding_only_chain_tails_evicts_instead_of_taking_pages() {
     }
     assert!(left > 0);
     assert!(get(&s, format!("chain1:{:04}", n - 1).as_bytes()).is_some());
+}
+
+#[test]
+fn an_item_whose_class_has_no_page_takes_a_larger_chunk_not_a_page() {
+    // Memory full of 1,000-byte values, then values a class smaller: their class has no page
+    // and none to take. They go into chunks of the 1,000-byte class (evicting one item each),
+    // where a page move would have dropped a whole page of items for the first of them.
+    let (s, _) = store_with(if cfg!(miri) { 256 } else { 2 << 10 }, None);
+    let mut i = 0u64;
+    while s.stats().evictions == 0 {
+        let key = format!("big{i:06}").into_bytes();
+        assert_eq!(
+            set(&s, SetMode::Set, &key, &value(i, 1_000), 0),
+            StoreOutcome::Stored
+        );
+        i += 1;
+    }
+    let full = s.stats().curr_items;
+    let big = s.class_id(9, 0, false, 1_000);
+    let small = s.class_id(9, 0, false, 900);
+    assert!(small < big && big - small <= 16, "{small} {big}");
+    let m = if cfg!(miri) { 20 } else { 200 };
+    for j in 0..m {
+        let key = format!("sml{j:06}").into_bytes();
+        assert_eq!(
+            set(&s, SetMode::Set, &key, &value(j, 900), 0),
+            StoreOutcome::Stored
+        );
+    }
+    let st = s.stats();
+    assert_eq!(st.slabs_moved, 0, "{st:?}");
+    assert_eq!(st.reassign_evictions, 0, "{st:?}");
+    // One eviction per smaller item, no more.
+    assert_eq!(st.curr_items, full, "{st:?}");
+    for j in 0..m {
+        let got = get(&s, format!("sml{j:06}").as_bytes());
+        assert_eq!(got, Some(value(j, 900)), "{j}");
+    }
+    // They are counted where they live.
+    let pages = |cls: u32| {
+        let key = format!("{cls}:total_pages");
+        s.stats_slabs()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, v)| v.parse::<u64>().unwrap())
+    };
+    assert_eq!(pages(small), 0);
+    assert!(pages(big) > 0);
 }

@@ -25,6 +25,10 @@ const AGE_CLAMP: u32 = 1 << 19;
 
 /// Most items the CLOCK hand spares (used recently) before it evicts one anyway.
 const MAX_SPARED: usize = 4096;
+/// How many classes up an item may go when its own class has nothing to give (see
+/// [`Shard::alloc_larger`]): 16 steps of the default factor 1.045 is about twice the size, so
+/// such an item wastes at most about half its chunk.
+const UPSIZE_CLASSES: usize = 16;
 
 /// What the shards share, read-only after start (plus the flush word).
 #[derive(Debug)]
@@ -470,28 +474,38 @@ impl Shard {
             .expect("every head chunk is indexed")
     }
 
-    /// Hands out one chunk of class `cls`, evicting if allowed. `None`: out of memory.
+    /// A free or not yet carved chunk of class `cls`, if it has one.
+    fn take_free(&mut self, sh: &Shared, cls: usize) -> Option<u32> {
+        let per_page = sh.classes.per_page(cls);
+        let c = &mut self.classes[cls];
+        if c.free_head != 0 {
+            let h = c.free_head;
+            c.free_head = item::link(sh.chunk(&self.owner, h));
+            c.free -= 1;
+            c.used += 1;
+            return Some(h);
+        }
+        if c.carve_page != 0 {
+            let h = sh.handle(c.carve_page, c.carve_next as usize);
+            c.carve_next += 1;
+            if c.carve_next as usize == per_page {
+                c.carve_page = 0;
+            }
+            c.used += 1;
+            return Some(h);
+        }
+        None
+    }
+
+    /// Hands out one chunk of class `cls` (or, see [`Shard::alloc_larger`], of a somewhat
+    /// larger one), evicting if allowed. `None`: out of memory.
     fn alloc_chunk(&mut self, sh: &Shared, cls: usize, now: RelTime) -> Option<u32> {
         loop {
-            let per_page = sh.classes.per_page(cls);
-            let c = &mut self.classes[cls];
-            if c.free_head != 0 {
-                let h = c.free_head;
-                c.free_head = item::link(sh.chunk(&self.owner, h));
-                c.free -= 1;
-                c.used += 1;
-                return Some(h);
-            }
-            if c.carve_page != 0 {
-                let h = sh.handle(c.carve_page, c.carve_next as usize);
-                c.carve_next += 1;
-                if c.carve_next as usize == per_page {
-                    c.carve_page = 0;
-                }
-                c.used += 1;
+            if let Some(h) = self.take_free(sh, cls) {
                 return Some(h);
             }
             if let Some(page) = sh.arena.take_page(cls, &mut self.owner) {
+                let c = &mut self.classes[cls];
                 c.pages.push(page);
                 c.carve_page = page;
                 c.carve_next = 0;
@@ -503,8 +517,12 @@ impl Shard {
             if self.evict_one(sh, cls, now) {
                 continue;
             }
-            // Nothing to evict in this class (it may have no pages at all): take a page from
-            // another class of this shard, or from another shard, rather than fail.
+            // Nothing to evict in this class (it may have no pages at all): a chunk of a
+            // larger class, or else a page taken from another class of this shard, or from
+            // another shard, rather than fail.
+            if let Some(h) = self.alloc_larger(sh, cls, now) {
+                return Some(h);
+            }
             if self.steal_page(sh, cls, now) {
                 continue;
             }
@@ -515,6 +533,35 @@ impl Shard {
             break;
         }
         self.classes[cls].stats.outofmemory += 1;
+        None
+    }
+
+    /// A chunk for an item of class `cls`, which has nothing to give, from one of the next
+    /// [`UPSIZE_CLASSES`] classes that has pages: a free or uncarved chunk, else one its
+    /// CLOCK hand frees. Without it, the class's first item when memory is full took a whole
+    /// page from another class, dropping everything on it: with more classes in use than
+    /// pages (many sizes at a small `-m`), classes kept taking each other's pages. The
+    /// larger chunk holds the item as its own would (readers and writers go by the chunk's
+    /// real length and the item's header). The class is credited with the eviction, so
+    /// automove gives it pages of its own at its measured pace.
+    fn alloc_larger(&mut self, sh: &Shared, cls: usize, now: RelTime) -> Option<u32> {
+        let last = (cls + UPSIZE_CLASSES).min(self.classes.len() - 1);
+        let with_pages = |s: &Self, c: usize| !s.classes[c].pages.is_empty();
+        for up in cls + 1..=last {
+            if with_pages(self, up) {
+                if let Some(h) = self.take_free(sh, up) {
+                    return Some(h);
+                }
+            }
+        }
+        for up in cls + 1..=last {
+            if with_pages(self, up) && self.evict_one(sh, up, now) {
+                if let Some(h) = self.take_free(sh, up) {
+                    self.classes[cls].stats.window_evictions += 1;
+                    return Some(h);
+                }
+            }
+        }
         None
     }
 
