@@ -539,3 +539,50 @@ fn an_item_whose_class_has_no_page_takes_a_larger_chunk_not_a_page() {
     assert_eq!(pages(small), 0);
     assert!(pages(big) > 0);
 }
+
+#[test]
+fn automove_takes_the_last_page_of_an_idle_class() {
+    // Forty classes hold a page each with a few items; then one class takes the rest of
+    // memory and keeps evicting. Automove must move the idle classes' pages to it, though
+    // each has only one (their items go to larger chunks if they come back).
+    let (s, _) = store(4);
+    let sizes: Vec<usize> = (0..40)
+        .map(|k| (100.0 * 1.08f64.powi(k)) as usize)
+        .collect();
+    for (k, &len) in sizes.iter().enumerate() {
+        for j in 0..3 {
+            let key = format!("idle{k:02}:{j}").into_bytes();
+            let stored = set(&s, SetMode::Set, &key, &value(j, len), 0);
+            assert_eq!(stored, StoreOutcome::Stored);
+        }
+    }
+    let hot = s.class_id(9, 0, false, 3_000);
+    let pages = |cls: u32| {
+        let key = format!("{cls}:total_pages");
+        s.stats_slabs()
+            .into_iter()
+            .find(|(k, _)| *k == key)
+            .map_or(0, |(_, v)| v.parse::<u64>().unwrap())
+    };
+    let mut i = 0u64;
+    let mut write_hot = |n: u64| {
+        for _ in 0..n {
+            let key = format!("hot{i:07}").into_bytes();
+            assert_eq!(
+                set(&s, SetMode::Set, &key, &value(i, 3_000), 0),
+                StoreOutcome::Stored
+            );
+            i += 1;
+        }
+    };
+    while s.stats().evictions == 0 {
+        write_hot(50);
+    }
+    let before = pages(hot);
+    for _ in 0..5 {
+        write_hot(500);
+        s.maintain();
+    }
+    let after = pages(hot);
+    assert!(after >= before + 10, "{before} -> {after}");
+}
