@@ -22,8 +22,7 @@ It asserts, and prints a table:
   keys the client believes live (set, not deleted, not expired) are no more than the
   evictions the server reports (each eviction explains at most one such miss), counting the
   items dropped by slab page moves (`slab_reassign_evictions_nomem`) where the server reports
-  them. tern 0.1 does not (it moves pages by evicting what they hold and reports only
-  `slabs_moved`), so for tern that bound is printed, not asserted.
+  them (tern does; a server that does not gets the bound printed, not asserted).
 Exit status 0 when all hold, 1 otherwise.
 """
 
