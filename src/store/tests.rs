@@ -360,6 +360,13 @@ fn operator_walks_and_page_moves_keep_items_intact() {
     }
 }
 
+/// A `stats slabs` figure of class `cls` (1-based), 0 when the class has no line.
+fn slab_stat(s: &Store, cls: u32, name: &str) -> u64 {
+    let key = format!("{cls}:{name}");
+    let found = s.stats_slabs().into_iter().find(|(k, _)| *k == key);
+    found.map_or(0, |(_, v)| v.parse().unwrap())
+}
+
 /// The value, CAS and flags of `key`, if stored.
 fn snapshot(s: &Store, key: &[u8]) -> Option<(Vec<u8>, u64, u32)> {
     match s.get(
@@ -424,11 +431,7 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
     assert!(st.curr_items <= items_before);
     // The class's chunk counts still add up: each live item holds one chunk, and every chunk
     // of its remaining pages is used, free or not yet carved.
-    let slab = |name: &str| -> u64 {
-        let key = format!("{cls}:{name}");
-        let found = s.stats_slabs().into_iter().find(|(k, _)| *k == key);
-        found.map_or(0, |(_, v)| v.parse().unwrap())
-    };
+    let slab = |name: &str| slab_stat(&s, cls, name);
     let number = s
         .stats_items()
         .into_iter()
@@ -529,13 +532,7 @@ fn an_item_whose_class_has_no_page_takes_a_larger_chunk_not_a_page() {
         assert_eq!(got, Some(value(j, 900)), "{j}");
     }
     // They are counted where they live.
-    let pages = |cls: u32| {
-        let key = format!("{cls}:total_pages");
-        s.stats_slabs()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, v)| v.parse::<u64>().unwrap())
-    };
+    let pages = |cls: u32| slab_stat(&s, cls, "total_pages");
     assert_eq!(pages(small), 0);
     assert!(pages(big) > 0);
 }
@@ -557,13 +554,7 @@ fn automove_takes_the_last_page_of_an_idle_class() {
         }
     }
     let hot = s.class_id(9, 0, false, 3_000);
-    let pages = |cls: u32| {
-        let key = format!("{cls}:total_pages");
-        s.stats_slabs()
-            .into_iter()
-            .find(|(k, _)| *k == key)
-            .map_or(0, |(_, v)| v.parse::<u64>().unwrap())
-    };
+    let pages = |cls: u32| slab_stat(&s, cls, "total_pages");
     let mut i = 0u64;
     let mut write_hot = |n: u64| {
         for _ in 0..n {

@@ -265,27 +265,13 @@ impl Shard {
     /// one, or one not yet carved. Never takes a new page or evicts. Free chunks of `page` met
     /// on the way are taken off the free list (the caller drops them with the page anyway).
     fn spare_chunk(&mut self, sh: &Shared, cls: usize, page: u32) -> Option<u32> {
-        let per_page = sh.classes.per_page(cls);
         let c = &mut self.classes[cls];
-        while c.free_head != 0 {
-            let h = c.free_head;
-            c.free_head = item::link(sh.chunk(&self.owner, h));
+        while c.free_head != 0 && sh.page_of(c.free_head) == page {
+            c.free_head = item::link(sh.chunk(&self.owner, c.free_head));
             c.free -= 1;
-            if sh.page_of(h) != page {
-                c.used += 1;
-                return Some(h);
-            }
         }
-        if c.carve_page != 0 && c.carve_page != page {
-            let h = sh.handle(c.carve_page, c.carve_next as usize);
-            c.carve_next += 1;
-            if c.carve_next as usize == per_page {
-                c.carve_page = 0;
-            }
-            c.used += 1;
-            return Some(h);
-        }
-        None
+        // The carve page is never `page` here (`evacuate` stopped carving it).
+        self.take_free(sh, cls)
     }
 
     /// Moves the one-chunk item at `from` (index position `pos`) into chunk `to` of the same

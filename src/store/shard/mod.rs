@@ -475,7 +475,7 @@ impl Shard {
     }
 
     /// A free or not yet carved chunk of class `cls`, if it has one.
-    fn take_free(&mut self, sh: &Shared, cls: usize) -> Option<u32> {
+    pub(super) fn take_free(&mut self, sh: &Shared, cls: usize) -> Option<u32> {
         let per_page = sh.classes.per_page(cls);
         let c = &mut self.classes[cls];
         if c.free_head != 0 {
