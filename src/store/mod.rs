@@ -85,7 +85,7 @@ const INDEX_MIGRATE_PER_TICK: usize = 16 * 1024;
 /// Pages automove may move per shard per `maintain()` call, at least; a shard may move 1/64 of
 /// its pages per call if that is more, so that a large store rebalances as fast (in seconds)
 /// as a small one. Each moved page evicts what it holds under that shard's lock.
-const AUTOMOVE_PAGES_PER_TICK: usize = 16;
+const AUTOMOVE_PAGES_PER_TICK: usize = 4;
 
 /// What an eviction hook is told of an evicted item.
 #[derive(Debug, Clone, Copy)]

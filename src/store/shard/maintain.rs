@@ -76,7 +76,7 @@ impl Shard {
             let to_pages = self.classes[to].pages.len().max(1) as u64;
             // Rate comparisons as cross products: ev[d] / pages[d] < ev[to] / pages[to] / 2.
             let donor = (0..n)
-                .filter(|&d| d != to && !self.classes[d].pages.is_empty())
+                .filter(|&d| d != to && self.classes[d].pages.len() >= 2)
                 .filter(|&d| {
                     let dp = self.classes[d].pages.len() as u64;
                     let free =
