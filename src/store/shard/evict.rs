@@ -41,7 +41,7 @@ impl Shard {
                 continue;
             }
             let chunk = self.chunk(sh, h);
-            let h = match item::kind(chunk) {
+            let (h, chunk) = match item::kind(chunk) {
                 KEY_FREE => continue,
                 KEY_CONT => {
                     // The chain's head; not one being built or copied from.
@@ -49,16 +49,16 @@ impl Shard {
                     if head == 0 || head == self.pin || head == self.building {
                         continue;
                     }
-                    if matches!(item::kind(self.chunk(sh, head)), KEY_FREE | KEY_CONT) {
+                    let head_chunk = self.chunk(sh, head);
+                    if matches!(item::kind(head_chunk), KEY_FREE | KEY_CONT) {
                         continue;
                     }
-                    head
+                    (head, head_chunk)
                 }
-                _ => h,
+                _ => (h, chunk),
             };
             // The item's counters are its head's class's (as `stats items` reports them).
             let hcls = sh.class_of(h);
-            let chunk = self.chunk(sh, h);
             let hd = item::parse(chunk);
             if let Some(dead) = self.liveness(sh, &hd, now) {
                 let st = &mut self.classes[hcls].stats;
@@ -212,11 +212,11 @@ impl Shard {
                 _ => h,
             };
             let hd = item::parse(self.chunk(sh, head));
-            let pos = self.pos_of(sh, head);
+            let (hash, pos) = self.hash_and_pos_of(sh, head);
             let live = self.liveness(sh, &hd, now).is_none();
             if live && head == h && !hd.chained {
                 if let Some(to) = self.spare_chunk(sh, cls, page) {
-                    self.relocate(sh, pos, h, to);
+                    self.relocate(sh, pos, hash, h, to);
                     self.counters.reassign_rescues += 1;
                     continue;
                 }
@@ -274,12 +274,11 @@ impl Shard {
         self.take_free(sh, cls)
     }
 
-    /// Moves the one-chunk item at `from` (index position `pos`) into chunk `to` of the same
-    /// class; `from` is left to the page it is on.
-    fn relocate(&mut self, sh: &Shared, pos: usize, from: u32, to: u32) {
+    /// Moves the one-chunk item at `from` (index position `pos`, key hash `hash`) into chunk
+    /// `to` of the same class; `from` is left to the page it is on.
+    fn relocate(&mut self, sh: &Shared, pos: usize, hash: u64, from: u32, to: u32) {
         let (dst, src) = sh.chunk_pair(&mut self.owner, to, from);
         dst.copy_from_slice(src);
-        let hash = Self::hash_of(sh, &self.owner, to);
         self.index.replace_at(pos, hash, to);
         self.classes[sh.class_of(to)].used -= 1;
     }

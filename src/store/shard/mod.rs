@@ -468,10 +468,17 @@ impl Shard {
 
     /// Finds the index position of the item whose head is `h`.
     pub fn pos_of(&self, sh: &Shared, h: u32) -> usize {
+        self.hash_and_pos_of(sh, h).1
+    }
+
+    /// The hash of the item whose head is `h`, and its index position.
+    fn hash_and_pos_of(&self, sh: &Shared, h: u32) -> (u64, usize) {
         let hash = Self::hash_of(sh, &self.owner, h);
-        self.index
+        let pos = self
+            .index
             .find(hash, |x| x == h)
-            .expect("every head chunk is indexed")
+            .expect("every head chunk is indexed");
+        (hash, pos)
     }
 
     /// A free or not yet carved chunk of class `cls`, if it has one.
