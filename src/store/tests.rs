@@ -539,3 +539,81 @@ fn an_item_whose_class_has_no_page_takes_a_larger_chunk_not_a_page() {
     assert_eq!(pages(small), 0);
     assert!(pages(big) > 0);
 }
+
+/// Pages of class `cls` (1-based, as `stats slabs` names it).
+fn class_pages(s: &Store, cls: u32) -> u64 {
+    let key = format!("{cls}:total_pages");
+    s.stats_slabs()
+        .into_iter()
+        .find(|(k, _)| *k == key)
+        .map_or(0, |(_, v)| v.parse::<u64>().unwrap())
+}
+
+/// Forty classes of a one-shard store given a page each with three items (`idleKK:J`), then
+/// one class (3,000-byte values) filling the rest of memory until it evicts. Returns the hot
+/// class and how many hot items were written.
+fn forty_one_page_classes_then_a_hot_one(s: &Store) -> (u32, u64) {
+    for k in 0..40 {
+        let len = (100.0 * 1.08f64.powi(k)) as usize;
+        for j in 0..3 {
+            let key = format!("idle{k:02}:{j}").into_bytes();
+            let stored = set(s, SetMode::Set, &key, &value(j, len), 0);
+            assert_eq!(stored, StoreOutcome::Stored);
+        }
+    }
+    let mut i = 0;
+    while s.stats().evictions == 0 {
+        write_hot(s, &mut i, 50);
+    }
+    (s.class_id(9, 0, false, 3_000), i)
+}
+
+fn write_hot(s: &Store, i: &mut u64, n: u64) {
+    for _ in 0..n {
+        let key = format!("hot{i:07}").into_bytes();
+        let stored = set(s, SetMode::Set, &key, &value(*i, 3_000), 0);
+        assert_eq!(stored, StoreOutcome::Stored);
+        *i += 1;
+    }
+}
+
+#[test]
+fn automove_takes_the_last_page_of_an_idle_class() {
+    // With more classes than pages per shard, most classes hold one page; memcached's rule
+    // (donors hold two or more) would leave the hot class stuck with what it has. Pages whose
+    // items were all used longer ago than the hot class's evicted ones move to it.
+    let (s, clock) = store(4);
+    let (hot, mut i) = forty_one_page_classes_then_a_hot_one(&s);
+    let before = class_pages(&s, hot);
+    clock.advance(10);
+    for _ in 0..5 {
+        write_hot(&s, &mut i, 500);
+        s.maintain();
+    }
+    let after = class_pages(&s, hot);
+    assert!(after >= before + 10, "{before} -> {after}");
+    assert!(s.stats().reassign_evictions > 0);
+}
+
+#[test]
+fn automove_leaves_the_last_page_of_a_class_in_use() {
+    // The same store, but the one-page classes' items are read between the hot writes: their
+    // pages are not idle, so none is taken and no read misses. (Taking last pages without
+    // looking dropped an item being appended to in memcached's chunked-items.t.)
+    let (s, clock) = store(4);
+    let (hot, mut i) = forty_one_page_classes_then_a_hot_one(&s);
+    let before = class_pages(&s, hot);
+    for _ in 0..5 {
+        clock.advance(10);
+        for k in 0..40 {
+            for j in 0..3 {
+                let key = format!("idle{k:02}:{j}").into_bytes();
+                let len = (100.0 * 1.08f64.powi(k)) as usize;
+                assert_eq!(get(&s, &key), Some(value(j, len)), "{k}:{j}");
+            }
+        }
+        write_hot(&s, &mut i, 500);
+        s.maintain();
+    }
+    assert_eq!(class_pages(&s, hot), before);
+}

@@ -80,7 +80,9 @@ impl Shard {
                 continue;
             }
             // Automove gives pages to the class that needed the room.
-            self.classes[cls].stats.window_evictions += 1;
+            let w = &mut self.classes[cls].stats;
+            w.window_evictions += 1;
+            w.window_evict_age = w.window_evict_age.max(hd.age(now));
             let st = &mut self.classes[hcls].stats;
             st.evicted += 1;
             if hd.exptime != 0 {
@@ -130,6 +132,36 @@ impl Shard {
             }
         }
         false
+    }
+
+    /// Seconds since the most recent use of any live item with a chunk on page `page` of
+    /// class `cls`: `u32::MAX` when nothing live is on it, 0 when it holds the pinned item or
+    /// part of a chain being built.
+    pub(super) fn page_idle_for(&self, sh: &Shared, cls: usize, page: u32, now: RelTime) -> u32 {
+        let c = &self.classes[cls];
+        let limit = if c.carve_page == page {
+            c.carve_next as usize
+        } else {
+            sh.classes.per_page(cls)
+        };
+        let mut idle = u32::MAX;
+        for slot in 0..limit {
+            let h = sh.handle(page, slot);
+            let chunk = self.chunk(sh, h);
+            let head = match item::kind(chunk) {
+                KEY_FREE => continue,
+                KEY_CONT => item::rd32(chunk, 8),
+                _ => h,
+            };
+            if head == 0 || head == self.pin || head == self.building || h == self.pin {
+                return 0;
+            }
+            let hd = item::parse(self.chunk(sh, head));
+            if self.liveness(sh, &hd, now).is_none() {
+                idle = idle.min(hd.age(now));
+            }
+        }
+        idle
     }
 
     /// Moves one page from the class with the most pages to `to`. Returns whether it did.

@@ -2,6 +2,14 @@
 //! the crawler that reclaims expired and flushed items, index growth, and slab automove.
 
 use super::{Dead, Shard, Shared, AGE_CLAMP};
+
+/// Automove takes a class's last page only if nothing on it was used for longer than this, in
+/// seconds, and than the items the receiving class evicts (see [`Shard::idle_class`]).
+const MIN_IDLE_SECS: u32 = 2;
+
+/// Pages [`Shard::idle_class`] may look through per `automove` call (each a read of up to a
+/// page's chunk headers under the shard's lock).
+const IDLE_SCAN_PAGES: usize = 8;
 use crate::clock::RelTime;
 use crate::store::item;
 
@@ -58,7 +66,9 @@ impl Shard {
 
     /// Moves pages towards the classes that evict most (memcached's slab_automove): the class
     /// with the most evictions since the last call takes pages from a class that evicts at
-    /// less than half its rate per page (or holds a page's worth of free chunks).
+    /// less than half its rate per page (or holds a page's worth of free chunks), and holds
+    /// two pages or more, as memcached's mover requires. Failing that, it takes the last page
+    /// of an idle class (see [`Shard::idle_class`]).
     pub fn automove(&mut self, sh: &Shared, max_moves: usize, now: RelTime) {
         let n = self.classes.len();
         let ev: Vec<u64> = self
@@ -66,12 +76,15 @@ impl Shard {
             .iter()
             .map(|c| c.stats.window_evictions)
             .collect();
-        for c in self.classes.iter_mut() {
-            c.stats.window_evictions = 0;
-        }
         let Some(to) = (0..n).filter(|&c| ev[c] > 0).max_by_key(|&c| ev[c]) else {
             return;
         };
+        let evict_age = self.classes[to].stats.window_evict_age;
+        for c in self.classes.iter_mut() {
+            c.stats.window_evictions = 0;
+            c.stats.window_evict_age = 0;
+        }
+        let mut scans = IDLE_SCAN_PAGES;
         for _ in 0..max_moves {
             let to_pages = self.classes[to].pages.len().max(1) as u64;
             // Rate comparisons as cross products: ev[d] / pages[d] < ev[to] / pages[to] / 2.
@@ -88,11 +101,51 @@ impl Shard {
                     // Prefer the class evicting least per page, then the biggest.
                     (u64::MAX - ev[d] * 1024 / dp, dp)
                 });
+            let donor = donor.or_else(|| {
+                let idle = evict_age.max(MIN_IDLE_SECS);
+                self.idle_class(sh, to, &ev, idle, now, &mut scans)
+            });
             let Some(from) = donor else { return };
             if !self.move_page(sh, from, to, now) {
                 return;
             }
         }
+    }
+
+    /// A class other than `to` that holds one page, evicted nothing in the window, and whose
+    /// live items were all last used more than `idle` seconds ago: taking its page loses only
+    /// items older than those `to` is evicting (`idle` is their age). Without this, a shard
+    /// whose classes hold one page each (64 pages per shard at `-m 64`, ~100 classes) could
+    /// never give a class pages after the size mix shifted: the pages stayed with classes
+    /// nobody used any more (calcification; `benches/soak.py` checks for it). A page in use,
+    /// like that of the tail of an item being appended to, is never taken this way. Looks at
+    /// `*scans` pages at most, going on from where the last search stopped.
+    fn idle_class(
+        &mut self,
+        sh: &Shared,
+        to: usize,
+        ev: &[u64],
+        idle: u32,
+        now: RelTime,
+        scans: &mut usize,
+    ) -> Option<usize> {
+        let n = self.classes.len();
+        for i in 0..n {
+            if *scans == 0 {
+                return None;
+            }
+            let d = (self.idle_cursor + i) % n;
+            if d == to || ev[d] != 0 || self.classes[d].pages.len() != 1 {
+                continue;
+            }
+            *scans -= 1;
+            let page = self.classes[d].pages[0];
+            if self.page_idle_for(sh, d, page, now) > idle {
+                self.idle_cursor = (d + 1) % n;
+                return Some(d);
+            }
+        }
+        None
     }
 
     /// Pages this shard holds.

@@ -180,6 +180,9 @@ pub struct ClassStats {
     pub evicted_time: u64,
     /// Evictions since automove last looked.
     pub window_evictions: u64,
+    /// Seconds since the last access of the most recently used item among those evictions
+    /// (automove takes a class's last page only if all on it is older: see `maintain.rs`).
+    pub window_evict_age: u32,
 }
 
 /// One slab class in one shard.
@@ -260,6 +263,8 @@ pub struct Shard {
     pub crawl_class: usize,
     pub crawl_page: usize,
     pub crawl_slot: usize,
+    /// Where automove's search for an idle class's last page goes on from.
+    idle_cursor: usize,
     pub counters: ShardCounters,
 }
 
@@ -354,6 +359,7 @@ impl Shard {
             crawl_class: 0,
             crawl_page: 0,
             crawl_slot: 0,
+            idle_cursor: 0,
             counters: ShardCounters::default(),
         })
     }
@@ -564,7 +570,10 @@ impl Shard {
         for up in cls + 1..=last {
             if with_pages(self, up) && self.evict_one(sh, up, now) {
                 if let Some(h) = self.take_free(sh, up) {
-                    self.classes[cls].stats.window_evictions += 1;
+                    let age = self.classes[up].stats.window_evict_age;
+                    let st = &mut self.classes[cls].stats;
+                    st.window_evictions += 1;
+                    st.window_evict_age = st.window_evict_age.max(age);
                     return Some(h);
                 }
             }
