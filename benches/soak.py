@@ -257,7 +257,9 @@ def main():
         print(f"{name}: sets {s['cmd_set']}, evictions {ev}, expired_unfetched "
               f"{s['expired_unfetched']}, slabs_moved {s.get('slabs_moved', '?')}, "
               f"page-move evictions {moved or 'not reported'}, page-move rescues "
-              f"{s.get('slab_reassign_rescues', 'not reported')}, out-of-memory replies {r.oom}, "
+              f"{s.get('slab_reassign_rescues', 'not reported')} (+ chunks "
+              f"{s.get('slab_reassign_chunk_rescues', 'not reported')}), "
+              f"out-of-memory replies {r.oom}, "
               f"misses of live keys {r.lost}, corrupt values {r.corrupt}")
         ok &= r.corrupt == 0
         if moved is not None:

@@ -126,13 +126,14 @@ impl Shared {
             u8::from(store.hash_is_expanding).to_string(),
         );
         if self.settings.slab_reassign {
-            // tern's page mover rescues the live one-chunk items a moved page holds into
-            // free chunks of their class (`slab_reassign_rescues`) and evicts the others
-            // (`slab_reassign_evictions_nomem`). It moves no item in parts and never waits on
-            // a busy item, so the other counters stay 0.
+            // tern's page mover copies the live items a moved page holds into free chunks of
+            // their class: one-chunk items and chains' heads (`slab_reassign_rescues`), other
+            // chunks of chains (`slab_reassign_chunk_rescues`); it evicts the items it has no
+            // room for (`slab_reassign_evictions_nomem`). It works under the shard's lock and
+            // never waits on a busy item, so the other counters stay 0.
             for (name, value) in [
                 ("slab_reassign_rescues", store.reassign_rescues),
-                ("slab_reassign_chunk_rescues", 0),
+                ("slab_reassign_chunk_rescues", store.reassign_chunk_rescues),
                 ("slab_reassign_evictions_nomem", store.reassign_evictions),
                 ("slab_reassign_inline_reclaim", 0),
                 ("slab_reassign_busy_items", 0),

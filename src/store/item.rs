@@ -311,6 +311,12 @@ pub fn clock_pass(chunk: &mut [u8]) -> u32 {
     c
 }
 
+/// Points a chained item's head (header `hd`, read from `chunk`) at its first continuation.
+pub fn set_next(chunk: &mut [u8], hd: &Header, next: u32) {
+    debug_assert!(hd.chained);
+    wr32(chunk, hd.key_off - 4, next);
+}
+
 /// Writes a free-chunk marker with the next free chunk.
 pub fn write_free(chunk: &mut [u8], next: u32) {
     wr32(chunk, 0, u32::from(KEY_FREE));

@@ -43,6 +43,9 @@ pub struct StoreStats {
     /// Live items a page move copied into another chunk of their class instead of dropping
     /// them (memcached's `slab_reassign_rescues`).
     pub reassign_rescues: u64,
+    /// Continuation chunks of chained items a page move copied into another chunk of their
+    /// class, linked in where they were (memcached's `slab_reassign_chunk_rescues`).
+    pub reassign_chunk_rescues: u64,
 }
 
 /// The store's own bookkeeping, read in one pass for consistency checks (the fuzz targets
@@ -123,6 +126,7 @@ impl Store {
             totals.slabs_moved += s.counters.slabs_moved;
             totals.reassign_evictions += s.counters.reassign_evictions;
             totals.reassign_rescues += s.counters.reassign_rescues;
+            totals.reassign_chunk_rescues += s.counters.reassign_chunk_rescues;
             hash_bytes += s.index.bytes() as u64;
             hash_slots += s.index.capacity() as u64;
             expanding |= s.index.is_expanding();
@@ -173,6 +177,7 @@ impl Store {
             slabs_moved: t.slabs_moved,
             reassign_evictions: t.reassign_evictions,
             reassign_rescues: t.reassign_rescues,
+            reassign_chunk_rescues: t.reassign_chunk_rescues,
         }
     }
 

@@ -215,11 +215,13 @@ impl Shard {
 
     /// Empties page `pages[idx]` of class `cls`, takes it out of the class and returns it.
     ///
-    /// A live item that fits in one chunk is rescued, as memcached's slab mover does: copied
-    /// into a free chunk of the same class on another page (or one not yet carved), and the
-    /// index pointed at the copy (`slab_reassign_rescues`). The rest is unlinked: items with
-    /// no spare chunk to go to and items chained over several chunks (counted in
-    /// `slab_reassign_evictions_nomem`), and dead ones (expired or flushed, not counted).
+    /// Each live item's chunk on the page is rescued, as memcached's slab mover does: copied
+    /// into a free chunk of the same class on another page (or one not yet carved). A one-chunk
+    /// item or a chain's head has its index entry pointed at the copy (and a chain's chunks
+    /// their head pointer; `slab_reassign_rescues`); a chain's other chunk is linked in where
+    /// it was (`slab_reassign_chunk_rescues`). What has no spare chunk to go to is unlinked,
+    /// the whole item (`slab_reassign_evictions_nomem`), and so are dead items (expired or
+    /// flushed, not counted).
     pub fn evacuate(&mut self, sh: &Shared, cls: usize, idx: usize, now: RelTime) -> u32 {
         let page = self.classes[cls].pages[idx];
         let per_page = sh.classes.per_page(cls);
@@ -244,15 +246,24 @@ impl Shard {
                 _ => h,
             };
             let hd = item::parse(self.chunk(sh, head));
-            let (hash, pos) = self.hash_and_pos_of(sh, head);
             let live = self.liveness(sh, &hd, now).is_none();
-            if live && head == h && !hd.chained {
+            if live {
                 if let Some(to) = self.spare_chunk(sh, cls, page) {
-                    self.relocate(sh, pos, hash, h, to);
-                    self.counters.reassign_rescues += 1;
+                    if head == h {
+                        let (hash, pos) = self.hash_and_pos_of(sh, head);
+                        self.relocate(sh, pos, hash, h, to);
+                        if hd.chained {
+                            self.repoint_chain(sh, hd.next, to);
+                        }
+                        self.counters.reassign_rescues += 1;
+                    } else {
+                        self.relocate_link(sh, head, &hd, h, to);
+                        self.counters.reassign_chunk_rescues += 1;
+                    }
                     continue;
                 }
             }
+            let pos = self.pos_of(sh, head);
             self.unlink(sh, pos, head, &hd);
             if live {
                 self.counters.reassign_evictions += 1;
@@ -306,12 +317,44 @@ impl Shard {
         self.take_free(sh, cls)
     }
 
-    /// Moves the one-chunk item at `from` (index position `pos`, key hash `hash`) into chunk
-    /// `to` of the same class; `from` is left to the page it is on.
+    /// Moves the head chunk at `from` (index position `pos`, key hash `hash`) into chunk `to`
+    /// of the same class; `from` is left to the page it is on.
     fn relocate(&mut self, sh: &Shared, pos: usize, hash: u64, from: u32, to: u32) {
         let (dst, src) = sh.chunk_pair(&mut self.owner, to, from);
         dst.copy_from_slice(src);
         self.index.replace_at(pos, hash, to);
-        self.classes[sh.class_of(to)].used -= 1;
+        self.classes[sh.class_of(from)].used -= 1;
+    }
+
+    /// Points the chunks of a chain, from `next` on, at their head's new place `head`.
+    fn repoint_chain(&mut self, sh: &Shared, mut next: u32, head: u32) {
+        while next != 0 {
+            let c = sh.chunk_mut(&mut self.owner, next);
+            item::wr32(c, 8, head);
+            next = item::link(c);
+        }
+    }
+
+    /// Moves continuation chunk `from` of the chain whose head is `head` (header `hd`) into
+    /// chunk `to` of the same class and links it in where `from` was.
+    fn relocate_link(&mut self, sh: &Shared, head: u32, hd: &item::Header, from: u32, to: u32) {
+        let (dst, src) = sh.chunk_pair(&mut self.owner, to, from);
+        dst.copy_from_slice(src);
+        self.classes[sh.class_of(from)].used -= 1;
+        if hd.next == from {
+            item::set_next(sh.chunk_mut(&mut self.owner, head), hd, to);
+            return;
+        }
+        let mut prev = hd.next;
+        while prev != 0 {
+            let c = sh.chunk_mut(&mut self.owner, prev);
+            let next = item::link(c);
+            if next == from {
+                item::wr32(c, 4, to);
+                return;
+            }
+            prev = next;
+        }
+        debug_assert!(false, "chunk {from} is not in the chain of {head}");
     }
 }

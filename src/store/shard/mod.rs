@@ -242,6 +242,7 @@ pub struct ShardCounters {
     pub slabs_moved: u64,
     pub reassign_evictions: u64,
     pub reassign_rescues: u64,
+    pub reassign_chunk_rescues: u64,
 }
 
 /// A shard. It lives behind its lock, so `&Shard` and `&mut Shard` prove the lock is held:
