@@ -48,10 +48,56 @@ def port_is_open(port, host="127.0.0.1"):
         return False
 
 
-class Server:
-    """One server process on loopback, started fresh and always stopped (use as a context manager)."""
+def _write(path, text):
+    with open(path, "w") as f:
+        f.write(text)
 
-    def __init__(self, name, binary, port, threads=None, memory_mb=64, extra_args=(), cpus=None):
+
+def limit_cpu(pid, name, share, period_us=10000):
+    """Puts process `pid`, all its threads, in a new cgroup allowed `share` of one CPU (0.5: half
+    a CPU, enforced every `period_us`). Returns the group's path, for `release_cpu_limit`.
+
+    This makes the server, not the load generator, the bottleneck on a box with too few cores
+    to give the client more than the server: both servers get the same budget, so their
+    throughput ratio is the one they would have once saturated. Needs root and the cgroup `cpu`
+    controller (v2, or v1 mounted at /sys/fs/cgroup/cpu)."""
+    quota = max(1000, int(share * period_us))
+    group = f"tern-bench-{name}-{pid}"
+    try:
+        v2 = "/sys/fs/cgroup/cgroup.controllers"
+        if os.path.exists(v2) and "cpu" in open(v2).read().split():
+            with open("/sys/fs/cgroup/cgroup.subtree_control") as f:
+                if "cpu" not in f.read().split():
+                    _write("/sys/fs/cgroup/cgroup.subtree_control", "+cpu")
+            path = os.path.join("/sys/fs/cgroup", group)
+            os.mkdir(path)
+            _write(os.path.join(path, "cpu.max"), f"{quota} {period_us}")
+        else:
+            path = os.path.join("/sys/fs/cgroup/cpu", group)
+            os.mkdir(path)
+            _write(os.path.join(path, "cpu.cfs_period_us"), str(period_us))
+            _write(os.path.join(path, "cpu.cfs_quota_us"), str(quota))
+        _write(os.path.join(path, "cgroup.procs"), str(pid))
+    except OSError as e:
+        raise RuntimeError(f"{name}: cannot limit its CPU to {share:g} of a CPU with a cgroup "
+                           f"({e}); this needs root and the cgroup cpu controller") from e
+    return path
+
+
+def release_cpu_limit(path):
+    """Removes a group made by `limit_cpu` once its process has exited."""
+    try:
+        os.rmdir(path)
+    except OSError:
+        pass
+
+
+class Server:
+    """One server process on loopback, started fresh and always stopped (use as a context manager).
+    `cpu_share` (a fraction of one CPU) limits the process with a cgroup (`limit_cpu`)."""
+
+    def __init__(self, name, binary, port, threads=None, memory_mb=64, extra_args=(), cpus=None,
+                 cpu_share=None):
         self.name = name
         self.binary = binary
         self.port = port
@@ -64,6 +110,8 @@ class Server:
             # memcached refuses to run as root without -u.
             self.args += ["-u", "root"]
         self.args += list(extra_args)
+        self.cpu_share = cpu_share
+        self.cgroup = None
         self.proc = None
         self.log_path = None
         self._log = None
@@ -91,6 +139,8 @@ class Server:
             self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
         )
         _started.append(self)
+        if self.cpu_share:
+            self.cgroup = limit_cpu(self.proc.pid, self.name, self.cpu_share)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -157,6 +207,9 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if self.cgroup:
+            release_cpu_limit(self.cgroup)
+            self.cgroup = None
         if self in _started:
             _started.remove(self)
         if self._log:

@@ -11,7 +11,10 @@ the server CPU time per request (user + system, all threads, from /proc/<pid>/st
 measured run, divided by the requests it served) and each server's VmRSS after its rounds.
 
 With SERVER_CPUS / CLIENT_CPUS (`taskset -c` lists, e.g. 0-3 and 4-15) the servers and the load
-generator run pinned apart, so neither waits out the other's time slices.
+generator run pinned apart, so neither waits out the other's time slices. With
+SERVER_CPU_SHARE (e.g. 0.5, needs root) each server is held to that fraction of one CPU by a
+cgroup, so that on a box with too few cores for a client faster than the server, the servers
+still saturate first and their ops/s compare as they would at saturation.
 
 Usage (from the repository root):
 
@@ -19,6 +22,7 @@ Usage (from the repository root):
     TERN_BIN=/usr/bin/memcached python3 benches/sidebyside.py     # validate: ratios ~1.0
     ROUNDS=5 DURATION=10 SERVER_THREADS=4 python3 benches/sidebyside.py --workloads get-heavy
     SERVER_CPUS=0-3 CLIENT_CPUS=4-15 SERVER_THREADS=4 python3 benches/sidebyside.py
+    SERVER_CPUS=0 CLIENT_CPUS=1 SERVER_THREADS=1 SERVER_CPU_SHARE=0.5 python3 benches/sidebyside.py
     ROUNDS=1 DURATION=1 WARMUP=0 python3 benches/sidebyside.py    # smoke run, ~1 min
 
 Every option can also be given by environment variable (the upper-case name in --help).
@@ -216,6 +220,11 @@ def main():
                     help="SERVER_CPUS: taskset -c list for both servers (empty: not pinned)")
     ap.add_argument("--client-cpus", default=env("CLIENT_CPUS", ""),
                     help="CLIENT_CPUS: taskset -c list for the load generator (empty: not pinned)")
+    ap.add_argument("--server-cpu-share", type=float,
+                    default=float(env("SERVER_CPU_SHARE", "0")),
+                    help="SERVER_CPU_SHARE: limit each server to this fraction of one CPU with a "
+                    "cgroup (e.g. 0.5; 0: no limit), so that the servers, not the load generator, "
+                    "saturate on a box with few cores (needs root)")
     ap.add_argument("--no-build", action="store_true", default=bool(env("NO_BUILD", "")),
                     help="NO_BUILD: do not run cargo build --release for tern")
     args = ap.parse_args()
@@ -251,10 +260,12 @@ def main():
             pair = [
                 servers.Server("memcached", args.memcached_bin, args.port,
                                threads=args.server_threads, memory_mb=args.memory,
-                               extra_args=limit, cpus=args.server_cpus or None),
+                               extra_args=limit, cpus=args.server_cpus or None,
+                               cpu_share=args.server_cpu_share),
                 servers.Server("tern", args.tern_bin, args.port + 1,
                                threads=args.server_threads, memory_mb=args.memory,
-                               extra_args=limit, cpus=args.server_cpus or None),
+                               extra_args=limit, cpus=args.server_cpus or None,
+                               cpu_share=args.server_cpu_share),
             ]
             results = {"memcached": [], "tern": []}
             try:
@@ -313,6 +324,8 @@ def main():
     print()
     pinning = (f"servers on CPUs {args.server_cpus or 'any'}, loadgen on CPUs "
                f"{args.client_cpus or 'any'}")
+    if args.server_cpu_share:
+        pinning += f", each server limited to {args.server_cpu_share:g} of a CPU (cgroup)"
     print(f"memcached ({args.memcached_bin}) vs tern ({args.tern_bin}): -t {args.server_threads} "
           f"-m {args.memory}; loadgen {args.client_threads} threads, "
           f"{args.conns * args.client_threads or DEFAULT_CONNECTIONS} conns unless "
