@@ -354,11 +354,7 @@ pub(super) fn run(shared: Arc<Shared>) -> io::Result<()> {
     let mut watchers: Vec<Option<Watcher>> = Vec::new();
     let mut batch: Vec<u8> = Vec::new();
     while !shared.is_shutting_down() {
-        let timeout = if watchers.iter().any(Option::is_some) {
-            Some(LOGGER_TICK)
-        } else {
-            None
-        };
+        let timeout = poll_timeout(logger, watchers.iter().any(Option::is_some));
         if let Err(e) = poll.poll(&mut events, timeout) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
@@ -456,6 +452,21 @@ pub(super) fn run(shared: Arc<Shared>) -> io::Result<()> {
     Ok(())
 }
 
+/// How long the logger thread may sleep in `poll`: not at all while watchers wait in the
+/// inbox, a tick while watchers are attached (`attached`), else until woken. A watcher handed
+/// over before the thread had made its waker woke nobody (at start-up, a `watch` sent at once
+/// could wait forever for its `OK`); the thread makes the waker before it first looks here, so
+/// one handed over after the look wakes the poll.
+fn poll_timeout(logger: &Logger, attached: bool) -> Option<Duration> {
+    if !logger.inbox.lock().is_empty() {
+        Some(Duration::ZERO)
+    } else if attached {
+        Some(LOGGER_TICK)
+    } else {
+        None
+    }
+}
+
 /// Sets the event mask to what the attached watchers and those waiting to be adopted want.
 fn update_mask(logger: &Logger, watchers: &[Option<Watcher>]) {
     let inbox = logger.inbox.lock();
@@ -527,6 +538,23 @@ fn drop_watcher(shared: &Shared, poll: &mut Poll, watchers: &mut [Option<Watcher
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_watcher_handed_over_before_the_logger_thread_ran_is_not_left_waiting() {
+        let logger = Logger::new(1, 1024, 1024);
+        assert_eq!(poll_timeout(&logger, false), None);
+        assert_eq!(poll_timeout(&logger, true), Some(LOGGER_TICK));
+        // No waker yet: the hand-over wakes nobody, so the thread must not sleep on it.
+        let (sock, _peer) = mio::net::UnixStream::pair().unwrap();
+        logger.add_watcher(
+            Socket::Unix(sock),
+            -1,
+            WatchEvents(WatchEvents::FETCHERS),
+            b"OK\r\n".to_vec(),
+        );
+        assert!(logger.watching(WatchEvents::FETCHERS));
+        assert_eq!(poll_timeout(&logger, false), Some(Duration::ZERO));
+    }
 
     #[test]
     fn keys_are_uri_encoded_as_memcached_does() {
