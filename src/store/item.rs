@@ -329,6 +329,16 @@ pub fn write_cont(chunk: &mut [u8], next: u32) {
     wr32(chunk, 4, next);
 }
 
+/// The head chunk of the item chunk `h` (bytes `chunk`) belongs to: `h` itself for a head,
+/// the head a continuation names, `None` for a free chunk.
+pub fn head_of(chunk: &[u8], h: u32) -> Option<u32> {
+    match kind(chunk) {
+        KEY_FREE => None,
+        KEY_CONT => Some(rd32(chunk, 8)),
+        _ => Some(h),
+    }
+}
+
 /// The link of a free or continuation chunk.
 pub fn link(chunk: &[u8]) -> u32 {
     rd32(chunk, 4)

@@ -387,6 +387,17 @@ fn snapshot(s: &Store, key: &[u8]) -> Option<(Vec<u8>, u64, u32)> {
     }
 }
 
+/// Deletes `keys[0]`, `keys[2]`, ... (all stored).
+fn delete_every_other(s: &Store, keys: &[Vec<u8>]) {
+    for key in keys.iter().step_by(2) {
+        let gone = s.delete(&DeleteRequest {
+            key,
+            ..DeleteRequest::default()
+        });
+        assert_eq!(gone, DeleteOutcome::Deleted);
+    }
+}
+
 #[test]
 fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
     // 300 items of 2,000 bytes: about ten pages of one class, under Miri too.
@@ -409,13 +420,7 @@ fn a_page_move_rescues_live_items_into_free_chunks_of_their_class() {
     }
     let cls = s.class_id(6, 0, false, len);
     // Every other item deleted: each page of the class is half free.
-    for key in keys.iter().step_by(2) {
-        let gone = s.delete(&DeleteRequest {
-            key,
-            ..DeleteRequest::default()
-        });
-        assert_eq!(gone, DeleteOutcome::Deleted);
-    }
+    delete_every_other(&s, &keys);
     let before: Vec<_> = keys.iter().map(|k| snapshot(&s, k)).collect();
     clock.advance(10);
     let items_before = s.stats().curr_items;
@@ -637,13 +642,7 @@ fn a_page_move_rescues_chained_items_chunk_by_chunk() {
         let stored = set(&s, SetMode::Set, key, &value(i as u64, len), 0);
         assert_eq!(stored, StoreOutcome::Stored);
     }
-    for key in keys.iter().step_by(2) {
-        let gone = s.delete(&DeleteRequest {
-            key,
-            ..DeleteRequest::default()
-        });
-        assert_eq!(gone, DeleteOutcome::Deleted);
-    }
+    delete_every_other(&s, &keys);
     let before: Vec<_> = keys.iter().map(|k| snapshot(&s, k)).collect();
     clock.advance(10);
     let largest = s.class_count() as u32;

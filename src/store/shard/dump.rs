@@ -76,12 +76,7 @@ impl Shard {
         let c = &self.classes[cls];
         for &page in &c.pages {
             // The carve page's uncarved tail is skipped at once, not slot by slot.
-            let carved = if page == c.carve_page {
-                c.carve_next as usize
-            } else {
-                per_page
-            };
-            for slot in 0..carved {
+            for slot in 0..c.carved(page, per_page) {
                 let Some((h, hd)) = self.head_in(sh, cls, page, slot) else {
                     continue;
                 };

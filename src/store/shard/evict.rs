@@ -138,20 +138,11 @@ impl Shard {
     /// class `cls`: `u32::MAX` when nothing live is on it, 0 when it holds the pinned item or
     /// part of a chain being built.
     pub(super) fn page_idle_for(&self, sh: &Shared, cls: usize, page: u32, now: RelTime) -> u32 {
-        let c = &self.classes[cls];
-        let limit = if c.carve_page == page {
-            c.carve_next as usize
-        } else {
-            sh.classes.per_page(cls)
-        };
         let mut idle = u32::MAX;
-        for slot in 0..limit {
+        for slot in 0..self.classes[cls].carved(page, sh.classes.per_page(cls)) {
             let h = sh.handle(page, slot);
-            let chunk = self.chunk(sh, h);
-            let head = match item::kind(chunk) {
-                KEY_FREE => continue,
-                KEY_CONT => item::rd32(chunk, 8),
-                _ => h,
+            let Some(head) = item::head_of(self.chunk(sh, h), h) else {
+                continue;
             };
             if head == 0 || head == self.pin || head == self.building || h == self.pin {
                 return 0;
@@ -224,26 +215,15 @@ impl Shard {
     /// flushed, not counted).
     pub fn evacuate(&mut self, sh: &Shared, cls: usize, idx: usize, now: RelTime) -> u32 {
         let page = self.classes[cls].pages[idx];
-        let per_page = sh.classes.per_page(cls);
-        let limit = {
-            let c = &self.classes[cls];
-            if c.carve_page == page {
-                c.carve_next as usize
-            } else {
-                per_page
-            }
-        };
+        let limit = self.classes[cls].carved(page, sh.classes.per_page(cls));
         // Rescued items must not land on this page: it is no longer carved.
         if self.classes[cls].carve_page == page {
             self.classes[cls].carve_page = 0;
         }
         for slot in 0..limit {
             let h = sh.handle(page, slot);
-            let c = self.chunk(sh, h);
-            let head = match item::kind(c) {
-                KEY_FREE => continue,
-                KEY_CONT => item::rd32(c, 8),
-                _ => h,
+            let Some(head) = item::head_of(self.chunk(sh, h), h) else {
+                continue;
             };
             let hd = item::parse(self.chunk(sh, head));
             let live = self.liveness(sh, &hd, now).is_none();

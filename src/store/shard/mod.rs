@@ -200,6 +200,16 @@ pub struct Class {
 }
 
 impl Class {
+    /// Chunks of `page`, one of this class's, handed out so far: all `per_page` of them but
+    /// on the page being carved.
+    pub fn carved(&self, page: u32, per_page: usize) -> usize {
+        if page == self.carve_page {
+            self.carve_next as usize
+        } else {
+            per_page
+        }
+    }
+
     /// Chunks never handed out in the newest page (memcached's `free_chunks_end`).
     pub fn free_end(&self, per_page: usize) -> u64 {
         if self.carve_page == 0 {
