@@ -64,3 +64,8 @@ cargo build --bins
 # minutes per server on 2 cores.
 cargo build --release --bins
 python3 tests/memcached-suite/run.py
+
+# The soak (benches/soak.py, docs/testing.md "Soak"): RSS stays near -m, no calcification after
+# the value sizes shift (hit rate within 5% of a fresh server's), nothing lost or corrupted.
+# Phases of 30 s: about 2 minutes.
+python3 benches/soak.py --phase-seconds "${TERN_SOAK_SECONDS:-30}"
