@@ -144,7 +144,7 @@ impl Shard {
             let Some(head) = item::head_of(self.chunk(sh, h), h) else {
                 continue;
             };
-            if head == 0 || head == self.pin || head == self.building || h == self.pin {
+            if head == 0 || head == self.pin || head == self.building {
                 return 0;
             }
             let hd = item::parse(self.chunk(sh, head));

@@ -2,6 +2,8 @@
 //! the crawler that reclaims expired and flushed items, index growth, and slab automove.
 
 use super::{Dead, Shard, Shared, AGE_CLAMP};
+use crate::clock::RelTime;
+use crate::store::item;
 
 /// Automove takes a class's last page only if nothing on it was used for longer than this, in
 /// seconds, and than the items the receiving class evicts (see [`Shard::idle_class`]).
@@ -10,8 +12,6 @@ const MIN_IDLE_SECS: u32 = 2;
 /// Pages [`Shard::idle_class`] may look through per `automove` call (each a read of up to a
 /// page's chunk headers under the shard's lock).
 const IDLE_SCAN_PAGES: usize = 8;
-use crate::clock::RelTime;
-use crate::store::item;
 
 impl Shard {
     /// Crawls up to `budget` chunks, reclaiming expired and flushed items.
@@ -114,7 +114,7 @@ impl Shard {
 
     /// A class other than `to` that holds one page, evicted nothing in the window, and whose
     /// live items were all last used more than `idle` seconds ago: taking its page loses only
-    /// items older than those `to` is evicting (`idle` is their age). Without this, a shard
+    /// items older than those `to` is evicting (`idle` is the oldest of their ages). Without this, a shard
     /// whose classes hold one page each (64 pages per shard at `-m 64`, ~100 classes) could
     /// never give a class pages after the size mix shifted: the pages stayed with classes
     /// nobody used any more (calcification; `benches/soak.py` checks for it). A page in use,

@@ -180,8 +180,8 @@ pub struct ClassStats {
     pub evicted_time: u64,
     /// Evictions since automove last looked.
     pub window_evictions: u64,
-    /// Seconds since the last access of the most recently used item among those evictions
-    /// (automove takes a class's last page only if all on it is older: see `maintain.rs`).
+    /// The oldest of those evictions' ages (seconds since last access): automove takes a
+    /// class's last page for this class only if everything on it is older (`maintain.rs`).
     pub window_evict_age: u32,
 }
 
