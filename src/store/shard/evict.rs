@@ -138,15 +138,15 @@ impl Shard {
     /// class `cls`: `u32::MAX` when nothing live is on it, 0 when it holds the pinned item or
     /// part of a chain being built.
     pub(super) fn page_idle_for(&self, sh: &Shared, cls: usize, page: u32, now: RelTime) -> u32 {
+        if self.page_is_pinned(sh, cls, page) {
+            return 0;
+        }
         let mut idle = u32::MAX;
         for slot in 0..self.classes[cls].carved(page, sh.classes.per_page(cls)) {
             let h = sh.handle(page, slot);
             let Some(head) = item::head_of(self.chunk(sh, h), h) else {
                 continue;
             };
-            if head == 0 || head == self.pin || head == self.building {
-                return 0;
-            }
             let hd = item::parse(self.chunk(sh, head));
             if self.liveness(sh, &hd, now).is_none() {
                 idle = idle.min(hd.age(now));
