@@ -33,6 +33,23 @@ const fn sc(name: &'static str, steps: &'static [Step]) -> Scenario {
 
 const SCENARIOS: &[Scenario] = &[
     sc(
+        // A retrieval stops at a key over 250 bytes: the keys before it were looked up (gat
+        // touched them) and their replies are dropped for the error.
+        "gat_touches_the_keys_before_a_long_key",
+        &[
+            (b"set a 0 0 1\r\n1\r\n", b"STORED\r\n"),
+            (
+                b"gat 100 a LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL b\r\n",
+                b"CLIENT_ERROR bad command line format\r\n",
+            ),
+            (b"mg a t v\r\n", b"VA 1 t{~100}\r\n1\r\n"),
+            (
+                b"get a LLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLLL\r\n",
+                b"CLIENT_ERROR bad command line format\r\n",
+            ),
+        ],
+    ),
+    sc(
         "mg_return_flags_in_request_order",
         &[
             (b"ms foo 3 T0 F5 c k O123\r\nbar\r\n", b"HD c{cas} kfoo O123\r\n"),

@@ -136,6 +136,10 @@ pub struct GetRequest<'a> {
     pub with_cas: bool,
     /// For `gat`/`gats`: the new expiration time to set on every hit.
     pub touch: Option<i64>,
+    /// A key over 250 bytes followed `keys` on the line. memcached looks `keys` up first
+    /// (counting hits and misses, and for `gat` touching them), then drops their replies and
+    /// answers `CLIENT_ERROR bad command line format` alone.
+    pub key_too_long: bool,
 }
 
 /// `incr` / `decr` (and binary INCREMENT/DECREMENT).
@@ -471,6 +475,7 @@ mod tests {
             keys: Keys::spaced(b"a b"),
             with_cas: false,
             touch: None,
+            key_too_long: false,
         });
         assert_eq!(get.key(), b"a");
         assert_eq!(Request::Version.key(), b"");

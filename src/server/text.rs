@@ -186,9 +186,11 @@ pub fn retrieve_from(
     room: usize,
 ) -> Option<usize> {
     let start = cx.out.len();
-    // No key here is over 250 bytes: the parser refuses such a line whole, before any lookup.
+    // A key over 250 bytes ended the keys (the parser stopped there): memcached looks up the
+    // ones before it and then drops their replies for the error, so nothing is composed.
+    let dropped = get.key_too_long;
     for (i, key) in get.keys.enumerate().skip(answered) {
-        if i > answered && cx.out.len() - start >= room {
+        if !dropped && i > answered && cx.out.len() - start >= room {
             return Some(i);
         }
         if key == LEGACY_KEY && get.touch.is_none() {
@@ -205,12 +207,14 @@ pub fn retrieve_from(
         let out = &mut *cx.out;
         let with_cas = get.with_cas;
         let copy = |item: &ItemView<'_>| {
-            let cas = with_cas.then(|| item.cas());
-            text::compose_value_header(key, item.flags(), item.value_len(), cas, out);
-            for chunk in item.value_chunks() {
-                out.extend_from_slice(chunk);
+            if !dropped {
+                let cas = with_cas.then(|| item.cas());
+                text::compose_value_header(key, item.flags(), item.value_len(), cas, out);
+                for chunk in item.value_chunks() {
+                    out.extend_from_slice(chunk);
+                }
+                out.extend_from_slice(b"\r\n");
             }
-            out.extend_from_slice(b"\r\n");
             item_shape(item)
         };
         let req = store::GetRequest {
@@ -223,7 +227,12 @@ pub fn retrieve_from(
             log_get(cx, key, &found);
         }
     }
-    text::compose(&Response::End, cx.out);
+    if dropped {
+        cx.out.truncate(start);
+        text::compose(&Response::Error(ErrorReply::BadCommandLine), cx.out);
+    } else {
+        text::compose(&Response::End, cx.out);
+    }
     None
 }
 

@@ -143,11 +143,13 @@ pub fn parse<'a>(input: &'a [u8], limits: &Limits) -> Result<(Frame<'a>, usize),
             keys: Keys::single(key),
             with_cas: true,
             touch: None,
+            key_too_long: false,
         }),
         Gat | GatQ | GatK | GatKQ => Request::Get(GetRequest {
             keys: Keys::single(key),
             with_cas: true,
             touch: Some(i64::from(be_u32(extras))),
+            key_too_long: false,
         }),
         Touch => Request::Touch {
             key,

@@ -111,7 +111,8 @@ fn get_family_parses_one_key_and_echoes_opaque_and_cas() {
             Request::Get(GetRequest {
                 keys: Keys::single(b"foo bar"),
                 with_cas: true,
-                touch: None
+                touch: None,
+                key_too_long: false,
             })
         );
     }
@@ -127,7 +128,8 @@ fn gat_family_and_touch_parse_expiration() {
             Request::Get(GetRequest {
                 keys: Keys::single(b"k"),
                 with_cas: true,
-                touch: Some(100)
+                touch: Some(100),
+                key_too_long: false,
             })
         );
     }
@@ -914,11 +916,13 @@ fn build(p: &Parts) -> Frame<'_> {
             keys: Keys::single(key),
             with_cas: true,
             touch: None,
+            key_too_long: false,
         }),
         Gat | GatQ | GatK | GatKQ => Request::Get(GetRequest {
             keys: Keys::single(key),
             with_cas: true,
             touch: Some(i64::from(p.exptime)),
+            key_too_long: false,
         }),
         Touch => Request::Touch {
             key,

@@ -217,16 +217,21 @@ fn retrieval<'a>(t: &Tokens<'a>, name: &[u8]) -> Result<Request<'a>, Refusal> {
     } else {
         (None, t.run_from(1))
     };
-    let keys = Keys::spaced(keys);
-    // memcached refuses the whole command when any key is too long (after looking up, and
-    // for gat touching, the keys before it; their replies are dropped).
-    if keys.clone().any(|key| key.len() > KEY_MAX_LENGTH) {
-        return Err(refuse(ErrorReply::BadCommandLine, false));
+    // memcached stops at the first key over 250 bytes: the keys before it are looked up (and
+    // for gat touched), then their replies are dropped for an error.
+    let (mut end, mut key_too_long) = (0, false);
+    for part in keys.split(|&b| b == b' ') {
+        if part.len() > KEY_MAX_LENGTH {
+            key_too_long = true;
+            break;
+        }
+        end += part.len() + 1;
     }
     Ok(Request::Get(GetRequest {
-        keys,
+        keys: Keys::spaced(&keys[..end.min(keys.len())]),
         with_cas,
         touch,
+        key_too_long,
     }))
 }
 

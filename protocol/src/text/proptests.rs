@@ -50,6 +50,7 @@ impl Owned {
                 keys: Keys::spaced(keys),
                 with_cas: *with_cas,
                 touch: touch.map(i64::from),
+                key_too_long: false,
             }),
             Owned::Store {
                 mode,

@@ -19,7 +19,7 @@
 //!   and without `noreply`, bad data chunks (`xyz`, `x\n\r`) and what is parsed after them,
 //!   `cas` unique forms, the size boundary for `-I 1m`, `-I 2m`, `-C` (see `item_fits`);
 //! - `get`/`gets`/`gat`/`gats`/`bget`: zero keys (`gat 10` answers `END`), a 251-byte key
-//!   anywhere refuses the whole line, bad exptime, `noreply` is just a key;
+//!   ends the keys looked up and answers only the error, bad exptime, `noreply` is just a key;
 //! - `delete` (with `0`, `1`, `00`, `0\t`, `noreply` in each place), `incr`/`decr` (bad and
 //!   negative and 2^64 deltas, `-0`, junk last token, long keys), `touch`, `flush_all` (every
 //!   argument form), `verbosity` (every form), `version x y`, `quit x`, `shutdown` modes with
@@ -179,14 +179,28 @@ fn get_takes_keys_past_max_tokens() {
     assert_eq!(keys(&ok(spaced).0).len(), 23);
 }
 
+/// What a retrieval with a key over 250 bytes parses to: the keys before it, and the mark that
+/// says to answer the error after looking them up.
+fn cut_at_long_key(line: &[u8]) -> (Vec<Vec<u8>>, bool) {
+    let (r, n) = ok(line);
+    assert_eq!(n, line.len());
+    match r {
+        Request::Get(get) => (get.keys.map(<[u8]>::to_vec).collect(), get.key_too_long),
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
-fn get_long_key_past_max_tokens_is_refused() {
+fn get_long_key_past_max_tokens_stops_there() {
     let mut line =
         b"get k1 k2 k3 k4 k5 k6 k7 k8 k9 k10 k11 k12 k13 k14 k15 k16 k17 k18 k19 k20 k21 k22 "
             .to_vec();
     line.extend_from_slice(&[b'k'; 251]);
-    line.extend_from_slice(b"\r\n");
-    assert_line_error(&line, ErrorReply::BadCommandLine, false);
+    line.extend_from_slice(b" k23\r\n");
+    let (keys, too_long) = cut_at_long_key(&line);
+    assert!(too_long);
+    assert_eq!(keys.len(), 22);
+    assert_eq!(keys[21], b"k22");
 }
 
 #[test]
@@ -516,6 +530,7 @@ fn get_forms() {
         Request::Get(GetRequest {
             with_cas: true,
             touch: None,
+            key_too_long: false,
             ..
         })
     ));
@@ -525,6 +540,7 @@ fn get_forms() {
         Request::Get(GetRequest {
             with_cas: false,
             touch: None,
+            key_too_long: false,
             ..
         })
     ));
@@ -542,6 +558,7 @@ fn gat_forms() {
         Request::Get(GetRequest {
             with_cas: false,
             touch: Some(10),
+            key_too_long: false,
             ..
         })
     ));
@@ -551,6 +568,7 @@ fn gat_forms() {
         Request::Get(GetRequest {
             with_cas: true,
             touch: Some(-1),
+            key_too_long: false,
             ..
         })
     ));
@@ -564,19 +582,26 @@ fn gat_forms() {
 }
 
 #[test]
-fn get_with_one_long_key_refuses_the_whole_line() {
-    let mut line = b"get a ".to_vec();
+fn get_stops_at_a_long_key_and_keeps_the_keys_before_it() {
+    // memcached looks up (for gat, touches) the keys before a 251-byte key, then answers
+    // only the error; the keys after it are never looked at.
+    let mut line = b"get a  b ".to_vec();
     line.extend([b'k'; 251]);
-    line.extend_from_slice(b" a\r\n");
-    assert_line_error(&line, ErrorReply::BadCommandLine, false);
+    line.extend_from_slice(b" c\r\n");
+    assert_eq!(
+        cut_at_long_key(&line),
+        (vec![b"a".to_vec(), b"b".to_vec()], true)
+    );
     let mut line = b"gat 10 ".to_vec();
     line.extend([b'k'; 251]);
     line.extend_from_slice(b"\r\n");
-    assert_line_error(&line, ErrorReply::BadCommandLine, false);
+    assert_eq!(cut_at_long_key(&line), (vec![], true));
     let mut line = b"get ".to_vec();
     line.extend([b'k'; 250]);
-    line.extend_from_slice(b"\r\n");
-    assert_eq!(keys(&ok(&line).0)[0].len(), 250);
+    line.extend_from_slice(b" b\r\n");
+    let (keys, too_long) = cut_at_long_key(&line);
+    assert!(!too_long);
+    assert_eq!((keys[0].len(), &keys[1][..]), (250, &b"b"[..]));
 }
 
 // ---- other commands ----
@@ -929,6 +954,7 @@ fn compose_requests() {
                 keys: Keys::spaced(b"a b"),
                 with_cas: true,
                 touch: Some(5),
+                key_too_long: false,
             }),
             b"gats 5 a b\r\n",
         ),
