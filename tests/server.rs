@@ -262,6 +262,49 @@ fn relative_and_absolute_expiry_follow_the_clock() {
     assert_eq!(c.stat("get_expired"), "2");
 }
 
+/// memcached counts `get_expired` and `get_flushed` in its item lookup (`do_item_get`), which
+/// every command goes through: a touch, a delete, an incr, a store that finds its key's item
+/// expired or flushed counts one, not only a get. (The random differential run compares the
+/// other counters; these depend on when memcached's background threads reclaim items. With
+/// `-o no_lru_crawler,no_lru_maintainer` memcached 1.6.18 counts the touch, gat, delete and
+/// incr here alike; its next allocation then reclaims the rest from the LRU tail.)
+#[test]
+fn every_command_that_finds_an_expired_or_flushed_item_counts_it() {
+    let tern = Tern::start_with(|s| s.store.lru_crawler = false);
+    let mut c = tern.connect();
+    let keys = ["t", "g", "d", "i", "s", "a", "m", "md", "ma"];
+    for k in keys {
+        c.roundtrip(format!("set {k} 0 10 1\r\n5\r\n").as_bytes(), b"STORED\r\n");
+    }
+    tern.clock.advance(11);
+    c.roundtrip(b"touch t 100\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"gat 100 g\r\n", b"END\r\n");
+    c.roundtrip(b"delete d\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"incr i 1\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"set s 0 0 1\r\n6\r\n", b"STORED\r\n");
+    c.roundtrip(b"append a 0 0 1\r\n6\r\n", b"NOT_STORED\r\n");
+    c.roundtrip(b"mg m v\r\n", b"EN\r\n");
+    c.roundtrip(b"md md\r\n", b"NF\r\n");
+    c.roundtrip(b"ma ma\r\n", b"NF\r\n");
+    assert_eq!(c.stat("get_expired"), keys.len().to_string());
+    assert_eq!(c.stat("get_flushed"), "0");
+    // Only the mg was a retrieval miss; the gat was a touch miss.
+    assert_eq!(c.stat("get_misses"), "1");
+    assert_eq!(c.stat("touch_misses"), "2");
+    // Flushed: the same, counted apart.
+    for k in keys {
+        c.roundtrip(format!("set {k} 0 0 1\r\n5\r\n").as_bytes(), b"STORED\r\n");
+    }
+    tern.clock.advance(1);
+    c.roundtrip(b"flush_all\r\n", b"OK\r\n");
+    tern.clock.advance(1);
+    c.roundtrip(b"delete d\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"incr i 1\r\n", b"NOT_FOUND\r\n");
+    c.roundtrip(b"set s 0 0 1\r\n6\r\n", b"STORED\r\n");
+    assert_eq!(c.stat("get_flushed"), "3");
+    assert_eq!(c.stat("get_expired"), keys.len().to_string());
+}
+
 #[test]
 fn delayed_flush_all_takes_effect_at_its_moment() {
     let tern = Tern::start();

@@ -766,8 +766,14 @@ impl Collector for TernCollector {
         let commands: [([(&str, &str); 2], u64); 16] = [
             ([("command", "get"), ("status", "hit")], s.get_hits),
             ([("command", "get"), ("status", "miss")], s.get_misses),
-            ([("command", "get"), ("status", "expired")], s.get_expired),
-            ([("command", "get"), ("status", "flushed")], s.get_flushed),
+            (
+                [("command", "get"), ("status", "expired")],
+                store.get_expired,
+            ),
+            (
+                [("command", "get"), ("status", "flushed")],
+                store.get_flushed,
+            ),
             ([("command", "delete"), ("status", "hit")], s.delete_hits),
             ([("command", "delete"), ("status", "miss")], s.delete_misses),
             ([("command", "incr"), ("status", "hit")], s.incr_hits),

@@ -377,16 +377,11 @@ pub fn lookup_op<R>(
             hit: found.is_hit(),
         },
     );
+    // `get_expired` / `get_flushed` are the store's: memcached counts them in every lookup.
     match found {
         Lookup::Hit(_) => stats.get_hits.incr(),
-        Lookup::Miss | Lookup::OutOfMemory => stats.get_misses.incr(),
-        Lookup::Expired => {
-            stats.get_misses.incr();
-            stats.get_expired.incr();
-        }
-        Lookup::Flushed => {
-            stats.get_misses.incr();
-            stats.get_flushed.incr();
+        Lookup::Miss | Lookup::OutOfMemory | Lookup::Expired | Lookup::Flushed => {
+            stats.get_misses.incr()
         }
     }
     found
@@ -394,8 +389,8 @@ pub fn lookup_op<R>(
 
 /// A meta get (`mg`), counted as memcached 1.6.18 counts it: a hit is `cmd_get`/`get_hits`, or
 /// `cmd_touch`/`touch_hits` when `req.touch` is given (an item created by `vivify` is a hit
-/// too); a miss is always `cmd_get`/`get_misses`, `T` or not (plus `get_expired`/
-/// `get_flushed`), and so is a vivify that found no memory. `f` writes the reply: when it
+/// too); a miss is always `cmd_get`/`get_misses`, `T` or not (the store counts
+/// `get_expired`/`get_flushed`), and so is a vivify that found no memory. `f` writes the reply: when it
 /// fails (memcached notices a too-long opaque only while writing a hit) the hit is not counted.
 pub fn meta_get_op<R, E>(
     shared: &Shared,
@@ -414,19 +409,9 @@ pub fn meta_get_op<R, E>(
             stats.cmd_get.incr();
             stats.get_hits.incr();
         }
-        Lookup::Miss | Lookup::OutOfMemory => {
+        Lookup::Miss | Lookup::OutOfMemory | Lookup::Expired | Lookup::Flushed => {
             stats.cmd_get.incr();
             stats.get_misses.incr();
-        }
-        Lookup::Expired => {
-            stats.cmd_get.incr();
-            stats.get_misses.incr();
-            stats.get_expired.incr();
-        }
-        Lookup::Flushed => {
-            stats.cmd_get.incr();
-            stats.get_misses.incr();
-            stats.get_flushed.incr();
         }
     }
     found

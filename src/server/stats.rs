@@ -57,10 +57,6 @@ thread_counters! {
     get_hits,
     /// Keys not found by retrievals.
     get_misses,
-    /// Retrievals that found an expired item.
-    get_expired,
-    /// Retrievals that found an item invalidated by `flush_all`.
-    get_flushed,
     /// Deletes of present keys.
     delete_hits,
     /// Deletes of missing keys.

@@ -89,8 +89,8 @@ impl Shared {
         put("cmd_meta", s.cmd_meta.to_string());
         put("get_hits", s.get_hits.to_string());
         put("get_misses", s.get_misses.to_string());
-        put("get_expired", s.get_expired.to_string());
-        put("get_flushed", s.get_flushed.to_string());
+        put("get_expired", store.get_expired.to_string());
+        put("get_flushed", store.get_flushed.to_string());
         put("delete_misses", s.delete_misses.to_string());
         put("delete_hits", s.delete_hits.to_string());
         put("incr_misses", s.incr_misses.to_string());

@@ -46,6 +46,12 @@ pub struct StoreStats {
     /// Continuation chunks of chained items a page move copied into another chunk of their
     /// class, linked in where they were (memcached's `slab_reassign_chunk_rescues`).
     pub reassign_chunk_rescues: u64,
+    /// Lookups that found the key's item expired, and freed it: by any command, a store or
+    /// a delete as well as a get, as memcached counts its `get_expired`.
+    pub get_expired: u64,
+    /// Lookups that found the key's item invalidated by `flush_all`, and freed it
+    /// (`get_flushed`, counted as `get_expired` is).
+    pub get_flushed: u64,
 }
 
 /// The store's own bookkeeping, read in one pass for consistency checks (the fuzz targets
@@ -127,6 +133,8 @@ impl Store {
             totals.reassign_evictions += s.counters.reassign_evictions;
             totals.reassign_rescues += s.counters.reassign_rescues;
             totals.reassign_chunk_rescues += s.counters.reassign_chunk_rescues;
+            totals.get_expired += s.counters.get_expired;
+            totals.get_flushed += s.counters.get_flushed;
             hash_bytes += s.index.bytes() as u64;
             hash_slots += s.index.capacity() as u64;
             expanding |= s.index.is_expanding();
@@ -178,6 +186,8 @@ impl Store {
             reassign_evictions: t.reassign_evictions,
             reassign_rescues: t.reassign_rescues,
             reassign_chunk_rescues: t.reassign_chunk_rescues,
+            get_expired: t.get_expired,
+            get_flushed: t.get_flushed,
         }
     }
 

@@ -253,6 +253,8 @@ pub struct ShardCounters {
     pub reassign_evictions: u64,
     pub reassign_rescues: u64,
     pub reassign_chunk_rescues: u64,
+    pub get_expired: u64,
+    pub get_flushed: u64,
 }
 
 /// A shard. It lives behind its lock, so `&Shard` and `&mut Shard` prove the lock is held:
@@ -439,6 +441,11 @@ impl Shard {
                 header,
             }),
             Some(dead) => {
+                // memcached counts these in its item lookup, whichever command looked.
+                match dead {
+                    Dead::Expired => self.counters.get_expired += 1,
+                    Dead::Flushed => self.counters.get_flushed += 1,
+                }
                 self.unlink(sh, pos, handle, &header);
                 Look::Dead(dead)
             }
