@@ -33,6 +33,25 @@ const fn sc(name: &'static str, steps: &'static [Step]) -> Scenario {
 
 const SCENARIOS: &[Scenario] = &[
     sc(
+        // memcached acts on mg's T, N and R in the order sent: an N after a T leaves the item
+        // it created with N's TTL (a T-1 before it must not expire it), a t between them shows
+        // T's, and an R compares against the exptime as of its place on the line.
+        "mg_t_n_r_act_in_token_order",
+        &[
+            (b"mg a T-1 N1000 t\r\n", b"HD t{~1000} W\r\n"),
+            (b"mg a t v\r\n", b"VA 0 t{~1000} Z\r\n\r\n"),
+            (b"mg b T100 t N1000\r\n", b"HD t{~100} W\r\n"),
+            (b"mg b t\r\n", b"HD t{~1000} Z\r\n"),
+            (b"mg c N1000 T100 t\r\n", b"HD t{~100} W\r\n"),
+            (b"mg c t\r\n", b"HD t{~100} Z\r\n"),
+            (b"ms d 1\r\nx\r\n", b"HD\r\n"),
+            // No exptime when R is read: no win; then T gives one.
+            (b"mg d R30 T10\r\n", b"HD\r\n"),
+            // T before R: the new exptime (10 s) is under 30 s: a win.
+            (b"mg d T10 R30\r\n", b"HD W\r\n"),
+        ],
+    ),
+    sc(
         // A retrieval stops at a key over 250 bytes: the keys before it were looked up (gat
         // touched them) and their replies are dropped for the error.
         "gat_touches_the_keys_before_a_long_key",

@@ -24,6 +24,7 @@ use super::ops::{
     meta_arith_op, meta_debug_op, meta_delete_op, meta_get_op, set_mode, set_op, too_large_op,
     After, Ctx, DeleteOutcome, StoreOutcome,
 };
+use crate::clock::Clock;
 use crate::store::{self, ItemView, Lookup};
 
 /// Executes one meta request, appending its reply (if any) to `cx.out`.
@@ -85,6 +86,15 @@ fn meta_error(e: MetaError, out: &mut Vec<u8>) {
     error(ErrorReply::Meta(e), out);
 }
 
+/// The TTL left (composers' form) of an exptime set now, as the client sent it: a created
+/// item's `N` or `T`, for the `t` that follows it.
+fn ttl_set_now(clock: &Clock, exptime: Option<i32>) -> Option<u32> {
+    match exptime {
+        None | Some(0) => None,
+        Some(e) => Some(clock.realtime(i64::from(e)).wrapping_sub(clock.now())),
+    }
+}
+
 /// A TTL left as the store reports it (-1: none) in the composers' form: memcached prints
 /// `exptime - now` as an unsigned 32-bit number.
 fn ttl32(ttl: i64) -> Option<u32> {
@@ -100,10 +110,13 @@ fn get(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: 
         no_bump: flags.no_bump,
         win_tokens: true,
         vivify: flags.vivify.map(i64::from),
+        vivify_last: flags.comes_after(b'N', b'T'),
         recache: flags.recache.map(i64::from),
+        recache_after_touch: flags.comes_after(b'R', b'T'),
     };
     let mark = cx.out.len();
     let out = &mut *cx.out;
+    let clock = &cx.shared.clock;
     let write_hit = |item: &ItemView<'_>| {
         let created = item.created();
         let facts = HitFacts {
@@ -112,14 +125,19 @@ fn get(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: 
             value_len: item.value_len(),
             cas: item.cas(),
             client_flags: item.flags(),
-            // memcached creates the item without an exptime and applies `N` when the reply
-            // reaches its token; the store applied it already (then `T`).
+            // memcached creates the item without an exptime and applies `N` and `T` when the
+            // reply reaches their tokens; the store applied them already, and `T` not at all
+            // to an item it created when `N` comes after it.
             ttl: if created {
                 None
             } else {
                 ttl32(item.ttl_before_touch())
             },
-            touch_ttl: ttl32(item.ttl()),
+            touch_ttl: if created && req.vivify_last {
+                ttl_set_now(clock, flags.ttl)
+            } else {
+                ttl32(item.ttl())
+            },
             created,
             vivify_ttl: if created {
                 ttl32(item.ttl_before_touch())
@@ -139,24 +157,10 @@ fn get(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: 
             }
             out.extend_from_slice(b"\r\n");
         }
-        Ok(created)
+        Ok(())
     };
     match meta_get_op(cx.shared, cx.stats, &req, write_hit) {
-        Lookup::Hit(Ok(created)) => {
-            // The store applies `T` after `N`; memcached applies them in token order, so an
-            // `N` after the `T` has the last word on the item it created.
-            if created && flags.ttl.is_some() && flags.final_exptime(true) != flags.ttl {
-                if let Some(n) = flags.vivify {
-                    let retouch = store::GetRequest {
-                        key: k,
-                        touch: Some(i64::from(n)),
-                        no_bump: true,
-                        ..Default::default()
-                    };
-                    cx.shared.store.get(&retouch, |_| ());
-                }
-            }
-        }
+        Lookup::Hit(Ok(_)) => {}
         Lookup::Hit(Err(e)) => meta_error(e, cx.out),
         // A miss, or a vivify that found no memory (memcached then answers the miss).
         _ => match compose_status(Status::En, key, flags, cx.out) {
@@ -246,11 +250,7 @@ fn arith(
         touch: flags.ttl.map(i64::from),
     };
     let clock = &cx.shared.clock;
-    // TTL left for an exptime set now (a created item's `N`/`T`, in token order).
-    let ttl_of = |exptime: Option<i32>| match exptime {
-        None | Some(0) => None,
-        Some(e) => Some(clock.realtime(i64::from(e)).wrapping_sub(clock.now())),
-    };
+    let ttl_of = |exptime: Option<i32>| ttl_set_now(clock, exptime);
     let (facts, created) = match meta_arith_op(&req, cx) {
         store::ArithOutcome::Updated {
             value,

@@ -43,11 +43,13 @@ impl Store {
         let before = found.header;
         let cls = sh.class_of(found.handle);
         if let Some(e) = req.touch {
-            let e = self.clock.realtime(e);
-            // Out of memory while giving a never-expiring item an exptime field: keep the
-            // item as it is (memcached's touch cannot fail that way).
-            if let Some(f2) = s.set_exptime(sh, key, hash, found, e, now) {
-                found = f2;
+            if !(created && req.vivify_last) {
+                let e = self.clock.realtime(e);
+                // Out of memory while giving a never-expiring item an exptime field: keep the
+                // item as it is (memcached's touch cannot fail that way).
+                if let Some(f2) = s.set_exptime(sh, key, hash, found, e, now) {
+                    found = f2;
+                }
             }
             if !self.hits.bump(cls, Hit::Touch) {
                 s.classes[cls].stats.touch_hits += 1;
@@ -70,7 +72,11 @@ impl Store {
             // token is out; a stale item wins when no token is out. One bit under the shard
             // lock decides, so exactly one racing client gets the win.
             let token = found.header.token_sent();
-            let exptime = found.header.exptime;
+            let exptime = if req.recache_after_touch {
+                found.header.exptime
+            } else {
+                before.exptime
+            };
             let recache = req.recache.is_some_and(|r| {
                 !token && !created && exptime != 0 && exptime < self.clock.realtime(r)
             });

@@ -28,8 +28,12 @@ pub struct GetRequest<'a> {
     /// The key.
     pub key: &'a [u8],
     /// On a hit, set the item's expiration time to this (memcached's exptime rules): `gat`,
-    /// `touch`, meta `T`. Also applied after `vivify` to an item this request created.
+    /// `touch`, meta `T`. Also applied after `vivify` to an item this request created, unless
+    /// `vivify_last`.
     pub touch: Option<i64>,
+    /// Meta `N` came after `T` on the line: an item this request creates keeps `vivify`'s
+    /// exptime (memcached applies the two in token order). The lookup still counts as a touch.
+    pub vivify_last: bool,
     /// Meta `u`: do not mark the item read (no fetched bit, CLOCK bump or access time).
     pub no_bump: bool,
     /// Meta get: take part in stale-while-revalidate. The view then reports
@@ -44,6 +48,9 @@ pub struct GetRequest<'a> {
     /// Meta `R<ttl>`: with `win_tokens`, win when the item has an exptime earlier than this
     /// TTL from now (memcached: `exptime < realtime(R)`) and no token is out.
     pub recache: Option<i64>,
+    /// Meta `R` came after `T` on the line: `recache` compares against the exptime `touch`
+    /// set, not the item's exptime before it (memcached acts on the flags in order).
+    pub recache_after_touch: bool,
 }
 
 /// A storage command ([`super::Store::set`]).

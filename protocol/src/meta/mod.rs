@@ -265,6 +265,14 @@ impl<'a> MetaFlags<'a> {
         self.opaque.is_some_and(|o| o.len() + 1 > OPAQUE_TOKEN_MAX)
     }
 
+    /// Whether flag `later` was sent after flag `earlier` (both present). memcached's `mg`
+    /// acts on its flags in the order they were sent: an `N` after a `T` leaves an item it
+    /// created with `N`'s exptime, and an `R` after a `T` compares against the new exptime.
+    pub fn comes_after(&self, later: u8, earlier: u8) -> bool {
+        let at = |flag| self.tokens().position(|t| t[0] == flag);
+        matches!((at(later), at(earlier)), (Some(l), Some(e)) if l > e)
+    }
+
     /// The expiration time (as the client sent it) an `mg`/`ma` leaves on the item: the last,
     /// in token order, of `T` and (only when this request created the item) `N`; `None` when
     /// the exptime is unchanged. (The item's exptime at creation is 0 for both.)
