@@ -108,7 +108,7 @@ fn bench(c: &mut Criterion) {
             key(&mut k, i);
             s.delete(&DeleteRequest {
                 key: &k,
-                cas: 0,
+                cas: None,
                 ..Default::default()
             });
             s.set(&SetRequest {

@@ -69,6 +69,22 @@ const SCENARIOS: &[Scenario] = &[
         ],
     ),
     sc(
+        // md compares any C it is given, C0 too (no item has CAS 0); ma and append treat C0
+        // as no CAS at all; ms's C0 makes a cas that no item matches.
+        "md_compares_c0",
+        &[
+            (b"set k 0 0 1\r\n5\r\n", b"STORED\r\n"),
+            (b"md k C0\r\n", b"EX\r\n"),
+            (b"md k C0 q\r\nmn\r\n", b"EX\r\nMN\r\n"),
+            (b"ma k C0 v\r\n", b"VA 1\r\n6\r\n"),
+            (b"ms k 1 C0\r\n7\r\n", b"EX\r\n"),
+            (b"ms k 1 C0 MA\r\n7\r\n", b"HD\r\n"),
+            (b"mg k v\r\n", b"VA 2\r\n67\r\n"),
+            (b"md k\r\n", b"HD\r\n"),
+            (b"md k C0\r\n", b"NF\r\n"),
+        ],
+    ),
+    sc(
         "mg_return_flags_in_request_order",
         &[
             (b"ms foo 3 T0 F5 c k O123\r\nbar\r\n", b"HD c{cas} kfoo O123\r\n"),

@@ -329,7 +329,7 @@ fn delete_with_cas_and_invalidate() {
     let cas = set(&s, b"k", b"v", 0);
     let wrong = DeleteRequest {
         key: b"k",
-        cas: cas + 1,
+        cas: Some(cas + 1),
         invalidate: true,
         ..Default::default()
     };
@@ -337,7 +337,7 @@ fn delete_with_cas_and_invalidate() {
     assert!(!mg_plain(&s, b"k").stale);
     let right = DeleteRequest {
         key: b"k",
-        cas,
+        cas: Some(cas),
         ..Default::default()
     };
     assert_eq!(s.delete(&right), DeleteOutcome::Deleted);

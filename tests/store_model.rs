@@ -167,7 +167,7 @@ proptest! {
                     prop_assert_eq!(got, want);
                 }
                 Op::Delete(k) => {
-                    let got = s.delete(&DeleteRequest { key: &key(k), cas: 0, ..Default::default() });
+                    let got = s.delete(&DeleteRequest { key: &key(k), cas: None, ..Default::default() });
                     prop_assert_eq!(got == DeleteOutcome::Deleted, model.remove(&k).is_some());
                 }
                 Op::Arith(k, incr, delta) => {

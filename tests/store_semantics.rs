@@ -75,7 +75,7 @@ fn set_get_delete_round_trip_with_flags() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"a",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::Deleted
@@ -83,7 +83,7 @@ fn set_get_delete_round_trip_with_flags() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"a",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::NotFound
@@ -840,7 +840,7 @@ fn chained_items_round_trip_and_free_their_chunks() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"big",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::Deleted
@@ -848,7 +848,7 @@ fn chained_items_round_trip_and_free_their_chunks() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"small",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::Deleted
@@ -1058,7 +1058,7 @@ fn delete_cas_deletes_only_on_matching_or_zero_cas() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"k",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::NotFound
@@ -1075,7 +1075,7 @@ fn delete_cas_deletes_only_on_matching_or_zero_cas() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"k",
-            cas: cas + 1,
+            cas: Some(cas + 1),
             ..Default::default()
         }),
         DeleteOutcome::Exists
@@ -1084,7 +1084,7 @@ fn delete_cas_deletes_only_on_matching_or_zero_cas() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"k",
-            cas,
+            cas: Some(cas),
             ..Default::default()
         }),
         DeleteOutcome::Deleted
@@ -1094,7 +1094,7 @@ fn delete_cas_deletes_only_on_matching_or_zero_cas() {
     assert_eq!(
         s.delete(&DeleteRequest {
             key: b"k",
-            cas: 0,
+            cas: None,
             ..Default::default()
         }),
         DeleteOutcome::Deleted

@@ -194,7 +194,7 @@ fn mixed_hammering_under_eviction_never_tears_a_value() {
                             } else {
                                 s.delete(&DeleteRequest {
                                     key: k.as_bytes(),
-                                    cas: 0,
+                                    cas: None,
                                     ..Default::default()
                                 });
                             }

@@ -213,7 +213,7 @@ fn set(
 fn delete(key: &MetaKey<'_>, k: &[u8], flags: &MetaFlags<'_>, mode: ReplyMode, cx: &mut Ctx<'_>) {
     let req = store::DeleteRequest {
         key: k,
-        cas: flags.compare_cas.unwrap_or(0),
+        cas: flags.compare_cas,
         invalidate: flags.invalidate,
         stale_exptime: flags.ttl.map(i64::from).filter(|_| flags.invalidate),
     };

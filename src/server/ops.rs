@@ -301,7 +301,7 @@ pub fn delete_op(key: &[u8], cas: u64, cx: &Ctx<'_>) -> DeleteOutcome {
     cx.shared.detail.record(key, DetailEvent::Delete);
     match cx.shared.store.delete(&store::DeleteRequest {
         key,
-        cas,
+        cas: (cas != 0).then_some(cas),
         ..Default::default()
     }) {
         store::DeleteOutcome::Deleted => {

@@ -282,7 +282,7 @@ impl Store {
         let Look::Live(mut f) = s.lookup(sh, key, hash, now) else {
             return DeleteOutcome::NotFound;
         };
-        if cas != 0 && sh.cas_of(f.header.seq, s.id) != cas {
+        if cas.is_some_and(|cas| sh.cas_of(f.header.seq, s.id) != cas) {
             return DeleteOutcome::Exists;
         }
         if invalidate {

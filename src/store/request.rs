@@ -84,8 +84,9 @@ pub struct SetRequest<'a> {
 pub struct DeleteRequest<'a> {
     /// The key.
     pub key: &'a [u8],
-    /// Non-zero: delete only if the live item's CAS unique equals it (binary DELETE, meta `C`).
-    pub cas: u64,
+    /// Delete only if the live item's CAS unique equals it: binary DELETE with a non-zero CAS,
+    /// meta `C` with any (memcached's `md` compares even `C0`, which no item has).
+    pub cas: Option<u64>,
     /// Meta `I`: do not remove the item; mark it stale, clear its token-sent bit (so the next
     /// meta get wins) and give it a new CAS. Counts no `delete_hits`.
     pub invalidate: bool,
