@@ -25,7 +25,8 @@ command -v dpkg-source >/dev/null || need_pkgs+=(dpkg-dev)
 command -v promtool >/dev/null || need_pkgs+=(prometheus)
 if [ ${#need_pkgs[@]} -gt 0 ]; then apt_install "${need_pkgs[@]}"; fi
 
-# The Rust tests. The differential replay against memcached is on (memcached is installed),
+# The Rust tests. The differential replays and random streams against memcached are on
+# (memcached is installed; tests/random_differential.rs runs 2,000 streams),
 # and memccapable must run rather than skip (tests/memccapable.rs).
 export TERN_DIFF_MEMCACHED="${TERN_DIFF_MEMCACHED:-1}"
 export TERN_REQUIRE_CLIENTS="${TERN_REQUIRE_CLIENTS:-1}"

@@ -1,0 +1,749 @@
+//! Random command streams sent to tern and to a real memcached 1.6 must get the same replies,
+//! byte for byte: classic text commands, meta commands and malformed lines, mixed on one
+//! connection, then the counters they move (`stats`). The hand-written scenarios of
+//! `text_protocol.rs` and `meta_protocol.rs` check what someone thought of; this checks what
+//! nobody did. Runs when `TERN_DIFF_MEMCACHED` is set (tests/run.sh sets it), like the other
+//! differential tests; `TERN_DIFF_CASES` sets the number of streams (default 2,000, about
+//! 15 s).
+//!
+//! Each command is followed by `mn`, whose `MN` marks the end of the command's reply, so the
+//! transcripts line up command by command. Two correct servers may number CAS uniques
+//! differently: a reply's CAS values are rewritten to the order in which the stream first saw
+//! them (`#0`, `#1`, ...), and a command that sends a CAS sends, to each server, that server's
+//! own value for the same position. Remaining TTLs (`t`) and seconds since last access (`l`),
+//! which can tick between the two servers, are rewritten too. Both servers run with the system
+//! clock; exptimes are 0, negative, relative, or absolute and long past, so that no expiry
+//! depends on when a command ran.
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Child;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{differential, port_in, spawn_tern, Memcached};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError, TestRunner};
+
+/// How long a reply may take to reach its `MN` before the transcript records a timeout.
+const REPLY_WAIT: Duration = Duration::from_secs(2);
+
+/// A piece of a command: bytes as they are, or something each server gets its own way.
+#[derive(Clone)]
+enum Piece {
+    Lit(Vec<u8>),
+    /// One of the stream's few keys (its name carries the stream's prefix).
+    Key(u8),
+    /// A key of exactly this many bytes (250 is the longest memcached takes).
+    LongKey(usize),
+    /// The n-th distinct CAS this server has sent in the stream (modulo how many), or a CAS
+    /// no item has when none was seen yet.
+    Cas(u8),
+}
+
+impl std::fmt::Debug for Piece {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Piece::Lit(b) if b.len() > 60 => write!(f, "<{} bytes>", b.len()),
+            Piece::Lit(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
+            Piece::Key(i) => write!(f, "k{i}"),
+            Piece::LongKey(n) => write!(f, "<key of {n}>"),
+            Piece::Cas(i) => write!(f, "<cas {i}>"),
+        }
+    }
+}
+
+type Cmd = Vec<Piece>;
+
+fn lit(s: &str) -> Piece {
+    Piece::Lit(s.as_bytes().to_vec())
+}
+
+fn key() -> impl Strategy<Value = Piece> {
+    prop_oneof![
+        20 => (0u8..4).prop_map(Piece::Key),
+        1 => Just(Piece::LongKey(250)),
+        1 => Just(Piece::LongKey(251)),
+    ]
+}
+
+fn token(options: &'static [&'static str]) -> impl Strategy<Value = Piece> {
+    proptest::sample::select(options).prop_map(lit)
+}
+
+fn flags_tok() -> impl Strategy<Value = Piece> {
+    prop_oneof![
+        8 => token(&["0", "1", "7"]),
+        1 => token(&["4294967295", "4294967296", "-1", "x", "65536", "01"]),
+    ]
+}
+
+/// Exptimes whose outcome cannot depend on the second a command runs in: none, already past
+/// (negative, or an absolute time in 1970), or far enough ahead.
+fn exptime_tok() -> impl Strategy<Value = Piece> {
+    prop_oneof![
+        8 => token(&["0", "1000"]),
+        2 => token(&["-1", "2592001"]),
+        1 => token(&["x", "99999999999999999999", "2592000"]),
+    ]
+}
+
+/// Values: numbers for incr/decr, short text, and text with CR/LF inside.
+fn value() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        3 => any::<u64>().prop_map(|n| n.to_string().into_bytes()),
+        3 => (0u64..20).prop_map(|n| n.to_string().into_bytes()),
+        4 => proptest::collection::vec(
+            prop_oneof![10 => b'a'..=b'z', 1 => Just(b'\r'), 1 => Just(b'\n'), 1 => Just(b' ')],
+            0..30
+        ),
+        1 => Just(b"18446744073709551615".to_vec()),
+        1 => Just(b" 12".to_vec()),
+        1 => Just(vec![b'v'; 2000]),
+    ]
+}
+
+/// How a data block's declared length relates to the bytes sent: exact, or one off either
+/// way (both then reply `bad data chunk` and read what follows as commands).
+fn len_delta() -> impl Strategy<Value = i64> {
+    prop_oneof![20 => Just(0i64), 1 => Just(-1i64), 1 => Just(1i64)]
+}
+
+fn data_len(value: &[u8], delta: i64) -> Piece {
+    let n = value.len() as i64 + delta;
+    Piece::Lit(n.to_string().into_bytes())
+}
+
+/// The data block as sent: the value and its `\r\n`, and for a declared length one over, a
+/// line the server takes its last byte from (so that it does not take the `m` of the `mn`
+/// that ends the reply).
+fn data_block(value: Vec<u8>, delta: i64) -> [Piece; 2] {
+    let end = if delta > 0 { "\r\nX\r\n" } else { "\r\n" };
+    [Piece::Lit(value), lit(end)]
+}
+
+fn noreply() -> impl Strategy<Value = Option<Piece>> {
+    prop_oneof![6 => Just(None), 1 => Just(Some(lit(" noreply")))]
+}
+
+fn sp(cmd: &mut Cmd) {
+    cmd.push(lit(" "));
+}
+
+fn storage() -> impl Strategy<Value = Cmd> {
+    (
+        token(&["set", "add", "replace", "append", "prepend", "cas"]),
+        key(),
+        flags_tok(),
+        exptime_tok(),
+        value(),
+        len_delta(),
+        prop_oneof![5 => (0u8..8).prop_map(Piece::Cas), 1 => token(&["0", "x", "18446744073709551616"])],
+        noreply(),
+    )
+        .prop_map(|(verb, k, flags, exptime, v, delta, cas, nr)| {
+            let is_cas = matches!(&verb, Piece::Lit(b) if b == b"cas");
+            let mut c = vec![verb];
+            for p in [k, flags, exptime, data_len(&v, delta)] {
+                sp(&mut c);
+                c.push(p);
+            }
+            if is_cas {
+                sp(&mut c);
+                c.push(cas);
+            }
+            c.extend(nr);
+            c.push(lit("\r\n"));
+            c.extend(data_block(v, delta));
+            c
+        })
+}
+
+/// A value one byte over the 1 MB item limit: refused, and its data swallowed. Never with a
+/// key over 250 bytes: that refusal swallows nothing, the data is then a line too long, and
+/// memcached closes the connection, sending the error before it or not depending on whether
+/// it had written its replies when the rest arrived (tern always sends it).
+fn too_large() -> impl Strategy<Value = Cmd> {
+    (0u8..4).prop_map(Piece::Key).prop_map(|k| {
+        let n = 1024 * 1024 + 1;
+        vec![
+            lit("set "),
+            k,
+            Piece::Lit(format!(" 0 0 {n}\r\n").into_bytes()),
+            Piece::Lit(vec![b'x'; n]),
+            lit("\r\n"),
+        ]
+    })
+}
+
+fn retrieval() -> impl Strategy<Value = Cmd> {
+    (
+        token(&["get", "gets", "gat", "gats"]),
+        exptime_tok(),
+        proptest::collection::vec(key(), 0..4),
+    )
+        .prop_map(|(verb, exptime, keys)| {
+            let gat = matches!(&verb, Piece::Lit(b) if b.starts_with(b"gat"));
+            let mut c = vec![verb];
+            if gat {
+                sp(&mut c);
+                c.push(exptime);
+            }
+            for k in keys {
+                sp(&mut c);
+                c.push(k);
+            }
+            c.push(lit("\r\n"));
+            c
+        })
+}
+
+fn delete() -> impl Strategy<Value = Cmd> {
+    (
+        key(),
+        token(&["", " 0", " noreply", " 0 noreply", " 1", " x"]),
+    )
+        .prop_map(|(k, rest)| vec![lit("delete "), k, rest, lit("\r\n")])
+}
+
+fn arith() -> impl Strategy<Value = Cmd> {
+    (
+        token(&["incr", "decr"]),
+        key(),
+        token(&[
+            "1",
+            "0",
+            "7",
+            "18446744073709551615",
+            "18446744073709551616",
+            "-1",
+            "x",
+            "",
+        ]),
+        noreply(),
+    )
+        .prop_map(|(verb, k, delta, nr)| {
+            let mut c = vec![verb, lit(" "), k, lit(" "), delta];
+            c.extend(nr);
+            c.push(lit("\r\n"));
+            c
+        })
+}
+
+fn touch() -> impl Strategy<Value = Cmd> {
+    (key(), exptime_tok(), noreply()).prop_map(|(k, e, nr)| {
+        let mut c = vec![lit("touch "), k, lit(" "), e];
+        c.extend(nr);
+        c.push(lit("\r\n"));
+        c
+    })
+}
+
+/// A meta command's flags: a few of `pool`, in any order, `{cas}` standing for a CAS.
+fn meta_flags(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<Piece>> {
+    (
+        proptest::sample::subsequence(pool, 0..=4).prop_shuffle(),
+        0u8..8,
+    )
+        .prop_map(|(flags, cas)| {
+            let mut out = Vec::new();
+            for f in flags {
+                out.push(lit(" "));
+                if f == "C{cas}" {
+                    out.push(lit("C"));
+                    out.push(Piece::Cas(cas));
+                } else {
+                    out.push(lit(f));
+                }
+            }
+            out
+        })
+}
+
+fn meta_get() -> impl Strategy<Value = Cmd> {
+    const FLAGS: &[&str] = &[
+        "v", "v", "k", "c", "f", "s", "h", "t", "l", "q", "O9", "T0", "T1000", "T-1", "N1000",
+        "N0", "R30", "u", "Tx", "z",
+    ];
+    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
+        let mut c = vec![lit("mg "), k];
+        c.extend(flags);
+        c.push(lit("\r\n"));
+        c
+    })
+}
+
+fn meta_set() -> impl Strategy<Value = Cmd> {
+    const FLAGS: &[&str] = &[
+        "c",
+        "k",
+        "q",
+        "O9",
+        "T0",
+        "T1000",
+        "T-1",
+        "F5",
+        "F4294967296",
+        "I",
+        "C{cas}",
+        "C{cas}",
+        "MS",
+        "ME",
+        "MA",
+        "MP",
+        "MR",
+        "Mx",
+        "z",
+    ];
+    (key(), value(), len_delta(), meta_flags(FLAGS)).prop_map(|(k, v, delta, mut flags)| {
+        // `I` with `C` stores when the CAS sent is *older* than the item's. The CAS here may be
+        // another key's, and only memcached numbers all items from one counter (tern counts
+        // per shard), so such a comparison means nothing to a client; same-key CAS values
+        // order alike in both (`tests/store_meta.rs` tests `I` with them).
+        let is = |p: &Piece, s: &[u8]| matches!(p, Piece::Lit(b) if b == s);
+        if flags.iter().any(|p| is(p, b"C")) {
+            if let Some(i) = flags.iter().position(|p| is(p, b"I")) {
+                flags.drain(i - 1..=i);
+            }
+        }
+        let mut c = vec![lit("ms "), k, lit(" "), data_len(&v, delta)];
+        c.extend(flags);
+        c.push(lit("\r\n"));
+        c.extend(data_block(v, delta));
+        c
+    })
+}
+
+fn meta_delete() -> impl Strategy<Value = Cmd> {
+    const FLAGS: &[&str] = &["q", "C{cas}", "C{cas}", "I", "T30", "k", "O9", "z"];
+    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
+        let mut c = vec![lit("md "), k];
+        c.extend(flags);
+        c.push(lit("\r\n"));
+        c
+    })
+}
+
+fn meta_arith() -> impl Strategy<Value = Cmd> {
+    const FLAGS: &[&str] = &[
+        "N0",
+        "N1000",
+        "J5",
+        "J18446744073709551615",
+        "D3",
+        "D18446744073709551615",
+        "Dx",
+        "T0",
+        "T1000",
+        "MI",
+        "MD",
+        "M+",
+        "M-",
+        "Mx",
+        "q",
+        "t",
+        "c",
+        "v",
+        "v",
+        "k",
+        "O9",
+        "C{cas}",
+    ];
+    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
+        let mut c = vec![lit("ma "), k];
+        c.extend(flags);
+        c.push(lit("\r\n"));
+        c
+    })
+}
+
+/// Lines no client should send: unknown or miscased commands, missing or extra arguments.
+fn malformed() -> impl Strategy<Value = Cmd> {
+    prop_oneof![
+        token(&[
+            "\r\n",
+            " \r\n",
+            "\n",
+            "GET a\r\n",
+            "get\r\n",
+            "gets\r\n",
+            "set\r\n",
+            "set a\r\n",
+            "set a 0 0\r\n",
+            "set a 0 0 1 2 3 4\r\n",
+            "cas a 0 0 1\r\n",
+            "incr\r\n",
+            "incr a\r\n",
+            "decr a 1 2 3\r\n",
+            "touch a\r\n",
+            "delete\r\n",
+            "mg\r\n",
+            "ms\r\n",
+            "ms a\r\n",
+            "ms a x\r\n",
+            "md\r\n",
+            "ma\r\n",
+            "me a\r\n",
+            "bogus\r\n",
+            "verbosity\r\n",
+            "verbosity 1\r\n",
+            "verbosity 1 noreply\r\n",
+            "get a\rb\r\n",
+            "gat\r\n",
+            "gat 0\r\n",
+        ])
+        .prop_map(|p| vec![p]),
+        key().prop_map(|k| vec![lit("get "), k, lit(" "), lit(&"x ".repeat(30)), lit("\r\n")]),
+        // Lines of random bytes from a small alphabet: command letters, separators, NUL,
+        // bytes over 127, lone CRs.
+        proptest::collection::vec(
+            proptest::sample::select(b"gsetmadcinr 0\t\r\x00\xff".as_slice()),
+            0..24
+        )
+        .prop_map(|mut b| {
+            b.extend_from_slice(b"\r\n");
+            vec![Piece::Lit(b)]
+        }),
+        // Real commands with tabs or runs of spaces between tokens.
+        (
+            storage(),
+            proptest::sample::select(&[" \t", "  ", "\t"][..])
+        )
+            .prop_map(|(c, sep)| {
+                c.into_iter()
+                    .map(|p| match p {
+                        Piece::Lit(b) if b == b" " => lit(sep),
+                        p => p,
+                    })
+                    .collect()
+            }),
+    ]
+}
+
+fn command() -> impl Strategy<Value = Cmd> {
+    prop_oneof![
+        10 => storage(),
+        8 => retrieval(),
+        2 => delete(),
+        4 => arith(),
+        2 => touch(),
+        6 => meta_get(),
+        5 => meta_set(),
+        2 => meta_delete(),
+        4 => meta_arith(),
+        3 => malformed(),
+        1 => too_large(),
+        1 => Just(vec![lit("quit\r\n")]),
+    ]
+}
+
+/// One server's side of a stream: its connection and the CAS values it has sent so far.
+struct Side {
+    addr: SocketAddr,
+    conn: Option<TcpStream>,
+    cas_seen: Vec<u64>,
+    cas_index: HashMap<u64, usize>,
+}
+
+impl Side {
+    fn new(addr: SocketAddr) -> Side {
+        Side {
+            addr,
+            conn: None,
+            cas_seen: Vec::new(),
+            cas_index: HashMap::new(),
+        }
+    }
+
+    fn render(&self, cmd: &Cmd, prefix: &str) -> Vec<u8> {
+        let mut out = Vec::new();
+        for p in cmd {
+            match p {
+                Piece::Lit(b) => out.extend_from_slice(b),
+                Piece::Key(i) => out.extend_from_slice(format!("{prefix}k{i}").as_bytes()),
+                Piece::LongKey(n) => {
+                    out.extend_from_slice(prefix.as_bytes());
+                    out.resize(out.len() + n - prefix.len(), b'L');
+                }
+                Piece::Cas(i) => {
+                    let cas = match self.cas_seen.len() {
+                        0 => 987_654_321_987,
+                        n => self.cas_seen[*i as usize % n],
+                    };
+                    out.extend_from_slice(cas.to_string().as_bytes());
+                }
+            }
+        }
+        out
+    }
+
+    /// Sends `bytes` then `mn`, and returns what came back up to the `MN` (or to the close, or
+    /// to the timeout, which the transcript then says).
+    fn exchange(&mut self, bytes: &[u8]) -> Vec<u8> {
+        if self.conn.is_none() {
+            let s = TcpStream::connect(self.addr).expect("connect");
+            s.set_nodelay(true).unwrap();
+            self.conn = Some(s);
+        }
+        let s = self.conn.as_mut().unwrap();
+        let mut msg = bytes.to_vec();
+        msg.extend_from_slice(b"mn\r\n");
+        if s.write_all(&msg).is_err() {
+            self.conn = None;
+            return b"<closed before the command>".to_vec();
+        }
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        let deadline = Instant::now() + REPLY_WAIT;
+        loop {
+            if got.ends_with(b"MN\r\n") {
+                return got;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                eprintln!(
+                    "{}: no MN after {:?}; got {:?}",
+                    self.addr,
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]),
+                    String::from_utf8_lossy(&got[..got.len().min(200)])
+                );
+                got.extend_from_slice(b"<timeout>");
+                self.conn = None;
+                return got;
+            }
+            s.set_read_timeout(Some(left)).unwrap();
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) if got.ends_with(b"MN\r\n") => return got,
+                Ok(0) => {
+                    got.extend_from_slice(b"<closed>");
+                    self.conn = None;
+                    return got;
+                }
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) => {}
+                Err(_) => {
+                    got.extend_from_slice(b"<closed>");
+                    self.conn = None;
+                    return got;
+                }
+            }
+        }
+    }
+
+    /// The reply with CAS values replaced by their order of first appearance, and `t` / `l`
+    /// seconds by a mark (they can tick between the servers).
+    fn normalize(&mut self, reply: &[u8]) -> String {
+        let mut out = String::new();
+        let mut rest = reply;
+        while !rest.is_empty() {
+            let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+                out.push_str(&String::from_utf8_lossy(rest));
+                break;
+            };
+            let line = String::from_utf8_lossy(&rest[..eol]).into_owned();
+            rest = &rest[eol + 2..];
+            let tokens: Vec<&str> = line.split(' ').collect();
+            let mut data = None;
+            let line = match tokens[0] {
+                "VALUE" if tokens.len() >= 4 => {
+                    data = tokens[3].parse::<usize>().ok();
+                    let mut t: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
+                    if let Some(cas) = t.get(4).and_then(|c| c.parse::<u64>().ok()) {
+                        t[4] = self.cas_name(cas);
+                    }
+                    t.join(" ")
+                }
+                "VA" | "HD" | "NS" | "EX" | "NF" | "EN" | "MN" => {
+                    let skip = if tokens[0] == "VA" {
+                        data = tokens.get(1).and_then(|n| n.parse::<usize>().ok());
+                        2
+                    } else {
+                        1
+                    };
+                    let mut t: Vec<String> = tokens.iter().map(|s| s.to_string()).collect();
+                    for tok in t.iter_mut().skip(skip) {
+                        *tok = self.meta_flag(tok);
+                    }
+                    t.join(" ")
+                }
+                _ => line,
+            };
+            out.push_str(&line);
+            out.push_str("\r\n");
+            if let Some(n) = data {
+                let n = (n + 2).min(rest.len());
+                out.push_str(&String::from_utf8_lossy(&rest[..n]));
+                rest = &rest[n..];
+            }
+        }
+        out
+    }
+
+    fn cas_name(&mut self, cas: u64) -> String {
+        let next = self.cas_seen.len();
+        let i = *self.cas_index.entry(cas).or_insert(next);
+        if i == next {
+            self.cas_seen.push(cas);
+        }
+        format!("#{i}")
+    }
+
+    fn meta_flag(&mut self, tok: &str) -> String {
+        let (f, v) = tok.split_at(tok.len().min(1));
+        match f {
+            "c" => match v.parse::<u64>() {
+                Ok(cas) => format!("c{}", self.cas_name(cas)),
+                Err(_) => tok.to_string(),
+            },
+            "t" if v.parse::<i64>().is_ok_and(|t| t > 0) => "t+".into(),
+            "l" if v.parse::<u64>().is_ok() => "l*".into(),
+            _ => tok.to_string(),
+        }
+    }
+}
+
+/// The counters a command stream moves; both servers must count alike. Not `curr_items`,
+/// `get_expired` or `get_flushed`: an expired item counts until something reclaims it, and
+/// memcached's LRU maintainer and crawler do that in the background, in their own time (so
+/// that a later lookup finds the item expired, or finds nothing). `tests/server.rs` checks
+/// those counters with tern's clock in hand.
+const COUNTERS: &[&str] = &[
+    "cmd_get",
+    "cmd_set",
+    "cmd_touch",
+    "get_hits",
+    "get_misses",
+    "delete_misses",
+    "delete_hits",
+    "incr_misses",
+    "incr_hits",
+    "decr_misses",
+    "decr_hits",
+    "cas_misses",
+    "cas_hits",
+    "cas_badval",
+    "touch_hits",
+    "touch_misses",
+    "total_items",
+];
+
+fn counters(addr: SocketAddr) -> Vec<(String, i64)> {
+    let mut c = TcpStream::connect(addr).expect("connect for stats");
+    c.write_all(b"stats\r\n").unwrap();
+    c.set_read_timeout(Some(REPLY_WAIT)).unwrap();
+    let mut text = Vec::new();
+    let mut buf = [0u8; 65536];
+    while !text.ends_with(b"END\r\n") {
+        let n = c.read(&mut buf).expect("stats reply");
+        assert!(n > 0, "closed during stats");
+        text.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8(text).unwrap();
+    COUNTERS
+        .iter()
+        .map(|name| {
+            let v = text
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+                .unwrap_or_else(|| panic!("no stat {name}"));
+            (name.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+fn delta(before: &[(String, i64)], after: &[(String, i64)]) -> Vec<(String, i64)> {
+    before
+        .iter()
+        .zip(after)
+        .map(|((n, b), (_, a))| (n.clone(), a - b))
+        .collect()
+}
+
+struct TernProcess(Child);
+
+impl Drop for TernProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Runs one stream on both servers: the transcripts (command, normalized reply) must match,
+/// then the counters the stream moved.
+fn run_stream(
+    cmds: &[Cmd],
+    prefix: &str,
+    mc: SocketAddr,
+    tern: SocketAddr,
+) -> Result<(), TestCaseError> {
+    let (mc_before, tern_before) = (counters(mc), counters(tern));
+    let mut a = Side::new(mc);
+    let mut b = Side::new(tern);
+    for (i, cmd) in cmds.iter().enumerate() {
+        let (ra, rb) = (a.render(cmd, prefix), b.render(cmd, prefix));
+        let (ga, gb) = (a.exchange(&ra), b.exchange(&rb));
+        let (na, nb) = (a.normalize(&ga), b.normalize(&gb));
+        prop_assert_eq!(
+            &na,
+            &nb,
+            "command {} of the stream, {:?} (memcached left, tern right)",
+            i,
+            String::from_utf8_lossy(&rb[..rb.len().min(300)])
+        );
+    }
+    drop((a, b));
+    let (mc_moved, tern_moved) = (
+        delta(&mc_before, &counters(mc)),
+        delta(&tern_before, &counters(tern)),
+    );
+    prop_assert_eq!(
+        mc_moved,
+        tern_moved,
+        "stats counters (memcached left, tern right)"
+    );
+    Ok(())
+}
+
+#[test]
+fn random_streams_match_memcached() {
+    if !differential() {
+        eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 to compare random streams with memcached");
+        return;
+    }
+    let mc = Memcached::start(&[]);
+    let (child, ports) = spawn_tern(
+        &["-p", "-1", "-U", "0", "-l", "127.0.0.1", "-t", "2"],
+        false,
+    );
+    let tern = TernProcess(child);
+    let tern_addr: SocketAddr = format!("127.0.0.1:{}", port_in(&ports, "TCP").unwrap())
+        .parse()
+        .unwrap();
+    let cases = std::env::var("TERN_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    // Each stream (and each shrinking step) gets keys of its own.
+    let stream = AtomicUsize::new(0);
+    let result = runner.run(&proptest::collection::vec(command(), 1..30), |cmds| {
+        let prefix = format!("s{}_", stream.fetch_add(1, Ordering::Relaxed));
+        run_stream(&cmds, &prefix, mc.addr, tern_addr)
+    });
+    drop(tern);
+    if let Err(e) = result {
+        panic!("{e}");
+    }
+}
