@@ -1,9 +1,8 @@
 //! Random command streams sent to tern and to a real memcached 1.6 must get the same replies,
 //! byte for byte: classic text commands, meta commands and malformed lines, mixed on one
 //! connection, then the counters they move (`stats`); and binary-protocol requests the same
-//! way. The hand-written scenarios of
-//! `text_protocol.rs` and `meta_protocol.rs` check what someone thought of; this checks what
-//! nobody did. Runs when `TERN_DIFF_MEMCACHED` is set (tests/run.sh sets it), like the other
+//! way. The hand-written scenarios of `text_protocol.rs` and `meta_protocol.rs` check what
+//! someone thought of; this checks what nobody did. Runs when `TERN_DIFF_MEMCACHED` is set (tests/run.sh sets it), like the other
 //! differential tests; `TERN_DIFF_CASES` sets the number of streams (default 2,000, about
 //! 15 s).
 //!

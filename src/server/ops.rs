@@ -389,8 +389,8 @@ pub fn lookup_op<R>(
 
 /// A meta get (`mg`), counted as memcached 1.6.18 counts it: a hit is `cmd_get`/`get_hits`, or
 /// `cmd_touch`/`touch_hits` when `req.touch` is given (an item created by `vivify` is a hit
-/// too); a miss is always `cmd_get`/`get_misses`, `T` or not (the store counts
-/// `get_expired`/`get_flushed`), and so is a vivify that found no memory. `f` writes the reply: when it
+/// too); a miss is always `cmd_get`/`get_misses`, `T` or not (the store counts `get_expired`
+/// and `get_flushed`), and so is a vivify that found no memory. `f` writes the reply: when it
 /// fails (memcached notices a too-long opaque only while writing a hit) the hit is not counted.
 pub fn meta_get_op<R, E>(
     shared: &Shared,
