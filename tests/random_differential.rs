@@ -107,6 +107,13 @@ fn value() -> impl Strategy<Value = Vec<u8>> {
             if !v.is_empty() && v.iter().all(u8::is_ascii_whitespace) {
                 v.push(b'w');
             }
+            // No `m`: a value read as commands (after a refused storage line) must not hold
+            // an `mn`, whose `MN` would end the reply early.
+            for b in &mut v {
+                if *b == b'm' {
+                    *b = b'M';
+                }
+            }
             v
         }),
         1 => Just(b"18446744073709551615".to_vec()),
