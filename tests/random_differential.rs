@@ -698,27 +698,25 @@ impl Drop for TernProcess {
     }
 }
 
-/// Runs one stream on both servers: the transcripts (command, normalized reply) must match,
-/// then the counters the stream moved.
-fn run_stream(
-    cmds: &[Cmd],
-    prefix: &str,
+/// Runs one stream on both servers: each command's transcript (`transcript` sends it and
+/// returns the normalized reply) must match, then the counters the stream moved.
+fn compare_one<C: std::fmt::Debug>(
+    cmds: &[C],
     mc: SocketAddr,
     tern: SocketAddr,
+    transcript: impl Fn(&mut Side, &C) -> String,
 ) -> Result<(), TestCaseError> {
     let (mc_before, tern_before) = (counters(mc), counters(tern));
     let mut a = Side::new(mc);
     let mut b = Side::new(tern);
     for (i, cmd) in cmds.iter().enumerate() {
-        let (ra, rb) = (a.render(cmd, prefix), b.render(cmd, prefix));
-        let (ga, gb) = (a.exchange(&ra), b.exchange(&rb));
-        let (na, nb) = (a.normalize(&ga), b.normalize(&gb));
+        let (na, nb) = (transcript(&mut a, cmd), transcript(&mut b, cmd));
         prop_assert_eq!(
             &na,
             &nb,
             "command {} of the stream, {:?} (memcached left, tern right)",
             i,
-            String::from_utf8_lossy(&rb[..rb.len().min(300)])
+            cmd
         );
     }
     drop((a, b));
@@ -734,16 +732,14 @@ fn run_stream(
     Ok(())
 }
 
-/// Streams per test: `TERN_DIFF_CASES`, or 2,000.
-fn cases() -> u32 {
-    std::env::var("TERN_DIFF_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
-#[test]
-fn random_streams_match_memcached() {
+/// Starts memcached and tern (the binary, `-t 2`) and compares [`cases`] streams of
+/// `command` on them. Each stream, and each step of shrinking one, has keys of its own
+/// (prefixed `<tag><n>_`), so streams never see each other's items.
+fn compare_streams<C: Clone + std::fmt::Debug>(
+    tag: &str,
+    command: impl Strategy<Value = C>,
+    transcript: impl Fn(&mut Side, &C, &str) -> String,
+) {
     if !differential() {
         eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 to compare random streams with memcached");
         return;
@@ -762,16 +758,34 @@ fn random_streams_match_memcached() {
         failure_persistence: None,
         ..Config::default()
     });
-    // Each stream (and each shrinking step) gets keys of its own.
     let stream = AtomicUsize::new(0);
-    let result = runner.run(&proptest::collection::vec(command(), 1..30), |cmds| {
-        let prefix = format!("s{}_", stream.fetch_add(1, Ordering::Relaxed));
-        run_stream(&cmds, &prefix, mc.addr, tern_addr)
+    let result = runner.run(&proptest::collection::vec(command, 1..30), |cmds| {
+        let prefix = format!("{tag}{}_", stream.fetch_add(1, Ordering::Relaxed));
+        compare_one(&cmds, mc.addr, tern_addr, |side, cmd| {
+            transcript(side, cmd, &prefix)
+        })
     });
     drop(tern);
     if let Err(e) = result {
         panic!("{e}");
     }
+}
+
+/// Streams per test: `TERN_DIFF_CASES`, or 2,000.
+fn cases() -> u32 {
+    std::env::var("TERN_DIFF_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000)
+}
+
+#[test]
+fn random_streams_match_memcached() {
+    compare_streams("s", command(), |side, cmd, prefix| {
+        let bytes = side.render(cmd, prefix);
+        let reply = side.exchange(&bytes);
+        side.normalize(&reply)
+    });
 }
 
 // ---- The binary protocol ----
@@ -940,77 +954,15 @@ impl Side {
     }
 }
 
-fn run_binary_stream(
-    cmds: &[BinCmd],
-    prefix: &str,
-    mc: SocketAddr,
-    tern: SocketAddr,
-) -> Result<(), TestCaseError> {
-    let (mc_before, tern_before) = (counters(mc), counters(tern));
+#[test]
+fn random_binary_streams_match_memcached() {
     let sentinel = frame(0x0a, b"", b"", b"", SENTINEL_OPAQUE, 0);
     let mut done = vec![0x81, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     done.extend(SENTINEL_OPAQUE.to_be_bytes());
     done.extend([0; 8]);
-    let mut a = Side::new(mc);
-    let mut b = Side::new(tern);
-    for (i, cmd) in cmds.iter().enumerate() {
-        let (ra, rb) = (a.render_binary(cmd, prefix), b.render_binary(cmd, prefix));
-        let (ga, gb) = (
-            a.exchange_until(&ra, &sentinel, &done),
-            b.exchange_until(&rb, &sentinel, &done),
-        );
-        let (na, nb) = (a.normalize_binary(&ga), b.normalize_binary(&gb));
-        prop_assert_eq!(
-            &na,
-            &nb,
-            "binary command {} of the stream, {:?} (memcached left, tern right)",
-            i,
-            cmd
-        );
-    }
-    drop((a, b));
-    let (mc_moved, tern_moved) = (
-        delta(&mc_before, &counters(mc)),
-        delta(&tern_before, &counters(tern)),
-    );
-    prop_assert_eq!(
-        mc_moved,
-        tern_moved,
-        "stats counters (memcached left, tern right)"
-    );
-    Ok(())
-}
-
-#[test]
-fn random_binary_streams_match_memcached() {
-    if !differential() {
-        eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 to compare random streams with memcached");
-        return;
-    }
-    let mc = Memcached::start(&[]);
-    let (child, ports) = spawn_tern(
-        &["-p", "-1", "-U", "0", "-l", "127.0.0.1", "-t", "2"],
-        false,
-    );
-    let tern = TernProcess(child);
-    let tern_addr: SocketAddr = format!("127.0.0.1:{}", port_in(&ports, "TCP").unwrap())
-        .parse()
-        .unwrap();
-    let mut runner = TestRunner::new(Config {
-        cases: cases(),
-        failure_persistence: None,
-        ..Config::default()
+    compare_streams("b", binary_command(), |side, cmd, prefix| {
+        let bytes = side.render_binary(cmd, prefix);
+        let reply = side.exchange_until(&bytes, &sentinel, &done);
+        side.normalize_binary(&reply)
     });
-    let stream = AtomicUsize::new(0);
-    let result = runner.run(
-        &proptest::collection::vec(binary_command(), 1..30),
-        |cmds| {
-            let prefix = format!("b{}_", stream.fetch_add(1, Ordering::Relaxed));
-            run_binary_stream(&cmds, &prefix, mc.addr, tern_addr)
-        },
-    );
-    drop(tern);
-    if let Err(e) = result {
-        panic!("{e}");
-    }
 }
