@@ -20,7 +20,7 @@ mod common;
 
 use common::{ask, memcached_addr, Rng};
 use tern_protocol::text::{compose, parse};
-use tern_protocol::{Limits, ParseError, ReplyMode, Request, Response};
+use tern_protocol::{ErrorReply, Limits, ParseError, ReplyMode, Request, Response};
 
 const SHAPES: &[&[&str]] = &[
     &["get", "K"],
@@ -222,6 +222,13 @@ fn expectation(input: &[u8], limits: &Limits) -> (Expect, Vec<u8>) {
         Ok((request, n)) => {
             let expect = match request {
                 Request::Quit => Expect::Close,
+                // The keys before a key over 250 bytes are looked up, then only the error is
+                // answered.
+                Request::Get(get) if get.key_too_long => {
+                    let mut line = Vec::new();
+                    compose(&Response::Error(ErrorReply::BadCommandLine), &mut line);
+                    Expect::Line(String::from_utf8_lossy(&line).trim_end().to_string())
+                }
                 Request::Stats(_) => Expect::Anything,
                 _ => Expect::Success,
             };
