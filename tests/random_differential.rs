@@ -279,17 +279,22 @@ fn meta_flags(pool: &'static [&'static str]) -> impl Strategy<Value = Vec<Piece>
         })
 }
 
+/// A meta command without a data block: `<verb> <key>` and a few of `flags`.
+fn meta_line(verb: &'static str, flags: &'static [&'static str]) -> impl Strategy<Value = Cmd> {
+    (key(), meta_flags(flags)).prop_map(move |(k, flags)| {
+        let mut c = vec![lit(verb), k];
+        c.extend(flags);
+        c.push(lit("\r\n"));
+        c
+    })
+}
+
 fn meta_get() -> impl Strategy<Value = Cmd> {
     const FLAGS: &[&str] = &[
         "v", "v", "k", "c", "f", "s", "h", "t", "l", "q", "O9", "T0", "T1000", "T-1", "N1000",
         "N0", "R30", "u", "Tx", "z",
     ];
-    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
-        let mut c = vec![lit("mg "), k];
-        c.extend(flags);
-        c.push(lit("\r\n"));
-        c
-    })
+    meta_line("mg ", FLAGS)
 }
 
 fn meta_set() -> impl Strategy<Value = Cmd> {
@@ -335,12 +340,7 @@ fn meta_set() -> impl Strategy<Value = Cmd> {
 
 fn meta_delete() -> impl Strategy<Value = Cmd> {
     const FLAGS: &[&str] = &["q", "C{cas}", "C{cas}", "I", "T30", "k", "O9", "z"];
-    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
-        let mut c = vec![lit("md "), k];
-        c.extend(flags);
-        c.push(lit("\r\n"));
-        c
-    })
+    meta_line("md ", FLAGS)
 }
 
 fn meta_arith() -> impl Strategy<Value = Cmd> {
@@ -368,12 +368,7 @@ fn meta_arith() -> impl Strategy<Value = Cmd> {
         "O9",
         "C{cas}",
     ];
-    (key(), meta_flags(FLAGS)).prop_map(|(k, flags)| {
-        let mut c = vec![lit("ma "), k];
-        c.extend(flags);
-        c.push(lit("\r\n"));
-        c
-    })
+    meta_line("ma ", FLAGS)
 }
 
 /// Lines no client should send: unknown or miscased commands, missing or extra arguments.

@@ -378,11 +378,10 @@ pub fn lookup_op<R>(
         },
     );
     // `get_expired` / `get_flushed` are the store's: memcached counts them in every lookup.
-    match found {
-        Lookup::Hit(_) => stats.get_hits.incr(),
-        Lookup::Miss | Lookup::OutOfMemory | Lookup::Expired | Lookup::Flushed => {
-            stats.get_misses.incr()
-        }
+    if found.is_hit() {
+        stats.get_hits.incr();
+    } else {
+        stats.get_misses.incr();
     }
     found
 }
