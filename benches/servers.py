@@ -39,6 +39,24 @@ def is_memcached(binary):
     return "memcached" in os.path.basename(binary)
 
 
+def cpu_list(spec):
+    """The CPUs a `taskset -c` style list names ("1", "4-15", "0,2-3"), as a set."""
+    cpus = set()
+    for part in spec.split(","):
+        lo, _, hi = part.strip().partition("-")
+        cpus.update(range(int(lo), int(hi) + 1) if hi else [int(lo)])
+    return cpus
+
+
+def pinned_to(spec):
+    """A `preexec_fn` that pins the child to the CPUs of `spec` (None: no pinning). Done in the
+    child before exec, so the benchmarks need no `taskset` (the many-core machine has none)."""
+    if not spec:
+        return None
+    cpus = cpu_list(spec)
+    return lambda: os.sched_setaffinity(0, cpus)
+
+
 def port_is_open(port, host="127.0.0.1"):
     """Whether something accepts TCP connections on host:port."""
     try:
@@ -101,9 +119,8 @@ class Server:
         self.name = name
         self.binary = binary
         self.port = port
-        # `taskset -c CPUS` execs the server, so the process keeps taskset's pid.
-        pin = ["taskset", "-c", cpus] if cpus else []
-        self.args = pin + [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(memory_mb)]
+        self.cpus = cpus
+        self.args = [binary, "-p", str(port), "-l", "127.0.0.1", "-m", str(memory_mb)]
         if threads is not None:
             self.args += ["-t", str(threads)]
         if is_memcached(binary) and os.geteuid() == 0:
@@ -136,7 +153,8 @@ class Server:
         fd, self.log_path = tempfile.mkstemp(prefix=f"tern-bench-{self.name}-", suffix=".log")
         self._log = os.fdopen(fd, "w")
         self.proc = subprocess.Popen(
-            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT
+            self.args, stdin=subprocess.DEVNULL, stdout=self._log, stderr=subprocess.STDOUT,
+            preexec_fn=pinned_to(self.cpus),
         )
         _started.append(self)
         if self.cpu_share:

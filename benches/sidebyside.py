@@ -106,15 +106,6 @@ DEFAULT_WORKLOADS = ["getset", "gets", "sets", "binary", "multiget10", "manyconn
 DEFAULT_CONNECTIONS = 50
 
 
-def cpu_count(cpus):
-    """How many CPUs a `taskset -c` list ("1", "4-15", "0,2-3") names."""
-    n = 0
-    for part in cpus.split(","):
-        lo, _, hi = part.strip().partition("-")
-        n += int(hi) - int(lo) + 1 if hi else 1
-    return n
-
-
 def client_threads(cpus, given):
     """The load generator's threads: as given, else one per CPU it is pinned to (2 unpinned).
 
@@ -124,7 +115,7 @@ def client_threads(cpus, given):
     single client thread did not see (docs/performance.md, "Tail latency")."""
     if given:
         return given
-    return cpu_count(cpus) if cpus else 2
+    return len(servers.cpu_list(cpus)) if cpus else 2
 
 
 def client_shape(workload, threads, conns):
@@ -171,10 +162,9 @@ def parse_result(stdout):
 
 
 def run_loadgen(loadgen, port, args, extra, timeout, cpus=None):
-    pin = ["taskset", "-c", cpus] if cpus else []
-    cmd = pin + [loadgen, "--addr", f"127.0.0.1:{port}"] + args + extra
+    cmd = [loadgen, "--addr", f"127.0.0.1:{port}"] + args + extra
     done = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                          timeout=timeout)
+                          timeout=timeout, preexec_fn=servers.pinned_to(cpus))
     if done.returncode != 0:
         raise RuntimeError(f"loadgen failed ({' '.join(cmd)}):\n{done.stdout}{done.stderr}")
     return done.stdout
@@ -225,6 +215,8 @@ def main():
                     help="SERVER_CPU_SHARE: limit each server to this fraction of one CPU with a "
                     "cgroup (e.g. 0.5; 0: no limit), so that the servers, not the load generator, "
                     "saturate on a box with few cores (needs root)")
+    ap.add_argument("--loadgen-bin", default=env("LOADGEN_BIN", ""),
+                    help="LOADGEN_BIN: a built load generator (empty: build it with cargo)")
     ap.add_argument("--no-build", action="store_true", default=bool(env("NO_BUILD", "")),
                     help="NO_BUILD: do not run cargo build --release for tern")
     args = ap.parse_args()
@@ -240,7 +232,7 @@ def main():
     tern_from_env = "TERN_BIN" in os.environ or args.tern_bin != servers.default_tern_bin()
     if not args.no_build and not tern_from_env:
         cargo(["build", "--release"])
-    loadgen = build_loadgen()
+    loadgen = args.loadgen_bin or build_loadgen()
 
     # Many-connection workloads need a descriptor per connection, here and in the servers.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -296,10 +288,13 @@ def main():
                         res["user_us"] = (cpu_after[0] - cpu_before[0]) * 1e6 / ops
                         res["sys_us"] = (cpu_after[1] - cpu_before[1]) * 1e6 / ops
                         res["cpu_us"] = res["user_us"] + res["sys_us"]
+                        # Server CPUs busy during the run: about -t when the server saturates.
+                        res["busy"] = (sum(cpu_after) - sum(cpu_before)) / args.duration
                         results[srv.name].append(res)
                         print(f"sidebyside:   round {rnd + 1} {srv.name:9} "
                               f"{res['ops_per_sec']:>10,.0f} ops/s  p99 {res['p99_us']:.0f} us  "
-                              f"cpu {res['cpu_us']:.2f} us/op  hits {res['hit_ratio']:.3f}",
+                              f"cpu {res['cpu_us']:.2f} us/op  busy {res['busy']:.2f} CPUs  "
+                              f"hits {res['hit_ratio']:.3f}",
                               file=sys.stderr)
                 rss = {srv.name: srv.rss_kb() for srv in pair}
             finally:
@@ -313,7 +308,7 @@ def main():
                 "m_rss": rss["memcached"],
                 "t_rss": rss["tern"],
             }
-            for key in ("ops_per_sec", "cpu_us", "user_us", "sys_us", "p50_us", "p99_us",
+            for key in ("ops_per_sec", "cpu_us", "user_us", "sys_us", "busy", "p50_us", "p99_us",
                         "p999_us"):
                 row["m_" + key] = median([r[key] for r in m])
                 row["t_" + key] = median([r[key] for r in t])
@@ -330,11 +325,12 @@ def main():
           f"-m {args.memory}; loadgen {args.client_threads} threads, "
           f"{args.conns * args.client_threads or DEFAULT_CONNECTIONS} conns unless "
           f"the workload says otherwise; {pinning}; {args.rounds} interleaved rounds of "
-          f"{args.duration:g}s; medians. CPU: server user+sys microseconds per request.")
+          f"{args.duration:g}s; medians. CPU: server user+sys microseconds per request; busy: "
+          f"server CPU seconds per second of load.")
     print()
     print("| workload | server | ops/s | tern/memcached ops (range) | CPU us/req (user+sys) "
-          "| tern/memcached CPU | p50 | p99 | p99.9 | RSS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| tern/memcached CPU | busy | p50 | p99 | p99.9 | RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratios, cpu = r["ratios"], r["cpu_ratios"]
         for side, name in (("m", "memcached"), ("t", "tern")):
@@ -344,7 +340,7 @@ def main():
                 cpu_ratio = f"{median(cpu):.2f}" if cpu else "-"
             print(f"| {r['workload']} | {name} | {r[side + '_ops_per_sec']:,.0f} | {ops_ratio} "
                   f"| {r[side + '_cpu_us']:.2f} ({r[side + '_user_us']:.2f}+"
-                  f"{r[side + '_sys_us']:.2f}) | {cpu_ratio} "
+                  f"{r[side + '_sys_us']:.2f}) | {cpu_ratio} | {r[side + '_busy']:.2f} "
                   f"| {r[side + '_p50_us']:.0f} us | {r[side + '_p99_us']:.0f} us "
                   f"| {r[side + '_p999_us']:.0f} us | {mib(r[side + '_rss'])} |")
     return 0

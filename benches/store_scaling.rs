@@ -18,6 +18,10 @@
 //! voluntary and involuntary context switches: on a machine with other load the wall clock
 //! measures the scheduler's share, and CPU ns/op is what contention shows up in
 //! (docs/performance.md, "Scaling with cores").
+//!
+//! `STORE_SCALING_THREADS=1,2,4,8` sets the thread counts of the shared-store cases (for a
+//! many-core machine; `benches/manycore.sh` runs it there) and `STORE_SCALING_SECONDS` the
+//! measured time per case.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
@@ -71,46 +75,65 @@ const fn case(name: &'static str, gets_per_set: Option<u32>, threads: usize) -> 
     }
 }
 
-/// 1 and 2 threads (the two cores of the development machine), 4 (two per CPU there); and the
-/// mix at 2 threads with less and less shared, to tell what the threads contend for.
-const CASES: [Case; 14] = [
-    case("mix", Some(10), 1),
-    case("mix", Some(10), 2),
-    case("mix", Some(10), 4),
-    Case {
+/// The thread counts of the shared-store cases: `$STORE_SCALING_THREADS` (e.g. `1,2,4,8` on a
+/// many-core machine), else 1 and 2 (the two cores of the development machine) and 4 (two per
+/// CPU there).
+fn thread_counts() -> Vec<usize> {
+    let mut counts: Vec<usize> = std::env::var("STORE_SCALING_THREADS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    counts.retain(|&n| n > 0);
+    if !counts.contains(&1) {
+        // Every ratio is to the 1-thread rate.
+        counts.insert(0, 1);
+    }
+    if counts.len() == 1 {
+        counts = vec![1, 2, 4];
+    }
+    counts
+}
+
+/// Each workload at each thread count; and the mix and the hot gets at 2 threads with less and
+/// less shared, to tell what the threads contend for.
+fn cases() -> Vec<Case> {
+    let threads = thread_counts();
+    let mut all = Vec::new();
+    let workloads = [
+        ("mix", Some(10), KEYS),
+        ("get", None, KEYS),
+        ("set", Some(0), KEYS),
+        ("get_hot", None, HOT_KEYS),
+    ];
+    for (name, gets_per_set, keys) in workloads {
+        for &n in &threads {
+            all.push(Case {
+                keys,
+                ..case(name, gets_per_set, n)
+            });
+        }
+    }
+    all.push(Case {
         name: "mix_disjoint_keys",
         layout: Layout::DisjointKeys,
         base: "mix",
         ..case("mix", Some(10), 2)
-    },
-    Case {
+    });
+    all.push(Case {
         name: "mix_private_stores",
         layout: Layout::PrivateStores,
         base: "mix",
         ..case("mix", Some(10), 2)
-    },
-    case("get", None, 1),
-    case("get", None, 2),
-    case("get", None, 4),
-    case("set", Some(0), 1),
-    case("set", Some(0), 2),
-    case("set", Some(0), 4),
-    Case {
-        keys: HOT_KEYS,
-        ..case("get_hot", None, 1)
-    },
-    Case {
-        keys: HOT_KEYS,
-        ..case("get_hot", None, 2)
-    },
-    Case {
+    });
+    all.push(Case {
         name: "get_hot_private_stores",
         layout: Layout::PrivateStores,
         base: "get_hot",
         keys: HOT_KEYS,
         ..case("get_hot", None, 2)
-    },
-];
+    });
+    all
+}
 
 /// The hot set of `get_hot`: 1,000 keys (their items and index slots fit in a core's cache).
 const HOT_KEYS: usize = 1_000;
@@ -358,7 +381,13 @@ fn bench(c: &mut Criterion, totals: &Totals) {
     let cpus = allowed_cpus();
     let mut round = 0u64;
     let mut private: Vec<Store>;
-    for case in CASES {
+    // Measured seconds per case (`$STORE_SCALING_SECONDS`, default 3), a third of it warming up.
+    let seconds = std::env::var("STORE_SCALING_SECONDS")
+        .ok()
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| *s > 0.0)
+        .map_or(Duration::from_secs(3), Duration::from_secs_f64);
+    for case in cases() {
         let id = format!("{}/{}t", case.name, case.threads);
         let stores: &[Store] = if case.layout == Layout::PrivateStores {
             private = (0..case.threads)
@@ -370,8 +399,8 @@ fn bench(c: &mut Criterion, totals: &Totals) {
         };
         let mut g = c.benchmark_group("store_scaling");
         g.throughput(Throughput::Elements(1));
-        g.measurement_time(Duration::from_secs(3));
-        g.warm_up_time(Duration::from_secs(1));
+        g.measurement_time(seconds);
+        g.warm_up_time(seconds / 3);
         g.bench_function(&id, |b| {
             b.iter_custom(|iters| {
                 round += 1;
