@@ -7,7 +7,8 @@
 #   benches/bundle.sh                     # -> .bundle/ (git-ignored)
 #   MEMTIER_BIN=/path/memtier_benchmark benches/bundle.sh    # memtier too, when built locally
 #
-# BUNDLE names another folder. memtier_benchmark is never built by this repository: pass one you
+# TERN_B=/path/to/another/tern adds it as bin/tern_b for manycore.sh's A/B step, started with
+# the environment in TERN_B_ENV (e.g. TERN_B_ENV="SOME_KNOB=1"). BUNDLE names another folder. memtier_benchmark is never built by this repository: pass one you
 # built yourself, or leave it out and manycore.sh skips its memtier runs.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -29,12 +30,13 @@ for line in sys.stdin:
 }
 loadgen=$(bench_exe loadgen)
 scaling=$(bench_exe store_scaling)
+syscall=$(bench_exe syscall)
 tern=${CARGO_TARGET_DIR:-$root/target}/release/tern
 memcached=${MEMCACHED_BIN:-/usr/bin/memcached}
 
 rm -rf "$out"
 mkdir -p "$out/bin" "$out/real" "$out/lib"
-pack() { # name, binary
+pack() { # name, binary[, environment for the wrapper to set]
     cp -L "$2" "$out/real/$1"
     strip --strip-debug "$out/real/$1" 2>/dev/null || true
     ldd "$2" | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' | while read -r lib; do
@@ -43,7 +45,7 @@ pack() { # name, binary
     cat >"$out/bin/$1" <<WRAP
 #!/bin/sh
 d=\$(cd "\$(dirname "\$0")/.." && pwd)
-exec "\$d/lib/ld-linux-x86-64.so.2" --library-path "\$d/lib" "\$d/real/$1" "\$@"
+exec ${3:+env $3 }"\$d/lib/ld-linux-x86-64.so.2" --library-path "\$d/lib" "\$d/real/$1" "\$@"
 WRAP
     chmod +x "$out/bin/$1"
 }
@@ -51,6 +53,10 @@ pack tern "$tern"
 pack memcached "$memcached"
 pack loadgen "$loadgen"
 pack store_scaling "$scaling"
+pack syscall "$syscall"
+if [ -n "${TERN_B:-}" ]; then
+    pack tern_b "$TERN_B" "${TERN_B_ENV:-}"
+fi
 if [ -n "${MEMTIER_BIN:-}" ]; then
     pack memtier_benchmark "$MEMTIER_BIN"
 fi

@@ -206,6 +206,28 @@ class Server:
         tick = os.sysconf("SC_CLK_TCK")
         return int(fields[11]) / tick, int(fields[12]) / tick
 
+    def context_switches(self):
+        """(voluntary, involuntary) context switches of all the process's threads so far, from
+        /proc/<pid>/task/*/status: a voluntary one is a thread going to sleep (a worker waiting
+        in epoll_wait, or on a lock); None when unknown. Threads that exited are not counted."""
+        if not self.alive():
+            return None
+        vol = invol = 0
+        try:
+            for tid in os.listdir(f"/proc/{self.proc.pid}/task"):
+                try:
+                    with open(f"/proc/{self.proc.pid}/task/{tid}/status") as f:
+                        for line in f:
+                            if line.startswith("voluntary_ctxt_switches:"):
+                                vol += int(line.split()[1])
+                            elif line.startswith("nonvoluntary_ctxt_switches:"):
+                                invol += int(line.split()[1])
+                except OSError:
+                    continue
+        except OSError:
+            return None
+        return vol, invol
+
     def log_tail(self, lines=20):
         """The last lines the server printed."""
         if not self.log_path:

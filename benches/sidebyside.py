@@ -274,11 +274,11 @@ def main():
                 for rnd in range(args.rounds):
                     order = pair if rnd % 2 == 0 else pair[::-1]
                     for srv in order:
-                        cpu_before = srv.cpu_seconds()
+                        cpu_before, cs_before = srv.cpu_seconds(), srv.context_switches()
                         out = run_loadgen(loadgen, srv.port, wl_args + client,
                                           ["--no-prefill", "--duration", str(args.duration),
                                            "--seed", str(rnd + 1)], timeout, cpus)
-                        cpu_after = srv.cpu_seconds()
+                        cpu_after, cs_after = srv.cpu_seconds(), srv.context_switches()
                         res = parse_result(out)
                         if not srv.alive() or cpu_before is None or cpu_after is None:
                             raise RuntimeError(f"{srv.name} died during the run:\n{srv.log_tail()}")
@@ -288,6 +288,10 @@ def main():
                         res["user_us"] = (cpu_after[0] - cpu_before[0]) * 1e6 / ops
                         res["sys_us"] = (cpu_after[1] - cpu_before[1]) * 1e6 / ops
                         res["cpu_us"] = res["user_us"] + res["sys_us"]
+                        # Server threads going to sleep, per 1,000 requests: each is a trip
+                        # through the scheduler, paid in the server's system time.
+                        res["sleeps_k"] = ((cs_after[0] - cs_before[0]) * 1e3 / ops
+                                           if cs_before and cs_after else 0.0)
                         # Server CPUs busy during the run: about -t when the server saturates.
                         res["busy"] = (sum(cpu_after) - sum(cpu_before)) / args.duration
                         results[srv.name].append(res)
@@ -308,8 +312,8 @@ def main():
                 "m_rss": rss["memcached"],
                 "t_rss": rss["tern"],
             }
-            for key in ("ops_per_sec", "cpu_us", "user_us", "sys_us", "busy", "p50_us", "p99_us",
-                        "p999_us"):
+            for key in ("ops_per_sec", "cpu_us", "user_us", "sys_us", "busy", "sleeps_k",
+                        "p50_us", "p99_us", "p999_us"):
                 row["m_" + key] = median([r[key] for r in m])
                 row["t_" + key] = median([r[key] for r in t])
             rows.append(row)
@@ -326,11 +330,12 @@ def main():
           f"{args.conns * args.client_threads or DEFAULT_CONNECTIONS} conns unless "
           f"the workload says otherwise; {pinning}; {args.rounds} interleaved rounds of "
           f"{args.duration:g}s; medians. CPU: server user+sys microseconds per request; busy: "
-          f"server CPU seconds per second of load.")
+          f"server CPU seconds per second of load; sleeps: server threads blocking, per 1,000 "
+          f"requests.")
     print()
     print("| workload | server | ops/s | tern/memcached ops (range) | CPU us/req (user+sys) "
-          "| tern/memcached CPU | busy | p50 | p99 | p99.9 | RSS |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| tern/memcached CPU | busy | sleeps | p50 | p99 | p99.9 | RSS |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         ratios, cpu = r["ratios"], r["cpu_ratios"]
         for side, name in (("m", "memcached"), ("t", "tern")):
@@ -341,6 +346,7 @@ def main():
             print(f"| {r['workload']} | {name} | {r[side + '_ops_per_sec']:,.0f} | {ops_ratio} "
                   f"| {r[side + '_cpu_us']:.2f} ({r[side + '_user_us']:.2f}+"
                   f"{r[side + '_sys_us']:.2f}) | {cpu_ratio} | {r[side + '_busy']:.2f} "
+                  f"| {r[side + '_sleeps_k']:.0f} "
                   f"| {r[side + '_p50_us']:.0f} us | {r[side + '_p99_us']:.0f} us "
                   f"| {r[side + '_p999_us']:.0f} us | {mib(r[side + '_rss'])} |")
     return 0
