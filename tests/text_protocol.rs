@@ -247,6 +247,10 @@ const SCENARIOS: &[Scenario] = &[
                 b"CLIENT_ERROR usage: stats detail on|off|dump\r\n",
             ),
             (b"stats reset\r\n", b"RESET\r\n"),
+            // No external storage: memcached without `-o ext_path` lists nothing.
+            (b"stats extstore\r\n", b"END\r\n"),
+            (b"stats extstore 1\r\n", b"END\r\n"),
+            (b"stats extstorex\r\n", b"ERROR\r\n"),
             (b"verbosity 1\r\n", b"OK\r\n"),
         ],
     ),

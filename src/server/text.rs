@@ -245,6 +245,11 @@ fn stats(group: StatsGroup<'_>, cx: &mut Ctx<'_>) {
             text::compose(&Response::End, cx.out);
         }
         StatsReply::Reset => text::compose(&Response::Reset, cx.out),
+        // memcached 1.6.18 (built with extstore, as Debian's is) lists no external storage
+        // stats without `-o ext_path`: a bare END. tern has none either.
+        StatsReply::Unknown(args) if args.split(|&b| b == b' ').next() == Some(b"extstore") => {
+            text::compose(&Response::End, cx.out);
+        }
         // `stats detail` is parsed on its own; memcached answers any other unknown group (even
         // `stats detailfoo`) with a plain ERROR.
         StatsReply::Unknown(_) => {
