@@ -39,6 +39,8 @@ enum Piece {
     Key(u8),
     /// A key of exactly this many bytes (250 is the longest memcached takes).
     LongKey(usize),
+    /// Key `n` of the stream in base64, for a meta command's `b` flag.
+    Key64(u8),
     /// The n-th distinct CAS this server has sent in the stream (modulo how many), or a CAS
     /// no item has when none was seen yet.
     Cas(u8),
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Piece {
             Piece::Lit(b) => write!(f, "{:?}", String::from_utf8_lossy(b)),
             Piece::Key(i) => write!(f, "k{i}"),
             Piece::LongKey(n) => write!(f, "<key of {n}>"),
+            Piece::Key64(i) => write!(f, "b64(k{i})"),
             Piece::Cas(i) => write!(f, "<cas {i}>"),
         }
     }
@@ -434,6 +437,80 @@ fn malformed() -> impl Strategy<Value = Cmd> {
     ]
 }
 
+/// Standard base64 with padding (what a client sends with the meta `b` flag).
+fn base64(bytes: &[u8]) -> Vec<u8> {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() {
+                ABC[(n >> (18 - 6 * i) & 63) as usize]
+            } else {
+                b'='
+            });
+        }
+    }
+    out
+}
+
+/// A meta command with its key in base64 and the `b` flag after it; a long key stays as it is
+/// (not base64: refused either way), and now and then the key is not base64 at all.
+fn with_base64_key(cmd: impl Strategy<Value = Cmd>) -> impl Strategy<Value = Cmd> {
+    (
+        cmd,
+        prop_oneof![8 => Just(None), 1 => token(&["a", "YQ", "Y!==", "===="]).prop_map(Some)],
+    )
+        .prop_map(|(cmd, bad)| {
+            let mut out = Vec::new();
+            let mut done = false;
+            for p in cmd {
+                match p {
+                    Piece::Key(i) if !done => {
+                        out.push(bad.clone().unwrap_or(Piece::Key64(i)));
+                        out.push(lit(" b"));
+                        done = true;
+                    }
+                    Piece::LongKey(n) if !done => {
+                        out.push(Piece::LongKey(n));
+                        out.push(lit(" b"));
+                        done = true;
+                    }
+                    p => out.push(p),
+                }
+            }
+            out
+        })
+}
+
+/// Commands an operator types: flush_all without a delay (a delay of 1 second or more
+/// flushes, in memcached, at `realtime(delay) - 1`, so whether a later set survives depends on
+/// the clock: `tests/text_protocol.rs` covers it), version, verbosity, stats groups with fixed
+/// replies. (`mn` ends every command of the stream already.)
+fn operator() -> impl Strategy<Value = Cmd> {
+    token(&[
+        "flush_all\r\n",
+        "flush_all 0\r\n",
+        "flush_all -1\r\n",
+        "flush_all noreply\r\n",
+        "flush_all 0 noreply\r\n",
+        "flush_all 0 2\r\n",
+        "flush_all x\r\n",
+        "flush_all x noreply\r\n",
+        "version\r\n",
+        "verbosity 0\r\n",
+        "verbosity 0 noreply\r\n",
+        "stats extstore\r\n",
+        "stats detail\r\n",
+        "stats detail x\r\n",
+        "stats bogus\r\n",
+    ])
+    .prop_map(|p| vec![p])
+}
+
 fn command() -> impl Strategy<Value = Cmd> {
     prop_oneof![
         10 => storage(),
@@ -445,6 +522,11 @@ fn command() -> impl Strategy<Value = Cmd> {
         5 => meta_set(),
         2 => meta_delete(),
         4 => meta_arith(),
+        2 => with_base64_key(meta_get()),
+        1 => with_base64_key(meta_set()),
+        1 => with_base64_key(meta_delete()),
+        1 => with_base64_key(meta_arith()),
+        2 => operator(),
         3 => malformed(),
         1 => too_large(),
         1 => Just(vec![lit("quit\r\n")]),
@@ -475,6 +557,9 @@ impl Side {
             match p {
                 Piece::Lit(b) => out.extend_from_slice(b),
                 Piece::Key(i) => out.extend_from_slice(format!("{prefix}k{i}").as_bytes()),
+                Piece::Key64(i) => {
+                    out.extend_from_slice(&base64(format!("{prefix}k{i}").as_bytes()))
+                }
                 Piece::LongKey(n) => {
                     out.extend_from_slice(prefix.as_bytes());
                     out.resize(out.len() + n - prefix.len(), b'L');
