@@ -496,6 +496,27 @@ fn stat_groups(b: &mut Bin) {
     b.rt(&rq(STAT, b"reset", b"", b""), &ok(STAT));
     b.rt(&rq(STAT, b"detail on", b"", b""), &ok(STAT));
     b.rt(&rq(STAT, b"bogus", b"", b""), &er(STAT, NOT_FOUND));
+    // `detail dump` is one packet keyed `detailed` holding the text dump, then the terminator.
+    b.rt(&set(b"binstat:k", 0, b"v"), &ok(SET));
+    b.rt(&rq(GET, b"binstat:k", b"", b""), &hit(GET, b"", 0, b"v"));
+    b.rt(
+        &rq(STAT, b"detail dump", b"", b""),
+        &cat(&[
+            &rs(
+                STAT,
+                0,
+                b"detailed",
+                b"",
+                b"PREFIX binstat get 1 hit 1 set 1 del 0\r\nEND\r\n",
+            ),
+            &ok(STAT),
+        ]),
+    );
+    b.rt(&rq(STAT, b"detail off", b"", b""), &ok(STAT));
+    b.rt(&rq(STAT, b"detail", b"", b""), &er(STAT, NOT_FOUND));
+    b.rt(&rq(STAT, b"detailx", b"", b""), &er(STAT, NOT_FOUND));
+    // Over binary, memcached knows no `conns` group (text only).
+    b.rt(&rq(STAT, b"conns", b"", b""), &er(STAT, NOT_FOUND));
 }
 
 fn quiet_pipeline(b: &mut Bin) {

@@ -3,8 +3,8 @@
 //! rules each arm follows), and runs SASL (`-S`) through [`crate::auth`].
 
 use tern_protocol::binary::{
-    compose, compose_status, compose_status_body, compose_value_head, Frame, Header, Opcode,
-    Status, SASL_AUTHENTICATED,
+    compose, compose_stat, compose_status, compose_status_body, compose_value_head, Frame, Header,
+    Opcode, Status, SASL_AUTHENTICATED,
 };
 use tern_protocol::{ConfigRequest, ErrorReply, Request, Response, WatchEvents};
 
@@ -66,8 +66,23 @@ pub fn execute(frame: &Frame<'_>, cx: &mut Ctx<'_>, sasl: &mut SaslSession) -> A
                 compose(frame, &Response::End, 0, cx.out);
             }
             StatsReply::Reset => compose(frame, &Response::Reset, 0, cx.out),
-            // `detail on|off` answer only the terminator (tern keeps no per-prefix detail).
+            // memcached's `process_bin_stat`: `detail dump` is one packet keyed `detailed` holding
+            // the text dump, `detail on|off` switch counting; each then the terminator. Matched by
+            // prefix, as memcached does; `detail` with anything else is not found.
             StatsReply::Unknown(args) if args.starts_with(b"detail") => {
+                let rest = &args[b"detail".len()..];
+                if rest.starts_with(b" dump") {
+                    let mut dump = Vec::new();
+                    cx.shared.detail.dump(&mut dump);
+                    compose_stat(frame, b"detailed", &dump, cx.out);
+                } else if rest.starts_with(b" on") {
+                    cx.shared.detail.set_enabled(true);
+                } else if rest.starts_with(b" off") {
+                    cx.shared.detail.set_enabled(false);
+                } else {
+                    compose_status(frame, Status::KeyNotFound, 0, cx.out);
+                    return After::Continue;
+                }
                 compose(frame, &Response::End, 0, cx.out)
             }
             StatsReply::Unknown(_) => compose_status(frame, Status::KeyNotFound, 0, cx.out),

@@ -74,6 +74,23 @@ pub fn compose_status_body(
     out.extend_from_slice(body);
 }
 
+/// One STAT reply packet: `name` as its key, `value` as its value (bytes, as memcached sends
+/// `stats detail dump`'s whole text as one value).
+pub fn compose_stat(frame: &Frame<'_>, name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    write_response_header(
+        &head(
+            frame,
+            Status::Success,
+            name.len(),
+            0,
+            name.len() + value.len(),
+        ),
+        out,
+    );
+    out.extend_from_slice(name);
+    out.extend_from_slice(value);
+}
+
 /// Appends a response with `status` and memcached's default body for it
 /// ([`Status::default_body`]), `cas` in the header. Quiet opcodes are not consulted: the caller
 /// decided to answer.
@@ -247,18 +264,7 @@ pub fn compose(frame: &Frame<'_>, response: &Response<'_>, cas: u64, out: &mut V
             compose_status_body(frame, Status::Success, version.as_bytes(), 0, out);
         }
         Response::Stat { name, value } => {
-            write_response_header(
-                &head(
-                    frame,
-                    Status::Success,
-                    name.len(),
-                    0,
-                    name.len() + value.len(),
-                ),
-                out,
-            );
-            out.extend_from_slice(name.as_bytes());
-            out.extend_from_slice(value.as_bytes());
+            compose_stat(frame, name.as_bytes(), value.as_bytes(), out);
         }
         Response::Error(reply) => {
             if let Some((status, body)) = error_status(reply) {

@@ -94,8 +94,8 @@ mod tests;
 
 pub use crate::item_fits;
 pub use compose::{
-    compose, compose_error_reply, compose_header_status, compose_request, compose_status,
-    compose_status_body, compose_value_head, write_response_header, ResponseHeader,
+    compose, compose_error_reply, compose_header_status, compose_request, compose_stat,
+    compose_status, compose_status_body, compose_value_head, write_response_header, ResponseHeader,
 };
 pub use parse::parse;
 

@@ -64,15 +64,19 @@ fn lengths_allowed(op: Opcode, ext: usize, key: usize, body: usize) -> bool {
 }
 
 /// The group a STAT key names, as memcached 1.6.18's `process_bin_stat` and `get_stats`
-/// match it: `reset` and `settings` by prefix, the others exactly; `detail ...` and anything
-/// else is passed on as [`StatsGroup::Other`].
+/// match it: `reset` and `settings` by prefix, `items`, `slabs` and `sizes` exactly; `detail
+/// ...` and anything else (`conns` too: memcached serves it over text only) is passed on as
+/// [`StatsGroup::Other`].
 fn stats_group(key: &[u8]) -> StatsGroup<'_> {
     if key.starts_with(b"reset") {
         StatsGroup::Reset
     } else if key.starts_with(b"settings") {
         StatsGroup::Settings
     } else {
-        StatsGroup::from_name(key)
+        match StatsGroup::from_name(key) {
+            StatsGroup::Conns => StatsGroup::Other(key),
+            group => group,
+        }
     }
 }
 
