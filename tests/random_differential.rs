@@ -918,11 +918,21 @@ fn bin_extras(opcode: u8) -> impl Strategy<Value = Vec<u8>> {
             .boxed(),
         // touch, gat and friends: exptime.
         0x1c..=0x1e | 0x23 | 0x24 => exptime.prop_map(|e| e.to_be_bytes().to_vec()).boxed(),
+        // flush: none, or an expiration of 0. A delay flushes in memcached at `realtime(delay) -
+        // 1` and loses a set made in that second, which depends on the clock (`docs/testing.md`);
+        // so its wrong lengths below are never 4.
+        0x08 | 0x18 => prop_oneof![Just(Vec::new()), Just(vec![0u8; 4])].boxed(),
         _ => Just(Vec::new()).boxed(),
+    };
+    let wrong = proptest::collection::vec(any::<u8>(), 0..24);
+    let wrong = if matches!(opcode, 0x08 | 0x18) {
+        wrong.prop_filter("a flush delay", |v| v.len() != 4).boxed()
+    } else {
+        wrong.boxed()
     };
     prop_oneof![
         12 => proper,
-        1 => proptest::collection::vec(any::<u8>(), 0..24),
+        1 => wrong,
     ]
 }
 
@@ -931,16 +941,36 @@ fn binary_command() -> impl Strategy<Value = BinCmd> {
     // that ends the reply too), so each costs a timeout; `tests/binary_protocol.rs` has them.
     const OPCODES: &[u8] = &[
         0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x09, 0x0c, 0x0d, 0x0e, 0x0f, 0x11, 0x12, 0x13,
-        0x14, 0x15, 0x16, 0x19, 0x1a, 0x1c, 0x1d, 0x1e, 0x23, 0x24, 0x0a, 0x07, 0x17,
+        0x14, 0x15, 0x16, 0x19, 0x1a, 0x1c, 0x1d, 0x1e, 0x23, 0x24, 0x0a, 0x07, 0x17, 0x08, 0x18,
+        0x0b, 0x10,
     ];
     let opcode = prop_oneof![
         20 => proptest::sample::select(&OPCODES[..25]),
-        1 => proptest::sample::select(&OPCODES[25..]),
+        2 => proptest::sample::select(&OPCODES[25..]),
     ];
     opcode.prop_flat_map(|op| {
+        let key = if op == 0x10 {
+            // STAT groups whose replies hold no numbers that differ between the servers (no
+            // key in these streams has a `:`, so `detail dump` lists no prefix).
+            token(&[
+                "bogus",
+                "extstore",
+                "conns",
+                "detail",
+                "detailx",
+                "detail dump",
+                "detail on",
+                "detail off",
+                "sizesx",
+            ])
+            .prop_map(Some)
+            .boxed()
+        } else {
+            prop_oneof![12 => key().prop_map(Some), 1 => Just(None)].boxed()
+        };
         (
             Just(op),
-            prop_oneof![12 => key().prop_map(Some), 1 => Just(None)],
+            key,
             bin_extras(op),
             prop_oneof![4 => value(), 1 => Just(Vec::new())],
             prop_oneof![
