@@ -175,19 +175,25 @@ pub enum StatsGroup<'a> {
     Conns,
     /// `stats reset`.
     Reset,
+    /// `stats sizes_enable`: start counting items by size.
+    SizesEnable,
+    /// `stats sizes_disable`: stop counting items by size.
+    SizesDisable,
     /// Any other argument(s), as sent; the server decides (memcached answers most with an error).
     Other(&'a [u8]),
 }
 
 impl<'a> StatsGroup<'a> {
     /// The groups known by name, as both protocols spell them.
-    const NAMED: [(&'static [u8], StatsGroup<'static>); 6] = [
+    const NAMED: [(&'static [u8], StatsGroup<'static>); 8] = [
         (b"settings", StatsGroup::Settings),
         (b"items", StatsGroup::Items),
         (b"slabs", StatsGroup::Slabs),
         (b"sizes", StatsGroup::Sizes),
         (b"conns", StatsGroup::Conns),
         (b"reset", StatsGroup::Reset),
+        (b"sizes_enable", StatsGroup::SizesEnable),
+        (b"sizes_disable", StatsGroup::SizesDisable),
     ];
 
     /// The group `name` names exactly: empty is plain `stats`, an unknown name is

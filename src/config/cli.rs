@@ -314,6 +314,7 @@ pub fn usage_text() -> String {
          \x20  - lru_crawler:         run the LRU crawler background thread (default)\n\
          \x20  - no_lru_crawler:      disable LRU Crawler background thread.\n\
          \x20  - idle_timeout:        timeout for idle connections. (default: 0, no timeout)\n\
+         \x20  - track_sizes:         enable dynamic reports for 'stats sizes' command.\n\
          \x20  - modern:              accepted; tern already uses modern defaults\n\
          \x20  - no_modern:           memcached 1.4's defaults: no page moves, no crawler\n\
          \x20  - slab_chunk_max, temporary_ttl, hot_lru_pct, warm_lru_pct, hot_max_factor,\n\
@@ -343,7 +344,7 @@ pub fn usage_text() -> String {
          \x20                         flags on the command line win over the file\n\
          \n\
          Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
-         options ext_*, proxy_*, slab_sizes, track_sizes, read_buf_mem_limit,\n\
+         options ext_*, proxy_*, slab_sizes, read_buf_mem_limit,\n\
          drop_privileges, no_maxconns_fast, sock_cookie_id.\n",
     );
     s

@@ -44,7 +44,6 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
         "tern always answers a connection over -c with an error and closes it; it never stops accepting",
     ),
     ("slab_sizes", "tern's slab classes cannot be listed by hand"),
-    ("track_sizes", "`stats sizes` histograms are not implemented"),
     ("drop_privileges", "tern has no seccomp sandbox"),
     (
         "read_buf_mem_limit",
@@ -71,6 +70,8 @@ pub struct Extended {
     pub no_slab_reassign: bool,
     /// `lru_crawler`, `no_lru_crawler`.
     pub lru_crawler: Option<bool>,
+    /// `track_sizes`: `stats sizes` counts items by size from the start.
+    pub track_sizes: bool,
     /// `idle_timeout=S`.
     pub idle_timeout: Option<u32>,
     /// `cluster_config=FILE` (tern's).
@@ -215,6 +216,7 @@ impl Extended {
             "no_slab_reassign" => self.no_slab_reassign = true,
             "lru_crawler" => self.lru_crawler = Some(true),
             "no_lru_crawler" => self.lru_crawler = Some(false),
+            "track_sizes" => self.track_sizes = true,
             "idle_timeout" => {
                 let v = value
                     .ok_or_else(|| missing(key, "Missing numeric argument for idle_timeout"))?;
@@ -431,6 +433,8 @@ mod tests {
         assert_eq!(e.slab_automove, Some(false));
         assert_eq!(ext("slab_automove").unwrap().slab_automove, Some(true));
         assert_eq!(ext("lru_crawler").unwrap().lru_crawler, Some(true));
+        assert!(ext("track_sizes").unwrap().track_sizes);
+        assert!(!ext("lru_crawler").unwrap().track_sizes);
         assert!(ext("no_slab_reassign").unwrap().no_slab_reassign);
         assert_eq!(
             ext("cluster_config=/etc/tern/cluster.conf")
@@ -531,7 +535,6 @@ mod tests {
     fn unsupported_options_say_why() {
         for name in [
             "ext_path=/tmp/x:1G",
-            "track_sizes",
             "slab_sizes=100-200",
             "read_buf_mem_limit=10",
             "drop_privileges",

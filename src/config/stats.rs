@@ -141,7 +141,7 @@ impl Settings {
             ("watcher_logbuf_size", t.watcher_logbuf_size.to_string()),
             ("worker_logbuf_size", t.worker_logbuf_size.to_string()),
             ("read_buf_mem_limit", "0".to_string()),
-            ("track_sizes", yes_no(false)),
+            ("track_sizes", yes_no(store.track_sizes)),
             ("inline_ascii_response", yes_no(false)),
         ];
         // memcached built with TLS (as Debian builds it) prints these with or without -Z.

@@ -156,6 +156,7 @@ pub fn build(
     if let Some(on) = ext.lru_crawler {
         s.store.lru_crawler = on;
     }
+    s.store.track_sizes = ext.track_sizes;
     if let Some(t) = ext.idle_timeout {
         s.idle_timeout = t;
     }

@@ -502,6 +502,19 @@ pub fn stats_op<'a>(group: StatsGroup<'a>, cx: &Ctx<'_>) -> StatsReply<'a> {
         StatsGroup::Slabs => cx.shared.store.stats_slabs(),
         StatsGroup::Sizes => cx.shared.store.stats_sizes(),
         StatsGroup::Conns => cx.shared.conns_stats(),
+        // memcached's `item_stats_sizes_enable` / `_disable` lines (memcached then sends no
+        // END or terminator, a bug that leaves clients waiting: tern ends the reply).
+        StatsGroup::SizesEnable if cx.shared.store.enable_size_tracking() => {
+            vec![("sizes_status".into(), "enabled".into())]
+        }
+        StatsGroup::SizesEnable => vec![
+            ("sizes_status".into(), "error".into()),
+            ("sizes_error".into(), "cas_support_disabled".into()),
+        ],
+        StatsGroup::SizesDisable => {
+            cx.shared.store.disable_size_tracking();
+            vec![("sizes_status".into(), "disabled".into())]
+        }
         StatsGroup::Reset => {
             cx.shared.reset_stats();
             return StatsReply::Reset;

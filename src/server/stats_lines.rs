@@ -212,6 +212,7 @@ impl Shared {
         settings.tuning = self.live.tuning();
         settings.store.lru_crawler = self.store.crawler_enabled();
         settings.store.memory_limit = self.store.memory_limit();
+        settings.store.track_sizes = self.store.size_tracking();
         settings
             .stats_settings_with(crate::config::stats::RuntimeSettings {
                 oldest: 0,

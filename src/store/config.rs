@@ -31,6 +31,8 @@ pub struct StoreConfig {
     pub slab_automove: bool,
     /// Whether the background reclaimer of expired items runs (`-o lru_crawler`).
     pub lru_crawler: bool,
+    /// Whether `stats sizes` counts items by size from the start (`-o track_sizes`).
+    pub track_sizes: bool,
 }
 
 impl Default for StoreConfig {
@@ -46,6 +48,7 @@ impl Default for StoreConfig {
             hashpower_init: None,
             slab_automove: true,
             lru_crawler: true,
+            track_sizes: false,
         }
     }
 }

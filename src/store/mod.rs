@@ -34,6 +34,7 @@ mod ops;
 mod outcome;
 mod request;
 mod shard;
+mod sizes;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -220,13 +221,17 @@ impl Store {
         };
         let controls = operator::Controls::new(config.lru_crawler, config.slab_automove);
         let hits = hits::Hits::new(nclasses);
-        Ok(Store {
+        let store = Store {
             config,
             clock,
             shared,
             controls,
             hits,
-        })
+        };
+        if store.config.track_sizes {
+            store.start_size_tracking(true);
+        }
+        Ok(store)
     }
 
     /// The store's settings.

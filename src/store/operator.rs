@@ -30,6 +30,8 @@ pub(super) struct Controls {
     crawl: Mutex<Option<RequestedCrawl>>,
     /// Mirrors `crawl.is_some()` for `stats` without taking the lock.
     crawl_running: AtomicBool,
+    /// Items are counted by size (`stats sizes_enable`, `-o track_sizes`; `sizes.rs`).
+    pub(super) size_tracking: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -45,6 +47,7 @@ impl Controls {
             automove: AtomicU8::new(u8::from(automove)),
             crawl: Mutex::new(None),
             crawl_running: AtomicBool::new(false),
+            size_tracking: AtomicBool::new(false),
         }
     }
 }

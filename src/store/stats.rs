@@ -282,10 +282,4 @@ impl Store {
         ));
         out
     }
-
-    /// `stats sizes` lines: memcached 1.6.18 without `-o track_sizes` answers only
-    /// `sizes_status disabled`, and so does tern.
-    pub fn stats_sizes(&self) -> Vec<(String, String)> {
-        vec![("sizes_status".into(), "disabled".into())]
-    }
 }

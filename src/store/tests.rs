@@ -93,6 +93,9 @@ fn mixed_operations(ops: usize) {
     // 512 KiB: 8 pages for 8 classes (factor 2), so classes fill and evict, and pages move
     // between classes; values up to 6 chunks of the largest class.
     let (s, clock) = store_with(512, Some(2.0));
+    // `stats sizes` counts every item: it must follow stores, replacements, rewrites,
+    // deletes, expiry and evictions (checked at the end).
+    s.start_size_tracking(true);
     let mut model: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     for op in 0..ops {
@@ -206,6 +209,96 @@ fn mixed_operations(ops: usize) {
     let stats = s.stats();
     assert_eq!(stats.curr_items, live);
     assert!(stats.evictions > 0, "the test must evict: {stats:?}");
+    // The size histogram holds every live item once, each in the 32-byte step its size
+    // rounds up to: the counts add up to curr_items, the steps bound the bytes.
+    let sizes: Vec<(u64, u64)> = s
+        .stats_sizes()
+        .iter()
+        .map(|(size, n)| (size.parse().unwrap(), n.parse().unwrap()))
+        .collect();
+    assert_eq!(sizes.iter().map(|&(_, n)| n).sum::<u64>(), live);
+    let upper: u64 = sizes.iter().map(|&(size, n)| size * n).sum();
+    let lower: u64 = sizes
+        .iter()
+        .map(|&(size, n)| size.saturating_sub(31) * n)
+        .sum();
+    assert!(
+        (lower..=upper).contains(&stats.bytes),
+        "{lower} <= {} <= {upper}",
+        stats.bytes
+    );
+}
+
+#[test]
+fn size_tracking_switched_on_counts_only_items_stored_after() {
+    let (s, _clock) = store(4);
+    assert_eq!(
+        s.stats_sizes(),
+        [("sizes_status".into(), "disabled".into())]
+    );
+    assert_eq!(
+        set(&s, SetMode::Set, b"old", &[b'o'; 100], 0),
+        StoreOutcome::Stored
+    );
+    assert!(s.enable_size_tracking());
+    assert!(s.size_tracking());
+    assert_eq!(s.stats_sizes(), []);
+    assert_eq!(
+        set(&s, SetMode::Set, b"new", &[b'n'; 100], 0),
+        StoreOutcome::Stored
+    );
+    let one = s.stats_sizes();
+    assert_eq!(one.len(), 1, "{one:?}");
+    assert_eq!(one[0].1, "1");
+    // Deleting the item stored before leaves the count alone; replacing it counts the new one.
+    s.delete(&DeleteRequest {
+        key: b"old",
+        ..DeleteRequest::default()
+    });
+    assert_eq!(s.stats_sizes(), one);
+    assert_eq!(
+        set(&s, SetMode::Set, b"old", &[b'o'; 100], 0),
+        StoreOutcome::Stored
+    );
+    assert_eq!(s.stats_sizes(), [(one[0].0.clone(), "2".into())]);
+    // A value 100 bytes longer moves one item up by 100 bytes' worth of steps.
+    assert_eq!(
+        set(&s, SetMode::Append, b"new", &[b'n'; 100], 0),
+        StoreOutcome::Stored
+    );
+    let moved = s.stats_sizes();
+    assert_eq!(moved.len(), 2, "{moved:?}");
+    let step = |i: usize| moved[i].0.parse::<usize>().unwrap();
+    assert!((96..=128).contains(&(step(1) - step(0))), "{moved:?}");
+    s.disable_size_tracking();
+    assert!(!s.size_tracking());
+    assert_eq!(
+        s.stats_sizes(),
+        [("sizes_status".into(), "disabled".into())]
+    );
+}
+
+#[test]
+fn size_tracking_needs_cas_unless_on_from_the_start() {
+    let clock = Arc::new(Clock::manual(1_700_000_000));
+    let config = StoreConfig {
+        cas_enabled: false,
+        ..StoreConfig::default()
+    };
+    let s = Store::new(config.clone(), clock.clone()).unwrap();
+    assert!(!s.enable_size_tracking());
+    assert!(!s.size_tracking());
+    let s = Store::new(
+        StoreConfig {
+            track_sizes: true,
+            ..config
+        },
+        clock,
+    )
+    .unwrap();
+    assert!(s.size_tracking());
+    assert_eq!(set(&s, SetMode::Set, b"k", b"v", 0), StoreOutcome::Stored);
+    assert_eq!(s.stats_sizes().len(), 1);
 }
 
 /// Items of `len` bytes stored under fresh keys of shard `shard` until `n` are stored.

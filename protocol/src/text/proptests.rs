@@ -167,7 +167,14 @@ fn stats_args() -> impl Strategy<Value = Vec<u8>> {
             let first = s.split(' ').next().unwrap_or("");
             !matches!(
                 first,
-                "settings" | "items" | "slabs" | "sizes" | "conns" | "reset"
+                "settings"
+                    | "items"
+                    | "slabs"
+                    | "sizes"
+                    | "conns"
+                    | "reset"
+                    | "sizes_enable"
+                    | "sizes_disable"
             )
         })
         .prop_map(String::into_bytes)

@@ -279,6 +279,8 @@ pub struct Shard {
     /// Where automove's search for an idle class's last page goes on from.
     idle_cursor: usize,
     pub counters: ShardCounters,
+    /// Live items by size, while `stats sizes` tracks them (`store/sizes.rs`).
+    pub sizes: Option<super::sizes::SizeHist>,
 }
 
 /// A piece of the value being written ([`Shard::write_new`]).
@@ -374,6 +376,7 @@ impl Shard {
             crawl_slot: 0,
             idle_cursor: 0,
             counters: ShardCounters::default(),
+            sizes: None,
         })
     }
 
@@ -385,6 +388,15 @@ impl Shard {
         if gen != self.flush_gen && now >= v as u32 {
             self.flush_gen = gen;
             self.flush_wm = self.seq + 1;
+        }
+    }
+
+    /// Starts a size histogram unless one runs: counting items stored from now on, or with
+    /// `everything` every item whatever its sequence number.
+    pub fn start_sizes(&mut self, item_size_max: usize, everything: bool) {
+        if self.sizes.is_none() {
+            let seq_min = if everything { 0 } else { self.seq + 1 };
+            self.sizes = Some(super::sizes::SizeHist::new(seq_min, item_size_max));
         }
     }
 
@@ -461,6 +473,9 @@ impl Shard {
         self.classes[cls].stats.mem_requested -= total;
         self.counters.curr_items -= 1;
         self.counters.bytes -= total;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.remove(h.seq, total);
+        }
         self.free_item(sh, handle, h);
     }
 
@@ -736,6 +751,9 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.add(seq, total);
+        }
         if let Some(old) = replacing {
             self.index.replace_at(old.pos, hash, head);
             // Unlink bookkeeping for the old item without touching the index slot again.
@@ -745,6 +763,9 @@ impl Shard {
             self.classes[ocls].stats.mem_requested -= ototal;
             self.counters.curr_items -= 1;
             self.counters.bytes -= ototal;
+            if let Some(sizes) = &mut self.sizes {
+                sizes.remove(old.header.seq, ototal);
+            }
             self.free_item(sh, old.handle, &old.header);
         }
         Some(head)
