@@ -593,6 +593,22 @@ fn servers() -> Vec<(
     all
 }
 
+/// `ma` with `T` on an incr that lengthens the value (`99` -> `100`): memcached 1.6.18 links a
+/// new item for the longer value and applies `T` to the old one it has just unlinked, so its
+/// reply shows the TTL and the stored item has none (the same happens, now and then, when one
+/// of its background threads holds the item). tern stores the TTL it reports
+/// (docs/protocol.md, deliberate differences), so this runs against tern only.
+#[test]
+fn ma_ttl_sticks_when_the_value_grows() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(b"set k 0 0 2\r\n99\r\n", b"STORED\r\n");
+    c.send(b"ma k T1000 t v\r\n");
+    read_matching(&mut c, "VA 3 t{~1000}\r\n100\r\n", None).unwrap();
+    c.send(b"mg k t v\r\n");
+    read_matching(&mut c, "VA 3 t{~1000}\r\n100\r\n", None).unwrap();
+}
+
 /// An `ms` over the item size limit: `SERVER_ERROR object too large for cache`, its data is
 /// swallowed, the key's old value is gone (memcached unlinks it), `store_too_large` counts it
 /// and `cmd_set` does not; the connection goes on.
