@@ -414,11 +414,17 @@ fn malformed() -> impl Strategy<Value = Cmd> {
         .prop_map(|p| vec![p]),
         key().prop_map(|k| vec![lit("get "), k, lit(" "), lit(&"x ".repeat(30)), lit("\r\n")]),
         // Lines of random bytes from a small alphabet: command letters, separators, NUL,
-        // bytes over 127, lone CRs.
+        // bytes over 127, lone CRs. Never an `mn` (it would answer a second `MN`, and the
+        // transcript ends at the first).
         proptest::collection::vec(
             proptest::sample::select(b"gsetmadcinr 0\t\r\x00\xff".as_slice()),
             0..24
         )
+        .prop_filter("an mn command", |b| {
+            b.split(|&c| c == b' ' || c == b'\t')
+                .find(|t| !t.is_empty())
+                != Some(b"mn")
+        })
         .prop_map(|mut b| {
             b.extend_from_slice(b"\r\n");
             vec![Piece::Lit(b)]
@@ -718,11 +724,10 @@ impl Side {
 /// `get_expired` or `get_flushed`: an expired item counts until something reclaims it, and
 /// memcached's LRU maintainer and crawler do that in the background, in their own time (so
 /// that a later lookup finds the item expired, or finds nothing). `tests/server.rs` checks
-/// those counters with tern's clock in hand. Not `total_items` either: memcached's incr
-/// rewrites a value in place only while nothing else holds a reference to the item
-/// (`refcount == 2` in `do_add_delta`), and otherwise links a new item, which counts; its
-/// background threads hold such references now and then.
+/// those counters with tern's clock in hand. `total_items` is compared because memcached runs
+/// here without the threads that hold items in the background ([`compare_streams`]).
 const COUNTERS: &[&str] = &[
+    "total_items",
     "cmd_get",
     "cmd_set",
     "cmd_touch",
@@ -816,7 +821,8 @@ fn compare_one<C: std::fmt::Debug>(
     Ok(())
 }
 
-/// Starts memcached and tern (the binary, `-t 2`) and compares [`cases`] streams of
+/// Starts memcached (`-o no_lru_maintainer,no_lru_crawler`, below) and tern (the binary,
+/// `-t 2`) and compares [`cases`] streams of
 /// `command` on them. Each stream, and each step of shrinking one, has keys of its own
 /// (prefixed `<tag><n>_`), so streams never see each other's items.
 fn compare_streams<C: Clone + std::fmt::Debug>(
@@ -828,7 +834,13 @@ fn compare_streams<C: Clone + std::fmt::Debug>(
         eprintln!("skipped: set TERN_DIFF_MEMCACHED=1 to compare random streams with memcached");
         return;
     }
-    let mc = Memcached::start(&[]);
+    // memcached's LRU maintainer (and the LRU bumps it drains) and its crawler hold
+    // references to items now and then; an incr or decr that meets such an item writes a new,
+    // unpadded item instead of rewriting the value in place padded with spaces
+    // (`do_add_delta`'s `refcount == 2`), so the bytes stored, what a later append makes of
+    // them, and `total_items` depended on timing. Without them the in-place rule is the only
+    // one, as tern's.
+    let mc = Memcached::start(&["-o", "no_lru_maintainer,no_lru_crawler"]);
     let (child, ports) = spawn_tern(
         &["-p", "-1", "-U", "0", "-l", "127.0.0.1", "-t", "2"],
         false,
