@@ -22,6 +22,7 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::Child;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{differential, port_in, spawn_tern, Memcached};
@@ -855,16 +856,43 @@ fn compare_streams<C: Clone + std::fmt::Debug>(
         ..Config::default()
     });
     let stream = AtomicUsize::new(0);
+    let unrepeated = Mutex::new(Vec::new());
     let result = runner.run(&proptest::collection::vec(command, 1..30), |cmds| {
-        let prefix = format!("{tag}{}_", stream.fetch_add(1, Ordering::Relaxed));
-        compare_one(&cmds, mc.addr, tern_addr, |side, cmd| {
-            transcript(side, cmd, &prefix)
-        })
+        let run = || {
+            let prefix = format!("{tag}{}_", stream.fetch_add(1, Ordering::Relaxed));
+            compare_one(&cmds, mc.addr, tern_addr, |side, cmd| {
+                transcript(side, cmd, &prefix)
+            })
+        };
+        let Err(first) = run() else {
+            return Ok(());
+        };
+        // The same stream twice more, on fresh keys: a difference that comes back fails (and
+        // shrinks); one that does not is timing, counted and printed below. Binary streams
+        // show one such about every 20,000 (docs/testing.md): memcached answering non-numeric
+        // to an incr of digits both servers had just returned.
+        if run().is_ok() && run().is_ok() {
+            unrepeated.lock().unwrap().push(first.to_string());
+            Ok(())
+        } else {
+            Err(first)
+        }
     });
     drop(tern);
+    let unrepeated = unrepeated.into_inner().unwrap();
+    for d in &unrepeated {
+        eprintln!("a difference that did not come back on two reruns: {d}");
+    }
     if let Err(e) = result {
         panic!("{e}");
     }
+    // Rare timing stays rare: more than one stream in 500 would be something else.
+    assert!(
+        unrepeated.len() as u32 <= cases() / 500,
+        "{} of {} streams differed once and not on reruns",
+        unrepeated.len(),
+        cases()
+    );
 }
 
 /// Streams per test: `TERN_DIFF_CASES`, or 2,000.
