@@ -609,6 +609,50 @@ fn ma_ttl_sticks_when_the_value_grows() {
     read_matching(&mut c, "VA 3 t{~1000}\r\n100\r\n", None).unwrap();
 }
 
+/// An incr that lengthens the value links a new item (memcached's `do_add_delta`): it starts
+/// unfetched, not stale, with no win token out and without the base64-key mark, so `mg` by the
+/// bare key echoes it bare. One that fits rewrites in place and keeps them.
+#[test]
+fn ma_growing_the_value_makes_a_new_item() {
+    for (name, _tern, addr, _mc) in servers() {
+        let mut c = Client::connect(addr);
+        c.roundtrip(b"ms Z3I= 1 b\r\n7\r\n", b"HD\r\n");
+        c.roundtrip(b"mg gr h v\r\n", b"VA 1 h0\r\n7\r\n");
+        c.roundtrip(b"md gr I\r\n", b"HD\r\n");
+        c.send(b"mg gr k c\r\n");
+        let line = c.read_available();
+        assert!(
+            line.starts_with(b"HD kZ3I= b c") && line.ends_with(b" X W\r\n"),
+            "{name}"
+        );
+        c.roundtrip(b"ma gr D3\r\n", b"HD\r\n");
+        c.roundtrip(b"mg Z3I= b h k v\r\n", b"VA 2 h0 kgr\r\n10\r\n");
+        c.roundtrip(b"mg gr h v\r\n", b"VA 2 h1\r\n10\r\n");
+    }
+    // In place (`10` -> `13`): still fetched. Against tern only: memcached rewrites in place
+    // only while no background thread of its holds the item.
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    c.roundtrip(b"set ip 0 0 2\r\n10\r\n", b"STORED\r\n");
+    c.roundtrip(b"mg ip v\r\n", b"VA 2\r\n10\r\n");
+    c.roundtrip(b"ma ip D3\r\n", b"HD\r\n");
+    c.roundtrip(b"mg ip h v\r\n", b"VA 2 h1\r\n13\r\n");
+}
+
+/// A key that holds a space or a newline is echoed base64 with `b` even when it lost the
+/// base64 mark (grown by `ma`): memcached prints it bare, which breaks its reply's framing.
+#[test]
+fn a_key_that_cannot_be_printed_bare_is_echoed_base64() {
+    let tern = Tern::start();
+    let mut c = tern.connect();
+    // " a\n" in base64.
+    c.roundtrip(b"ms IGEK 1 b\r\n7\r\n", b"HD\r\n");
+    c.roundtrip(b"ma IGEK b D3\r\n", b"HD\r\n");
+    c.roundtrip(b"mg IGEK b k v\r\n", b"VA 2 kIGEK b\r\n10\r\n");
+    c.send(b"me IGEK b\r\n");
+    assert!(c.read_available().starts_with(b"ME IGEK exp=-1 "));
+}
+
 /// An `ms` over the item size limit: `SERVER_ERROR object too large for cache`, its data is
 /// swallowed, the key's old value is gone (memcached unlinks it), `store_too_large` counts it
 /// and `cmd_set` does not; the connection goes on.

@@ -360,7 +360,10 @@ impl Store {
                     f.header.atime = now & item::ATIME_MASK;
                     f
                 } else {
-                    let facts = h.meta & item::FACT_BITS;
+                    // A longer value is a new item, as in memcached: its facts (fetched, stale,
+                    // token sent, base64 key) start clear. A key that cannot be printed bare
+                    // is still echoed base64 (`put_key`).
+                    let facts = 0;
                     let parts = [Part::Bytes(digits)];
                     let Some(head) = s.write_new(
                         sh,

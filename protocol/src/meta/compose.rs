@@ -351,7 +351,7 @@ pub struct DebugFacts<'k> {
 /// the item lives). A miss is `EN` ([`compose_status`] with [`Status::En`] and no flags).
 pub fn compose_debug(facts: &DebugFacts<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(b"ME ");
-    if facts.key_binary {
+    if facts.key_binary || !super::printable_bare(facts.key) {
         super::base64::encode(facts.key, out);
     } else {
         out.extend_from_slice(facts.key);

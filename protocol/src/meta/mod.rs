@@ -191,13 +191,23 @@ impl<'a> MetaKey<'a> {
 }
 
 /// memcached's `META_KEY` after the `k`: the key, or its base64 form and ` b`.
+///
+/// Also base64 where memcached would break the reply's framing: a key stored without `b` (by
+/// the binary protocol, or grown by `ma`) that holds a space, a newline or a NUL, none of which
+/// a text key can hold. memcached prints such a key bare.
 pub(crate) fn put_key(key: &[u8], binary: bool, out: &mut Vec<u8>) {
-    if binary {
+    if binary || !printable_bare(key) {
         base64::encode(key, out);
         out.extend_from_slice(b" b");
     } else {
         out.extend_from_slice(key);
     }
+}
+
+/// Whether `key` can stand in a text reply as it is: none of the bytes that end a token or a
+/// line.
+pub(crate) fn printable_bare(key: &[u8]) -> bool {
+    !key.iter().any(|&b| matches!(b, b' ' | b'\n' | 0))
 }
 
 /// The flags of a meta request (shared by all commands, as memcached shares its flag parser).

@@ -645,6 +645,25 @@ fn key_echo_uses_the_item_binary_bit_on_a_hit() {
     assert_eq!(compose_hit(b"mg foo v k\r\n", &facts), b"VA 3 kZm9v b\r\n");
 }
 
+/// A key without the binary bit that a text key could not hold (the binary protocol stores
+/// such keys) is echoed base64 all the same; a tab or a lone CR can stand bare.
+#[test]
+fn key_echo_is_base64_where_a_bare_key_would_break_the_line() {
+    for (key, echo) in [
+        (&b"a b"[..], &b"kYSBi b"[..]),
+        (b"a\nb", b"kYQpi b"),
+        (b"a\0b", b"kYQBi b"),
+        (b"a\tb", b"ka\tb"),
+        (b"a\rb", b"ka\rb"),
+    ] {
+        let facts = HitFacts { key, ..hit_facts() };
+        let mut want = b"HD ".to_vec();
+        want.extend_from_slice(echo);
+        want.extend_from_slice(b"\r\n");
+        assert_eq!(compose_hit(b"mg x k\r\n", &facts), want, "{key:?}");
+    }
+}
+
 #[test]
 fn status_replies_echo_opaque_and_key() {
     let mut out = Vec::new();
