@@ -416,13 +416,14 @@ fn malformed() -> impl Strategy<Value = Cmd> {
         key().prop_map(|k| vec![lit("get "), k, lit(" "), lit(&"x ".repeat(30)), lit("\r\n")]),
         // Lines of random bytes from a small alphabet: command letters, separators, NUL,
         // bytes over 127, lone CRs. Never an `mn` (it would answer a second `MN`, and the
-        // transcript ends at the first).
+        // transcript ends at the first); memcached reads a line only up to a NUL (`strlen`).
         proptest::collection::vec(
             proptest::sample::select(b"gsetmadcinr 0\t\r\x00\xff".as_slice()),
             0..24
         )
         .prop_filter("an mn command", |b| {
-            b.split(|&c| c == b' ' || c == b'\t')
+            let line = b.split(|&c| c == 0).next().unwrap_or_default();
+            line.split(|&c| c == b' ' || c == b'\t')
                 .find(|t| !t.is_empty())
                 != Some(b"mn")
         })
@@ -788,6 +789,39 @@ impl Drop for TernProcess {
     }
 }
 
+/// Where a stream's two transcripts parted: what memcached and tern said, and at what.
+#[derive(Debug)]
+struct Difference {
+    mc: String,
+    tern: String,
+    at: String,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}:\n  memcached: {:?}\n  tern:      {:?}",
+            self.at, self.mc, self.tern
+        )
+    }
+}
+
+impl Difference {
+    /// memcached 1.6.18 refusing an incr or decr as non-numeric where tern counted: its
+    /// `safe_strtoull` looks for a `-` in a value of 2^63 or more with `strchr`, which reads
+    /// on past the value's `\r\n` into whatever the chunk held before, so such a value is
+    /// refused whenever an earlier item left a `-` there (newer memcached bounds the search
+    /// with `memchr`). Memory layout, not the stream, decides it.
+    fn is_memcached_overread(&self) -> bool {
+        let refused = |r: &str| {
+            r.starts_with("CLIENT_ERROR cannot increment or decrement non-numeric value")
+                || r.contains("Non-numeric server-side value")
+        };
+        refused(&self.mc) && !refused(&self.tern)
+    }
+}
+
 /// Runs one stream on both servers: each command's transcript (`transcript` sends it and
 /// returns the normalized reply) must match, then the counters the stream moved.
 fn compare_one<C: std::fmt::Debug>(
@@ -795,30 +829,32 @@ fn compare_one<C: std::fmt::Debug>(
     mc: SocketAddr,
     tern: SocketAddr,
     transcript: impl Fn(&mut Side, &C) -> String,
-) -> Result<(), TestCaseError> {
+) -> Result<(), Difference> {
     let (mc_before, tern_before) = (counters(mc), counters(tern));
     let mut a = Side::new(mc);
     let mut b = Side::new(tern);
     for (i, cmd) in cmds.iter().enumerate() {
         let (na, nb) = (transcript(&mut a, cmd), transcript(&mut b, cmd));
-        prop_assert_eq!(
-            &na,
-            &nb,
-            "command {} of the stream, {:?} (memcached left, tern right)",
-            i,
-            cmd
-        );
+        if na != nb {
+            return Err(Difference {
+                mc: na,
+                tern: nb,
+                at: format!("command {i} of the stream, {cmd:?}"),
+            });
+        }
     }
     drop((a, b));
     let (mc_moved, tern_moved) = (
         delta(&mc_before, &counters(mc)),
         delta(&tern_before, &counters(tern)),
     );
-    prop_assert_eq!(
-        mc_moved,
-        tern_moved,
-        "stats counters (memcached left, tern right)"
-    );
+    if mc_moved != tern_moved {
+        return Err(Difference {
+            mc: format!("{mc_moved:?}"),
+            tern: format!("{tern_moved:?}"),
+            at: "stats counters the stream moved".to_string(),
+        });
+    }
     Ok(())
 }
 
@@ -868,29 +904,41 @@ fn compare_streams<C: Clone + std::fmt::Debug>(
             return Ok(());
         };
         // The same stream twice more, on fresh keys: a difference that comes back fails (and
-        // shrinks); one that does not is timing, counted and printed below. Binary streams
-        // show one such about every 20,000 (docs/testing.md): memcached answering non-numeric
-        // to an incr of digits both servers had just returned.
+        // shrinks); one that does not is memory layout or timing, printed below.
         if run().is_ok() && run().is_ok() {
-            unrepeated.lock().unwrap().push(first.to_string());
+            let kind = if first.is_memcached_overread() {
+                "memcached's over-read"
+            } else {
+                "unexplained"
+            };
+            unrepeated
+                .lock()
+                .unwrap()
+                .push((kind, format!("{first}\nthe stream: {cmds:?}")));
             Ok(())
         } else {
-            Err(first)
+            Err(TestCaseError::fail(first.to_string()))
         }
     });
     drop(tern);
     let unrepeated = unrepeated.into_inner().unwrap();
-    for d in &unrepeated {
-        eprintln!("a difference that did not come back on two reruns: {d}");
+    for (kind, d) in &unrepeated {
+        eprintln!("a difference that did not come back on two reruns ({kind}): {d}");
     }
     if let Err(e) = result {
         panic!("{e}");
     }
-    // Rare timing stays rare: more than one stream in 500 would be something else.
+    // memcached's over-read comes about once in 3,500 binary streams (values of 2^63 and more
+    // are common in them). Anything else that does not repeat stays rare: more than one stream
+    // in 500 would be something else.
+    let unexplained = unrepeated
+        .iter()
+        .filter(|(k, _)| *k == "unexplained")
+        .count();
     assert!(
-        unrepeated.len() as u32 <= cases() / 500,
-        "{} of {} streams differed once and not on reruns",
-        unrepeated.len(),
+        unexplained as u32 <= cases() / 500,
+        "{unexplained} of {} streams differed once, not on reruns, and not by memcached's \
+         over-read",
         cases()
     );
 }
