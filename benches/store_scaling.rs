@@ -10,8 +10,9 @@
 //! `set` sets only. Threads are pinned to distinct CPUs when there are enough (the 4-thread case
 //! on 2 CPUs shows oversubscription: two threads per CPU).
 //!
-//! `get_hot` gets over 1,000 keys that stay in cache, so that what the threads share is all that
-//! costs; the `_disjoint_keys` and `_private_stores` cases share less and less (see [`Layout`]).
+//! `get_hot` gets and `set_hot` sets over 1,000 keys that stay in cache, so that what the
+//! threads share is all that costs; the `_disjoint_keys` and `_private_stores` cases share less
+//! and less (see [`Layout`]).
 //!
 //! After criterion's own report a table prints each case's per-thread rate and its ratio to the
 //! 1-thread rate (1.00 is perfect scaling), and the CPU time per operation with the threads'
@@ -104,6 +105,7 @@ fn cases() -> Vec<Case> {
         ("get", None, KEYS),
         ("set", Some(0), KEYS),
         ("get_hot", None, HOT_KEYS),
+        ("set_hot", Some(0), HOT_KEYS),
     ];
     for (name, gets_per_set, keys) in workloads {
         for &n in &threads {
@@ -132,10 +134,17 @@ fn cases() -> Vec<Case> {
         keys: HOT_KEYS,
         ..case("get_hot", None, 2)
     });
+    all.push(Case {
+        name: "set_hot_private_stores",
+        layout: Layout::PrivateStores,
+        base: "set_hot",
+        keys: HOT_KEYS,
+        ..case("set_hot", Some(0), 2)
+    });
     all
 }
 
-/// The hot set of `get_hot`: 1,000 keys (their items and index slots fit in a core's cache).
+/// The hot set of `get_hot` and `set_hot`: 1,000 keys (their items and index slots fit in a core's cache).
 const HOT_KEYS: usize = 1_000;
 
 /// The keys `key:0 .. key:99999`, formatted once.
