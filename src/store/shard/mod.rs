@@ -156,10 +156,15 @@ impl Shared {
 }
 
 /// Counters of one slab class in one shard (memcached's `stats items` / `stats slabs` fields).
+///
+/// In declared order: the three every store writes come first, so that they share a cache
+/// line with the class's free list ([`Class`]).
+#[repr(C)]
 #[derive(Debug, Default, Clone)]
 pub struct ClassStats {
     pub number: u64,
     pub mem_requested: u64,
+    pub cmd_set: u64,
     pub evicted: u64,
     pub evicted_nonzero: u64,
     pub outofmemory: u64,
@@ -169,7 +174,6 @@ pub struct ClassStats {
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
     pub get_hits: u64,
-    pub cmd_set: u64,
     pub delete_hits: u64,
     pub incr_hits: u64,
     pub decr_hits: u64,
@@ -186,17 +190,24 @@ pub struct ClassStats {
 }
 
 /// One slab class in one shard.
+///
+/// Laid out so that a store writes one cache line of it: a store takes a chunk (`free_head`,
+/// `free`, `used`, or `carve_next`) and counts the item (`stats`' first three), and the item it
+/// replaces gives its chunk back to the same line. Another core that stored into this class
+/// last hands over that line and no other (issue 15: each line written by the last core costs
+/// a transfer).
+#[repr(C, align(64))]
 #[derive(Debug, Default)]
 pub struct Class {
-    pub pages: Vec<u32>,
     free_head: u32,
-    pub free: u64,
     carve_page: u32,
     carve_next: u32,
-    hand_page: usize,
-    hand_slot: usize,
+    pub free: u64,
     pub used: u64,
     pub stats: ClassStats,
+    pub pages: Vec<u32>,
+    hand_page: usize,
+    hand_slot: usize,
 }
 
 impl Class {
@@ -243,7 +254,8 @@ pub enum Look {
     Miss,
 }
 
-/// Store-wide counters kept per shard.
+/// Store-wide counters kept per shard; the three a store writes first (see [`Shard`]).
+#[repr(C)]
 #[derive(Debug, Default, Clone)]
 pub struct ShardCounters {
     pub total_items: u64,
@@ -259,26 +271,33 @@ pub struct ShardCounters {
 
 /// A shard. It lives behind its lock, so `&Shard` and `&mut Shard` prove the lock is held:
 /// chunk bytes are reached only through its [`Owner`] (see `arena.rs`).
+///
+/// In declared order: what every store writes (`seq`, `pin`, the item counts) and what every
+/// request reads (`flush_gen`, `flush_wm`) come first, so that they sit in the 56 bytes after
+/// the lock word, on the line the lock brings (the lock is at the start of a 128-byte
+/// aligned [`Padded`] cell): taking the lock is then the only line another core hands over
+/// for the shard's own fields.
+#[repr(C)]
 #[derive(Debug)]
 pub struct Shard {
+    seq: u64,
+    flush_wm: u64,
+    /// A handle the allocator must not evict or move (the item being replaced).
+    pin: u32,
+    flush_gen: u32,
+    /// The head of a chained item being built.
+    building: u32,
     pub id: u32,
+    pub counters: ShardCounters,
     /// The capability to this shard's pages' bytes.
     owner: Owner,
     pub index: super::index::Index,
     pub classes: Vec<Class>,
-    seq: u64,
-    flush_wm: u64,
-    flush_gen: u32,
-    /// A handle the allocator must not evict or move (the item being replaced).
-    pin: u32,
-    /// The head of a chained item being built.
-    building: u32,
     pub crawl_class: usize,
     pub crawl_page: usize,
     pub crawl_slot: usize,
     /// Where automove's search for an idle class's last page goes on from.
     idle_cursor: usize,
-    pub counters: ShardCounters,
     /// Live items by size, while `stats sizes` tracks them (`store/sizes.rs`).
     pub sizes: Option<super::sizes::SizeHist>,
 }
@@ -843,5 +862,56 @@ impl Shard {
             }
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use std::mem::{align_of, offset_of, size_of};
+
+    use super::{Class, ClassStats, Shard, ShardCounters};
+
+    /// What a store writes in a shard lies on the lock's line: the lock word first (a byte,
+    /// `Shard` after it at its 8-byte alignment), then these within the line's 64 bytes.
+    #[test]
+    fn a_store_writes_the_shard_only_on_the_lock_line() {
+        assert!(size_of::<parking_lot::RawMutex>() <= 8);
+        assert_eq!(align_of::<Shard>(), 8);
+        let counters = offset_of!(Shard, counters);
+        let written = [
+            (offset_of!(Shard, seq), 8),
+            (offset_of!(Shard, flush_wm), 8),
+            (offset_of!(Shard, pin), 4),
+            (offset_of!(Shard, flush_gen), 4),
+            (offset_of!(Shard, building), 4),
+            (counters + offset_of!(ShardCounters, total_items), 8),
+            (counters + offset_of!(ShardCounters, curr_items), 8),
+            (counters + offset_of!(ShardCounters, bytes), 8),
+        ];
+        for (at, len) in written {
+            assert!(8 + at + len <= 64, "a field at {at} leaves the lock's line");
+        }
+    }
+
+    /// What a store writes in its class (free list, carving, counts) is one 64-byte line.
+    #[test]
+    fn a_store_writes_one_line_of_its_class() {
+        assert_eq!(align_of::<Class>(), 64);
+        let stats = offset_of!(Class, stats);
+        let written = [
+            (offset_of!(Class, free_head), 4),
+            (offset_of!(Class, carve_next), 4),
+            (offset_of!(Class, free), 8),
+            (offset_of!(Class, used), 8),
+            (stats + offset_of!(ClassStats, number), 8),
+            (stats + offset_of!(ClassStats, mem_requested), 8),
+            (stats + offset_of!(ClassStats, cmd_set), 8),
+        ];
+        for (at, len) in written {
+            assert!(
+                at + len <= 64,
+                "a field at {at} leaves the class's first line"
+            );
+        }
     }
 }
