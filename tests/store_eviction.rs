@@ -438,3 +438,79 @@ fn stats_slabs_and_items_use_memcacheds_names() {
     let st = s.stats();
     assert!(st.hash_bytes > 0 && st.hash_power_level >= 16);
 }
+
+/// A set that replaces a live item of its own size class rewrites that item's chunk: in a full
+/// store it evicts nothing (it used to take a chunk first and evict for it), every key stays,
+/// and the counts `stats` reports stay those of the live items.
+#[test]
+fn replacing_an_item_of_the_same_size_in_a_full_store_evicts_nothing() {
+    let (s, _) = store_with(StoreConfig {
+        memory_limit: 1 << 20,
+        lru_crawler: false,
+        ..StoreConfig::default()
+    });
+    let set = |key: &str, value: &[u8]| {
+        s.set(&SetRequest {
+            mode: SetMode::Set,
+            key: key.as_bytes(),
+            value,
+            ..Default::default()
+        })
+        .0
+    };
+    // Fill until the store evicts: the class has no free chunk left.
+    let mut i = 0;
+    while s.stats().evictions == 0 {
+        assert_eq!(set(&format!("k:{i}"), &[b'a'; 1000]), StoreOutcome::Stored);
+        i += 1;
+    }
+    let before = s.stats();
+    let live: Vec<String> = (0..i)
+        .map(|j| format!("k:{j}"))
+        .filter(|k| {
+            s.get(
+                &GetRequest {
+                    key: k.as_bytes(),
+                    ..Default::default()
+                },
+                |_| (),
+            )
+            .is_hit()
+        })
+        .collect();
+    assert!(live.len() > 500);
+    // Every live key rewritten twice, with values one byte shorter and then one longer.
+    for value in [&[b'b'; 999][..], &[b'c'; 1001][..]] {
+        for k in &live {
+            assert_eq!(set(k, value), StoreOutcome::Stored);
+        }
+    }
+    let after = s.stats();
+    assert_eq!(after.evictions, before.evictions);
+    assert_eq!(after.curr_items, before.curr_items);
+    assert_eq!(
+        after.total_items,
+        before.total_items + 2 * live.len() as u64
+    );
+    assert_eq!(
+        after.bytes,
+        before.bytes + live.len() as u64,
+        "each item is a byte longer than at the fill"
+    );
+    for k in &live {
+        let got = s.get(
+            &GetRequest {
+                key: k.as_bytes(),
+                ..Default::default()
+            },
+            |v| v.value_chunks().flatten().copied().collect::<Vec<u8>>(),
+        );
+        assert_eq!(got, Lookup::Hit(vec![b'c'; 1001]), "{k}");
+    }
+    let used: u64 = slabs(&s)
+        .iter()
+        .filter(|(k, _)| k.ends_with(":used_chunks"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(used, live.len() as u64);
+}

@@ -707,10 +707,22 @@ impl Shard {
             Part::Bytes(_) => true,
         }));
         let plain_hdr = item::header_len(flags, exptime, false);
-        let chained = sh
-            .classes
-            .class_for(plain_hdr + key.len() + value_len)
-            .is_none();
+        let class = sh.classes.class_for(plain_hdr + key.len() + value_len);
+        if let (Some(old), [Part::Bytes(value)], Some(cls)) = (replacing, parts, class) {
+            if !old.header.chained && cls == sh.class_of(old.handle) {
+                let it = item::NewItem {
+                    key,
+                    flags,
+                    exptime,
+                    seq,
+                    now,
+                    facts,
+                };
+                self.rewrite(sh, old, &it, value);
+                return Some(old.handle);
+            }
+        }
+        let chained = class.is_none();
         let hdr = item::header_len(flags, exptime, chained);
         self.pin = replacing.map_or(0, |f| f.handle);
         let head = self.alloc_item(sh, hdr + key.len(), value_len, now);
@@ -788,6 +800,27 @@ impl Shard {
             self.free_item(sh, old.handle, &old.header);
         }
         Some(head)
+    }
+
+    /// Writes the new item `it` with `value` over `old`, a live single-chunk item of the class
+    /// it needs: the same chunk and index slot (same key, same handle), so a set that replaces
+    /// an item of its own size writes no free list and no other chunk, only lines it has just
+    /// read (issue 15). Readers hold this shard's lock, so none sees the item half written.
+    fn rewrite(&mut self, sh: &Shared, old: Found, it: &item::NewItem<'_>, value: &[u8]) {
+        let chunk = self.chunk_mut(sh, old.handle);
+        let voff = item::write_header(chunk, it, value.len(), None);
+        chunk[voff..voff + value.len()].copy_from_slice(value);
+        let total = (voff + value.len()) as u64;
+        let ototal = (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
+        let c = &mut self.classes[sh.class_of(old.handle)];
+        c.stats.mem_requested = c.stats.mem_requested - ototal + total;
+        c.stats.cmd_set += 1;
+        self.counters.total_items += 1;
+        self.counters.bytes = self.counters.bytes - ototal + total;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.remove(old.header.seq, ototal);
+            sizes.add(it.seq, total);
+        }
     }
 
     /// Sets the exptime of a live item. Items without an exptime field are rewritten (a
