@@ -936,6 +936,29 @@ fn set_that_fails_for_memory_leaves_no_stale_value() {
     assert!(get(&s, b"k").is_none());
 }
 
+/// With `-M` a full store still takes an overwrite that fits the item's own chunk (it needs no
+/// memory): tern rewrites the item in place. memcached 1.6.18 allocates first, answers out of
+/// memory and drops the key (docs/protocol.md, deliberate differences).
+#[test]
+fn no_evict_mode_takes_an_overwrite_of_the_same_size() {
+    let (s, _) = store_with(StoreConfig {
+        memory_limit: 1 << 20,
+        evict: false,
+        ..StoreConfig::default()
+    });
+    set(&s, b"k", &[b'a'; 1000]);
+    // Past the first refusal, until every shard refuses.
+    let value = [b'v'; 1000];
+    let mut refused = 0;
+    for i in 0..3_000 {
+        refused +=
+            u32::from(set(&s, format!("key:{i}").as_bytes(), &value) != StoreOutcome::Stored);
+    }
+    assert!(refused > 1_000);
+    assert_eq!(set(&s, b"k", &[b'b'; 1000]), StoreOutcome::Stored);
+    assert_eq!(get(&s, b"k").map(|(v, _, _)| v), Some(vec![b'b'; 1000]));
+}
+
 #[test]
 fn class_table_is_printed_like_memcached() {
     let (s, _) = store();
