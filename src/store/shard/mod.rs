@@ -706,18 +706,18 @@ impl Shard {
             Part::Value(f) => replacing.is_some_and(|r| r.handle == f.handle),
             Part::Bytes(_) => true,
         }));
+        let it = item::NewItem {
+            key,
+            flags,
+            exptime,
+            seq,
+            now,
+            facts,
+        };
         let plain_hdr = item::header_len(flags, exptime, false);
         let class = sh.classes.class_for(plain_hdr + key.len() + value_len);
         if let (Some(old), [Part::Bytes(value)], Some(cls)) = (replacing, parts, class) {
             if !old.header.chained && cls == sh.class_of(old.handle) {
-                let it = item::NewItem {
-                    key,
-                    flags,
-                    exptime,
-                    seq,
-                    now,
-                    facts,
-                };
                 self.rewrite(sh, old, &it, value);
                 return Some(old.handle);
             }
@@ -730,14 +730,6 @@ impl Shard {
         let head = head?;
         // The old item may have been found again at another index position if the allocator
         // removed entries; positions only change on insert, so `replacing.pos` is still valid.
-        let it = item::NewItem {
-            key,
-            flags,
-            exptime,
-            seq,
-            now,
-            facts,
-        };
         let chunk = self.chunk_mut(sh, head);
         let first_next = if chained { item::link(chunk) } else { 0 };
         let voff = item::write_header(chunk, &it, value_len, chained.then_some(first_next));
@@ -904,6 +896,17 @@ mod layout_tests {
 
     use super::{Class, ClassStats, Shard, ShardCounters};
 
+    /// Asserts that each (offset, length) in `fields`, counted from `start` bytes into a
+    /// 64-byte line, ends within it.
+    fn on_one_line(start: usize, fields: &[(usize, usize)], what: &str) {
+        for &(at, len) in fields {
+            assert!(
+                start + at + len <= 64,
+                "{what}: a field at {at} leaves the line"
+            );
+        }
+    }
+
     /// What a store writes in a shard lies on the lock's line: the lock word first (a byte,
     /// `Shard` after it at its 8-byte alignment), then these within the line's 64 bytes.
     #[test]
@@ -921,9 +924,7 @@ mod layout_tests {
             (counters + offset_of!(ShardCounters, curr_items), 8),
             (counters + offset_of!(ShardCounters, bytes), 8),
         ];
-        for (at, len) in written {
-            assert!(8 + at + len <= 64, "a field at {at} leaves the lock's line");
-        }
+        on_one_line(8, &written, "Shard");
     }
 
     /// What a store writes in its class (free list, carving, counts) is one 64-byte line.
@@ -940,11 +941,6 @@ mod layout_tests {
             (stats + offset_of!(ClassStats, mem_requested), 8),
             (stats + offset_of!(ClassStats, cmd_set), 8),
         ];
-        for (at, len) in written {
-            assert!(
-                at + len <= 64,
-                "a field at {at} leaves the class's first line"
-            );
-        }
+        on_one_line(0, &written, "Class");
     }
 }
