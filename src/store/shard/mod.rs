@@ -682,9 +682,10 @@ impl Shard {
         Some(head)
     }
 
-    /// Writes a new item into freshly allocated chunks and indexes it. `pos` is the index
-    /// position of the item it replaces (which the caller frees), if any. `facts` are the meta
-    /// bits it starts with (`item::FETCHED`, `STALE`, `TOKEN_SENT`, `KEY_BINARY`; 0 for a
+    /// Writes a new item and indexes it, returning its head. It replaces `replacing` (freed
+    /// here), if any: over that item's own chunk when one piece of bytes makes an item of the
+    /// same class ([`Shard::rewrite`]), else into freshly allocated chunks. `facts` are the
+    /// meta bits it starts with (`item::FETCHED`, `STALE`, `TOKEN_SENT`, `KEY_BINARY`; 0 for a
     /// plain store); its access time is `now`. A [`Part::Value`] must be the value of
     /// `replacing`, which stays pinned (not evicted) while the new chunks are allocated.
     #[allow(clippy::too_many_arguments)]
