@@ -91,6 +91,11 @@ pub struct Header {
 }
 
 impl Header {
+    /// The item's size: header, key and value (memcached's `mem_requested` measure).
+    pub fn total(&self) -> usize {
+        self.key_off + self.key_len + self.value_len
+    }
+
     /// Whether anyone read the item since it was stored.
     pub fn fetched(&self) -> bool {
         self.meta & FETCHED != 0

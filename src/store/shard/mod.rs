@@ -486,16 +486,35 @@ impl Shard {
     /// Removes the item at index position `pos` and frees its chunks.
     pub fn unlink(&mut self, sh: &Shared, pos: usize, handle: u32, h: &Header) {
         self.index.remove_at(pos);
-        let cls = sh.class_of(handle);
-        let total = (h.key_off + h.key_len + h.value_len) as u64;
-        self.classes[cls].stats.number -= 1;
-        self.classes[cls].stats.mem_requested -= total;
+        self.count_unlinked(sh.class_of(handle), h);
+        self.free_item(sh, handle, h);
+    }
+
+    /// Counts a stored item of `total` bytes and sequence `seq` in class `cls` (a store).
+    fn count_linked(&mut self, cls: usize, total: u64, seq: u64) {
+        let c = &mut self.classes[cls];
+        c.stats.number += 1;
+        c.stats.mem_requested += total;
+        c.stats.cmd_set += 1;
+        self.counters.curr_items += 1;
+        self.counters.total_items += 1;
+        self.counters.bytes += total;
+        if let Some(sizes) = &mut self.sizes {
+            sizes.add(seq, total);
+        }
+    }
+
+    /// Takes the item `h` of class `cls` out of the counts (it is unlinked or replaced).
+    fn count_unlinked(&mut self, cls: usize, h: &Header) {
+        let total = h.total() as u64;
+        let c = &mut self.classes[cls];
+        c.stats.number -= 1;
+        c.stats.mem_requested -= total;
         self.counters.curr_items -= 1;
         self.counters.bytes -= total;
         if let Some(sizes) = &mut self.sizes {
             sizes.remove(h.seq, total);
         }
-        self.free_item(sh, handle, h);
     }
 
     fn free_item(&mut self, sh: &Shared, handle: u32, h: &Header) {
@@ -767,29 +786,11 @@ impl Shard {
             self.classes[cls].stats.outofmemory += 1;
             return None;
         }
-        let total = (hdr + key.len() + value_len) as u64;
-        let c = &mut self.classes[cls];
-        c.stats.number += 1;
-        c.stats.mem_requested += total;
-        c.stats.cmd_set += 1;
-        self.counters.curr_items += 1;
-        self.counters.total_items += 1;
-        self.counters.bytes += total;
-        if let Some(sizes) = &mut self.sizes {
-            sizes.add(seq, total);
-        }
+        self.count_linked(cls, (hdr + key.len() + value_len) as u64, seq);
         if let Some(old) = replacing {
             self.index.replace_at(old.pos, hash, head);
             // Unlink bookkeeping for the old item without touching the index slot again.
-            let ocls = sh.class_of(old.handle);
-            let ototal = (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
-            self.classes[ocls].stats.number -= 1;
-            self.classes[ocls].stats.mem_requested -= ototal;
-            self.counters.curr_items -= 1;
-            self.counters.bytes -= ototal;
-            if let Some(sizes) = &mut self.sizes {
-                sizes.remove(old.header.seq, ototal);
-            }
+            self.count_unlinked(sh.class_of(old.handle), &old.header);
             self.free_item(sh, old.handle, &old.header);
         }
         Some(head)
@@ -803,17 +804,9 @@ impl Shard {
         let chunk = self.chunk_mut(sh, old.handle);
         let voff = item::write_header(chunk, it, value.len(), None);
         chunk[voff..voff + value.len()].copy_from_slice(value);
-        let total = (voff + value.len()) as u64;
-        let ototal = (old.header.key_off + old.header.key_len + old.header.value_len) as u64;
-        let c = &mut self.classes[sh.class_of(old.handle)];
-        c.stats.mem_requested = c.stats.mem_requested - ototal + total;
-        c.stats.cmd_set += 1;
-        self.counters.total_items += 1;
-        self.counters.bytes = self.counters.bytes - ototal + total;
-        if let Some(sizes) = &mut self.sizes {
-            sizes.remove(old.header.seq, ototal);
-            sizes.add(it.seq, total);
-        }
+        let cls = sh.class_of(old.handle);
+        self.count_unlinked(cls, &old.header);
+        self.count_linked(cls, (voff + value.len()) as u64, it.seq);
     }
 
     /// Sets the exptime of a live item. Items without an exptime field are rewritten (a

@@ -127,7 +127,7 @@ impl Shard {
                 cas: sh.cas_of(hd.seq, s.id),
                 fetched: hd.fetched(),
                 class: sh.class_of(h),
-                size: hd.key_off + hd.key_len + hd.value_len,
+                size: hd.total(),
             });
         })
     }
