@@ -135,6 +135,13 @@ fn cases() -> Vec<Case> {
         ..case("get_hot", None, 2)
     });
     all.push(Case {
+        name: "set_hot_disjoint_keys",
+        layout: Layout::DisjointKeys,
+        base: "set_hot",
+        keys: HOT_KEYS,
+        ..case("set_hot", Some(0), 2)
+    });
+    all.push(Case {
         name: "set_hot_private_stores",
         layout: Layout::PrivateStores,
         base: "set_hot",
