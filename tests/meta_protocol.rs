@@ -870,3 +870,43 @@ fn win_token_race_has_exactly_one_winner() {
         c.roundtrip(b"mg r R50\r\n", b"HD\r\n");
     }
 }
+
+/// `-o slab_sizes` lists the slab classes by hand. `me` shows the class memcached makes from
+/// the list (each size aligned up to 8 bytes, then its largest class), on both servers; tern's
+/// own classes are the listed sizes (already whole-page sizes here) and its largest class.
+#[test]
+fn listed_slab_sizes_make_the_classes() {
+    let tern = Tern::start_with(|s| s.store.slab_sizes = Some(vec![100, 200, 300]));
+    let mc = differential().then(|| Memcached::start(&["-o", "slab_sizes=100-200-300"]));
+    let addrs = std::iter::once(tern.addr()).chain(mc.as_ref().map(|m| m.addr));
+    for addr in addrs {
+        let mut c = Client::connect(addr);
+        // memcached's sizes: 48 + key + 1 + value + 2 + 8 = 72, 163, 263, 463 bytes.
+        for (len, cls) in [(10, 1), (100, 2), (200, 3), (400, 4)] {
+            let value = "v".repeat(len);
+            c.roundtrip(
+                format!("ms k{len} {len}\r\n{value}\r\n").as_bytes(),
+                b"HD\r\n",
+            );
+            c.send(format!("me k{len}\r\n").as_bytes());
+            let line = String::from_utf8(c.read_available()).unwrap();
+            assert!(line.contains(&format!(" cls={cls} ")), "{addr}: {line}");
+        }
+    }
+    let mut c = tern.connect();
+    let chunks: Vec<String> = c
+        .stats("slabs")
+        .into_iter()
+        .filter(|(k, _)| k.ends_with(":chunk_size"))
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    assert_eq!(
+        chunks,
+        [
+            "1:chunk_size=100",
+            "2:chunk_size=200",
+            "3:chunk_size=300",
+            "4:chunk_size=4096"
+        ]
+    );
+}

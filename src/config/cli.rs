@@ -315,6 +315,9 @@ pub fn usage_text() -> String {
          \x20  - no_lru_crawler:      disable LRU Crawler background thread.\n\
          \x20  - idle_timeout:        timeout for idle connections. (default: 0, no timeout)\n\
          \x20  - track_sizes:         enable dynamic reports for 'stats sizes' command.\n\
+         \x20  - slab_sizes:          '-' separated chunk sizes instead of -n and -f\n\
+         \x20                         (each rounded up to use whole 64 KiB pages; from 4 KiB\n\
+         \x20                         on, items are chained and the size is left out)\n\
          \x20  - modern:              accepted; tern already uses modern defaults\n\
          \x20  - no_modern:           memcached 1.4's defaults: no page moves, no crawler\n\
          \x20  - slab_chunk_max, temporary_ttl, hot_lru_pct, warm_lru_pct, hot_max_factor,\n\
@@ -344,8 +347,8 @@ pub fn usage_text() -> String {
          \x20                         flags on the command line win over the file\n\
          \n\
          Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
-         options ext_*, proxy_*, slab_sizes, read_buf_mem_limit,\n\
-         drop_privileges, no_maxconns_fast, sock_cookie_id.\n",
+         options ext_*, proxy_*, read_buf_mem_limit, drop_privileges,\n\
+         no_maxconns_fast, sock_cookie_id.\n",
     );
     s
 }

@@ -43,7 +43,6 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
         "no_maxconns_fast",
         "tern always answers a connection over -c with an error and closes it; it never stops accepting",
     ),
-    ("slab_sizes", "tern's slab classes cannot be listed by hand"),
     ("drop_privileges", "tern has no seccomp sandbox"),
     (
         "read_buf_mem_limit",
@@ -82,6 +81,9 @@ pub struct Extended {
     pub no_modern: bool,
     /// Whether `slab_chunk_max` was given (then `no_modern` and a large `-I` keep it).
     pub slab_chunk_max_given: bool,
+    /// `slab_sizes=A-B-...` as given: checked once every option is read, as memcached does
+    /// (its bounds depend on `-n` and `slab_chunk_max`).
+    pub slab_sizes: Option<String>,
     /// memcached's other knobs, as the options left them.
     pub tuning: Tuning,
     /// The `ssl_*` options.
@@ -393,6 +395,10 @@ impl Extended {
                 self.tuning.slab_chunk_max = n;
                 self.slab_chunk_max_given = true;
             }
+            "slab_sizes" => {
+                let v = needed(key, value, "Missing slab_sizes argument")?;
+                self.slab_sizes = Some(v.to_string());
+            }
             "no_chunked_items" => self.tuning.slab_chunk_max = SLAB_PAGE_SIZE,
             "resp_obj_mem_limit" => self.warnings.push(
                 "DEPRECATED: resp_obj_mem_limit no longer used. See read_buf_mem_limit,".into(),
@@ -535,7 +541,7 @@ mod tests {
     fn unsupported_options_say_why() {
         for name in [
             "ext_path=/tmp/x:1G",
-            "slab_sizes=100-200",
+            "sock_cookie_id=1",
             "read_buf_mem_limit=10",
             "drop_privileges",
             "no_maxconns_fast",

@@ -15,8 +15,8 @@ use super::extended::Extended;
 use super::listen::{parse_entry, split_entries};
 use super::ListenPort;
 use super::{
-    BindingProtocol, Settings, ITEM_SIZE_MAX_LOWER_LIMIT, ITEM_SIZE_MAX_UPPER_LIMIT,
-    SLAB_PAGE_SIZE, THREADS_WARNING_ABOVE,
+    BindingProtocol, Settings, DEFAULT_CHUNK_SIZE, ITEM_SIZE_MAX_LOWER_LIMIT,
+    ITEM_SIZE_MAX_UPPER_LIMIT, SLAB_PAGE_SIZE, THREADS_WARNING_ABOVE,
 };
 
 /// Flags memcached 1.6.18 has that tern refuses, with why.
@@ -140,6 +140,10 @@ pub fn build(
     s.tuning = ext.tuning.clone();
     check_item_size(raw, &s)?;
     check_tuning(&s)?;
+    if let Some(list) = &ext.slab_sizes {
+        let smallest = s.store.chunk_size_min.unwrap_or(DEFAULT_CHUNK_SIZE);
+        s.store.slab_sizes = Some(slab_sizes(list, smallest, s.tuning.slab_chunk_max)?);
+    }
     s.notices.extend(s.tuning.notices());
 
     if let Some(n) = ext.hashpower {
@@ -517,6 +521,52 @@ pub fn apply_flags(raw: &RawArgs, s: &mut Settings, ext: &mut Extended) -> Resul
 }
 
 /// memcached's checks of `-I` against its limits, `-m` and the slab chunk size, in
+/// The most sizes `-o slab_sizes` may list (memcached's `MAX_NUMBER_OF_SLAB_CLASSES` less its
+/// unused class 0 and its largest class).
+const SLAB_SIZES_MAX: usize = 62;
+
+/// `-o slab_sizes=A-B-...` checked as memcached checks it once every option is read: each size
+/// a whole number from `-n` (48 unless given) to `slab_chunk_max`, each more than 8 bytes above
+/// the one before; empty items between dashes are skipped, as `strtok` skips them.
+fn slab_sizes(list: &str, smallest: usize, largest: usize) -> Result<Vec<usize>, ConfigError> {
+    let fail = |message: String| {
+        Err(ConfigError::invalid(
+            "-o slab_sizes",
+            list,
+            message,
+            EX_USAGE,
+        ))
+    };
+    let mut sizes: Vec<usize> = Vec::new();
+    for item in list.split('-').filter(|i| !i.is_empty()) {
+        let size = match item.parse::<u32>() {
+            Ok(n) if (smallest..=largest).contains(&(n as usize)) => n as usize,
+            _ => return fail(format!("slab size {item} is out of valid range")),
+        };
+        match sizes.last() {
+            Some(&last) if last >= size => {
+                return fail(format!(
+                    "slab size {size} cannot be lower than or equal to a previous class size"
+                ))
+            }
+            Some(&last) if size <= last + 8 => {
+                return fail(format!(
+                    "slab size {size} must be at least 8 bytes larger than previous class"
+                ))
+            }
+            _ => {}
+        }
+        sizes.push(size);
+        if sizes.len() > SLAB_SIZES_MAX {
+            return fail("too many slab classes specified".into());
+        }
+    }
+    if sizes.is_empty() {
+        return fail("no slab size listed".into());
+    }
+    Ok(sizes)
+}
+
 /// memcached's order and words.
 fn check_item_size(raw: &RawArgs, s: &Settings) -> Result<(), ConfigError> {
     let item = s.store.item_size_max;
@@ -604,6 +654,56 @@ mod tests {
 
     fn err(line: &str) -> String {
         parse(line).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn slab_sizes_are_checked_as_memcached_checks_them() {
+        let sizes = |line: &str| parse(line).unwrap().store.slab_sizes;
+        assert_eq!(
+            sizes("-o slab_sizes=100-200-300"),
+            Some(vec![100, 200, 300])
+        );
+        // Empty items between dashes are skipped (memcached splits with strtok).
+        assert_eq!(sizes("-o slab_sizes=-100--200"), Some(vec![100, 200]));
+        assert_eq!(sizes("-o slab_sizes=100-109"), Some(vec![100, 109]));
+        // The bounds are -n (48 unless given) and slab_chunk_max, both included.
+        assert_eq!(
+            sizes("-n 30 -o slab_sizes=30-524288"),
+            Some(vec![30, 524_288])
+        );
+        assert_eq!(sizes(""), None);
+        let many: Vec<String> = (0..62).map(|i| (100 + 10 * i).to_string()).collect();
+        assert_eq!(
+            sizes(&format!("-o slab_sizes={}", many.join("-"))).map(|s| s.len()),
+            Some(62)
+        );
+        let too_many = format!("-o slab_sizes={}-2000", many.join("-"));
+        for (line, message) in [
+            ("-o slab_sizes=40-200", "slab size 40 is out of valid range"),
+            (
+                "-n 50 -o slab_sizes=49",
+                "slab size 49 is out of valid range",
+            ),
+            (
+                "-o slab_sizes=100-600000",
+                "slab size 600000 is out of valid range",
+            ),
+            ("-o slab_sizes=100-x", "slab size x is out of valid range"),
+            (
+                "-o slab_sizes=200-100",
+                "slab size 100 cannot be lower than or equal to a previous class size",
+            ),
+            (
+                "-o slab_sizes=100-108",
+                "slab size 108 must be at least 8 bytes larger than previous class",
+            ),
+            (too_many.as_str(), "too many slab classes specified"),
+            ("-o slab_sizes=", "no slab size listed"),
+        ] {
+            let e = parse(line).unwrap_err();
+            assert!(e.to_string().ends_with(message), "{line}: {e}");
+            assert_eq!(e.exit_code(), EX_USAGE, "{line}");
+        }
     }
 
     #[test]

@@ -325,7 +325,10 @@ fn debug(k: &[u8], cx: &mut Ctx<'_>) {
             last_access: item.last_access(),
             cas: item.cas(),
             fetched: item.fetched(),
-            class: memcached_class(size, chunk_min, factor, item_size_max),
+            class: match &config.slab_sizes {
+                Some(sizes) => memcached_listed_class(size, sizes),
+                None => memcached_class(size, chunk_min, factor, item_size_max),
+            },
             size: size as u64,
         };
         compose_debug(&facts, out);
@@ -366,4 +369,11 @@ fn memcached_class(total: usize, chunk_min: usize, factor: f64, item_size_max: u
     }
     // The largest class (chunk_max; bigger items are chunked into it).
     class
+}
+
+/// [`memcached_class`] when the classes are listed by hand (`-o slab_sizes`): memcached makes
+/// one class per listed size, aligned up to 8 bytes, then its largest class.
+fn memcached_listed_class(total: usize, sizes: &[usize]) -> u32 {
+    let fits = sizes.iter().position(|&s| total <= s.next_multiple_of(8));
+    fits.unwrap_or(sizes.len()) as u32 + 1
 }

@@ -56,6 +56,24 @@ impl ClassTable {
         ClassTable { sizes }
     }
 
+    /// Builds the table from chunk sizes listed by hand (`-o slab_sizes`, smallest first, as
+    /// the config module checked them): each size snapped up as in [`ClassTable::new`], sizes
+    /// of half a page or more left out (those items are chained, as any item over the largest
+    /// class is), sizes that snap onto the one before merged, and the largest class added.
+    /// memcached aligns each listed size up to 8 bytes; tern rounds up only to use whole pages.
+    pub fn listed(sizes: &[usize]) -> ClassTable {
+        let mut table: Vec<u32> = Vec::new();
+        for &want in sizes.iter().take(MAX_CLASSES - 1) {
+            let size = snap(want.max(SMALLEST_CHUNK));
+            if size >= LARGEST_CHUNK || table.last().is_some_and(|&l| size <= l as usize) {
+                continue;
+            }
+            table.push(size as u32);
+        }
+        table.push(LARGEST_CHUNK as u32);
+        ClassTable { sizes: table }
+    }
+
     /// How many classes there are.
     #[allow(clippy::len_without_is_empty)]
     pub fn len(&self) -> usize {
@@ -130,6 +148,20 @@ mod tests {
                 "{w:?}"
             );
         }
+    }
+
+    #[test]
+    fn listed_sizes_are_snapped_up_and_end_with_the_largest_class() {
+        let t = ClassTable::listed(&[100, 200, 3000, 3100, 5000, 600_000]);
+        // 100 and 200 fit whole pages already; 3000 and 3100 both hold 21 chunks a page, so
+        // they are one class of 3,120 bytes; 5000 is over the largest in-page class.
+        assert_eq!(t.sizes, vec![100, 200, 3120, LARGEST_CHUNK as u32]);
+        assert_eq!(t.class_for(101), Some(1));
+        assert_eq!(t.class_for(3121), Some(3));
+        assert_eq!(t.class_for(LARGEST_CHUNK + 1), None);
+        // A size under the smallest chunk a free list can hold is raised to it.
+        assert_eq!(ClassTable::listed(&[8]).size(0), SMALLEST_CHUNK);
+        assert_eq!(ClassTable::listed(&[]).sizes, vec![LARGEST_CHUNK as u32]);
     }
 
     #[test]

@@ -21,6 +21,9 @@ pub struct StoreConfig {
     pub chunk_size_min: Option<usize>,
     /// The chunk size growth factor (`-f`), or `None` for tern's default.
     pub growth_factor: Option<f64>,
+    /// Chunk sizes listed by hand (`-o slab_sizes`, smallest first), used instead of `-n` and
+    /// `-f` to make the slab classes ([`super::classes::ClassTable::listed`]).
+    pub slab_sizes: Option<Vec<usize>>,
     /// Whether to evict when memory is full (`-M` turns it off).
     pub evict: bool,
     /// Whether items carry CAS uniques (`-C` turns them off).
@@ -43,6 +46,7 @@ impl Default for StoreConfig {
             key_max_length: DEFAULT_KEY_MAX_LENGTH,
             chunk_size_min: None,
             growth_factor: None,
+            slab_sizes: None,
             evict: true,
             cas_enabled: true,
             hashpower_init: None,

@@ -164,7 +164,10 @@ impl Store {
         }
         // The reservation `cache_memlimit` may grow into: address space only (MAP_NORESERVE).
         let capacity = pages.max(GROWABLE_PAGES);
-        let classes = ClassTable::new(item::min_header(), n, factor);
+        let classes = match &config.slab_sizes {
+            Some(sizes) => ClassTable::listed(sizes),
+            None => ClassTable::new(item::min_header(), n, factor),
+        };
         let max_per_page = classes.per_page(0);
         let slot_bits = (usize::BITS - (max_per_page - 1).leading_zeros()).max(1);
         let page_bits = u32::BITS - (capacity as u32).leading_zeros();

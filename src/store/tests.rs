@@ -10,13 +10,17 @@ use std::sync::Arc;
 use super::*;
 
 fn store_with(kilobytes: usize, growth_factor: Option<f64>) -> (Store, Arc<Clock>) {
+    store_configured(kilobytes, |c| c.growth_factor = growth_factor)
+}
+
+fn store_configured(kilobytes: usize, tweak: impl FnOnce(&mut StoreConfig)) -> (Store, Arc<Clock>) {
     let clock = Arc::new(Clock::manual(1_700_000_000));
-    let config = StoreConfig {
+    let mut config = StoreConfig {
         memory_limit: kilobytes << 10,
         hashpower_init: Some(8),
-        growth_factor,
         ..StoreConfig::default()
     };
+    tweak(&mut config);
     (Store::new(config, clock.clone()).unwrap(), clock)
 }
 
@@ -85,14 +89,17 @@ fn mixed_operations_on_a_small_store_keep_every_value_intact() {
     // Miri runs about a thousand times slower: the short run only there.
     let runs: &[usize] = if cfg!(miri) { &[400] } else { &[400, 20_000] };
     for &ops in runs {
-        mixed_operations(ops);
+        // 512 KiB: 8 pages for 8 classes (factor 2), so classes fill and evict, and pages
+        // move between classes; values up to 6 chunks of the largest class.
+        mixed_operations(ops, store_with(512, Some(2.0)));
+        // The same over classes listed by hand (`-o slab_sizes`), the smallest above the
+        // smallest items, one holding a range of sizes up to the largest class.
+        let listed = |c: &mut StoreConfig| c.slab_sizes = Some(vec![60, 300, 2_500]);
+        mixed_operations(ops, store_configured(512, listed));
     }
 }
 
-fn mixed_operations(ops: usize) {
-    // 512 KiB: 8 pages for 8 classes (factor 2), so classes fill and evict, and pages move
-    // between classes; values up to 6 chunks of the largest class.
-    let (s, clock) = store_with(512, Some(2.0));
+fn mixed_operations(ops: usize, (s, clock): (Store, Arc<Clock>)) {
     // `stats sizes` counts every item: it must follow stores, replacements, rewrites,
     // deletes, expiry and evictions (checked at the end).
     s.start_size_tracking(true);
