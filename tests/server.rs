@@ -445,6 +445,38 @@ fn connection_over_the_limit_is_refused_and_others_keep_working() {
     assert_eq!(a.stat("rejected_connections"), "1");
 }
 
+/// `-o no_maxconns_fast`: at `-c` the server stops accepting instead of refusing; a client
+/// that connects meanwhile waits in the listen backlog, unanswered, and is served once another
+/// connection closes. `stats` shows the stop as memcached does.
+#[test]
+fn without_maxconns_fast_a_connection_over_the_limit_waits_for_a_free_slot() {
+    let tern = Tern::start_with(|s| {
+        s.max_connections = 2;
+        s.tuning.maxconns_fast = false;
+    });
+    let mut a = tern.connect();
+    let b = tern.connect();
+    a.roundtrip(b"set a 0 0 1\r\nx\r\n", b"STORED\r\n");
+    // The kernel completes the handshake into the backlog; the server takes nothing from it.
+    let mut c = tern.connect();
+    c.send(b"get a\r\n");
+    assert!(c.read_available().is_empty(), "served over -c");
+    let stats = a.stats("");
+    let stat = |name: &str| stat_value(&stats, name);
+    assert_eq!(stat("accepting_conns").as_deref(), Some("0"));
+    assert_eq!(stat("listen_disabled_num").as_deref(), Some("1"));
+    assert_eq!(stat("curr_connections").as_deref(), Some("2"));
+    // memcached shows rejected_connections only in maxconns_fast mode.
+    assert_eq!(stat("rejected_connections"), None);
+    drop(b);
+    let want = b"VALUE a 0 1\r\nx\r\nEND\r\n";
+    assert_eq!(c.read_exact_n(want.len()), want);
+    assert_eq!(a.stat("accepting_conns"), "1");
+    let stopped: u64 = a.stat("time_in_listen_disabled_us").parse().unwrap();
+    assert!(stopped > 0);
+    assert_eq!(a.stat("total_connections"), "3");
+}
+
 #[test]
 fn shutdown_with_dash_a_stops_the_server() {
     let tern = Tern::start_with(|s| s.allow_shutdown = true);

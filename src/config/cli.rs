@@ -305,7 +305,8 @@ pub fn usage_text() -> String {
          -X, --disable-dumping     disable stats cachedump and lru_crawler metadump\n\
          -W  --disable-watch       disable watch commands (live logging)\n\
          -o, --extended            comma separated list of extended options\n\
-         \x20  - maxconns_fast:       immediately close new connections after limit (always on)\n\
+         \x20  - maxconns_fast:       immediately close new connections after limit (default: enabled)\n\
+         \x20  - no_maxconns_fast:    at the limit, stop accepting until a connection closes\n\
          \x20  - hashpower:           an integer multiplier for how large the hash\n\
          \x20                         table should be. normally grows at runtime. (default starts at: 0)\n\
          \x20                         set based on \"STAT hash_power_level\"\n\
@@ -348,7 +349,7 @@ pub fn usage_text() -> String {
          \n\
          Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
          options ext_*, proxy_*, read_buf_mem_limit, drop_privileges,\n\
-         no_maxconns_fast, sock_cookie_id.\n",
+         sock_cookie_id.\n",
     );
     s
 }

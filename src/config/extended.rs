@@ -39,10 +39,6 @@ pub const NO_OP_EXTENDED: &[(&str, &str)] = &[
 /// `-o` options memcached 1.6.18 has that tern refuses, with why. Names ending in `*` are
 /// prefixes (`ext_*` covers every extstore option).
 pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
-    (
-        "no_maxconns_fast",
-        "tern always answers a connection over -c with an error and closes it; it never stops accepting",
-    ),
     ("drop_privileges", "tern has no seccomp sandbox"),
     (
         "read_buf_mem_limit",
@@ -55,7 +51,10 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
     ("proxy_config", "memcached's proxy mode is not implemented"),
     ("proxy_uring", "memcached's proxy mode is not implemented"),
     ("ext_*", "external storage (extstore) is not implemented"),
-    ("slab_automove_freeratio", "external storage (extstore) is not implemented"),
+    (
+        "slab_automove_freeratio",
+        "external storage (extstore) is not implemented",
+    ),
 ];
 
 /// What the honoured `-o` options set. `None` means "not given".
@@ -256,6 +255,7 @@ impl Extended {
             "no_hashexpand" => self.tuning.hashexpand = false,
             // Both are defaults, but undo an earlier `no_modern`, as in memcached.
             "maxconns_fast" => self.tuning.maxconns_fast = true,
+            "no_maxconns_fast" => self.tuning.maxconns_fast = false,
             "slab_reassign" => self.no_slab_reassign = false,
             "slab_automove_ratio" => {
                 let v = needed(key, value, "Missing slab_automove_ratio argument")?;
@@ -544,7 +544,6 @@ mod tests {
             "sock_cookie_id=1",
             "read_buf_mem_limit=10",
             "drop_privileges",
-            "no_maxconns_fast",
         ] {
             match ext(name).unwrap_err() {
                 ConfigError::Unsupported { option, reason } => {

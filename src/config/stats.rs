@@ -4,7 +4,7 @@
 //!
 //! The list is what 1.6.18 prints when built as Debian builds it, less the `ext_*` (extstore)
 //! lines: a memcached built without extstore omits them too, and tern has none. Settings tern has no knob for are reported at memcached's default, which is
-//! what tern does (`maxconns_fast yes`) or the closest description of it.
+//! what tern does or the closest description of it.
 
 use super::{BindingProtocol, Settings, DEFAULT_CHUNK_SIZE, DEFAULT_GROWTH_FACTOR};
 

@@ -117,11 +117,6 @@ impl Tuning {
             }
         };
         note(
-            !self.maxconns_fast,
-            "maxconns_fast off",
-            "tern still answers a connection over -c with an error and closes it",
-        );
-        note(
             self.slab_automove_mode == 2,
             "-o slab_automove=2",
             "tern's page mover runs its one mode",

@@ -47,6 +47,13 @@ pub struct Shared {
     pub(super) curr_connections: AtomicU64,
     pub(super) total_connections: AtomicU64,
     pub(super) rejected_connections: AtomicU64,
+    /// Whether the acceptor accepts (`accepting_conns`): with `-o no_maxconns_fast` it stops at
+    /// `-c` until a connection closes.
+    pub(super) accepting: AtomicBool,
+    /// Times the acceptor stopped at `-c` (`listen_disabled_num`).
+    pub(super) listen_disabled_num: AtomicU64,
+    /// Microseconds it spent stopped, counted when it starts again (`time_in_listen_disabled_us`).
+    pub(super) time_in_listen_disabled_us: AtomicU64,
     pub(super) verbosity: AtomicU32,
     /// What the metrics endpoint reports beyond `stats` (`super::metrics`).
     pub(super) observed: super::metrics::Observed,

@@ -21,6 +21,8 @@ impl Shared {
         self.logger.reset();
         self.total_connections.store(0, Ordering::Relaxed);
         self.rejected_connections.store(0, Ordering::Relaxed);
+        self.listen_disabled_num.store(0, Ordering::Relaxed);
+        self.time_in_listen_disabled_us.store(0, Ordering::Relaxed);
     }
 
     /// The lines of plain `stats`, in memcached's order.
@@ -51,12 +53,15 @@ impl Shared {
             "total_connections",
             self.total_connections.load(Ordering::Relaxed).to_string(),
         );
-        put(
-            "rejected_connections",
-            self.rejected_connections
-                .load(Ordering::Relaxed)
-                .to_string(),
-        );
+        // memcached counts refusals only in maxconns_fast mode, and shows the line only then.
+        if self.settings.tuning.maxconns_fast {
+            put(
+                "rejected_connections",
+                self.rejected_connections
+                    .load(Ordering::Relaxed)
+                    .to_string(),
+            );
+        }
         put(
             "connection_structures",
             self.curr_connections.load(Ordering::Relaxed).to_string(),
@@ -112,11 +117,18 @@ impl Shared {
         put("bytes_read", s.bytes_read.to_string());
         put("bytes_written", s.bytes_written.to_string());
         put("limit_maxbytes", self.store.memory_limit().to_string());
-        put("accepting_conns", "1".to_string());
-        // tern's acceptor never stops listening (over -c it refuses each connection at once,
-        // memcached's maxconns_fast), so listening is never disabled.
-        put("listen_disabled_num", "0".to_string());
-        put("time_in_listen_disabled_us", "0".to_string());
+        let accepting = self.accepting.load(Ordering::Relaxed);
+        put("accepting_conns", u8::from(accepting).to_string());
+        put(
+            "listen_disabled_num",
+            self.listen_disabled_num.load(Ordering::Relaxed).to_string(),
+        );
+        put(
+            "time_in_listen_disabled_us",
+            self.time_in_listen_disabled_us
+                .load(Ordering::Relaxed)
+                .to_string(),
+        );
         put("threads", self.settings.threads.to_string());
         put("conn_yields", s.conn_yields.to_string());
         put("hash_power_level", store.hash_power_level.to_string());
