@@ -307,6 +307,8 @@ pub fn usage_text() -> String {
          -o, --extended            comma separated list of extended options\n\
          \x20  - maxconns_fast:       immediately close new connections after limit (default: enabled)\n\
          \x20  - no_maxconns_fast:    at the limit, stop accepting until a connection closes\n\
+         \x20  - sock_cookie_id:      attributes an ID to a socket for ip filtering/firewalls\n\
+         \x20                         (SO_MARK on the TCP and UDP listeners; needs CAP_NET_ADMIN)\n\
          \x20  - hashpower:           an integer multiplier for how large the hash\n\
          \x20                         table should be. normally grows at runtime. (default starts at: 0)\n\
          \x20                         set based on \"STAT hash_power_level\"\n\
@@ -348,8 +350,7 @@ pub fn usage_text() -> String {
          \x20                         flags on the command line win over the file\n\
          \n\
          Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
-         options ext_*, proxy_*, read_buf_mem_limit, drop_privileges,\n\
-         sock_cookie_id.\n",
+         options ext_*, proxy_*, read_buf_mem_limit, drop_privileges.\n",
     );
     s
 }

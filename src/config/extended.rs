@@ -44,10 +44,6 @@ pub const UNSUPPORTED_EXTENDED: &[(&str, &str)] = &[
         "read_buf_mem_limit",
         "a global limit on connection buffer memory is not implemented",
     ),
-    (
-        "sock_cookie_id",
-        "socket marks (SO_MARK) on listeners are not implemented",
-    ),
     ("proxy_config", "memcached's proxy mode is not implemented"),
     ("proxy_uring", "memcached's proxy mode is not implemented"),
     ("ext_*", "external storage (extstore) is not implemented"),
@@ -72,6 +68,8 @@ pub struct Extended {
     pub track_sizes: bool,
     /// `idle_timeout=S`.
     pub idle_timeout: Option<u32>,
+    /// `sock_cookie_id=N`.
+    pub sock_cookie_id: Option<u32>,
     /// `cluster_config=FILE` (tern's).
     pub cluster_config: Option<PathBuf>,
     /// `metrics_listen=[ADDR:]PORT` (tern's): where `GET /metrics` is served.
@@ -222,6 +220,16 @@ impl Extended {
                 let v = value
                     .ok_or_else(|| missing(key, "Missing numeric argument for idle_timeout"))?;
                 self.idle_timeout = Some(whole(key, v, "a whole number of seconds")?);
+            }
+            "sock_cookie_id" => {
+                let v = needed(key, value, "Missing sock_cookie_id argument")?;
+                // memcached ignores a value it cannot read (the mark stays 0); say so.
+                self.sock_cookie_id = Some(v.parse().unwrap_or_else(|_| {
+                    self.warnings.push(format!(
+                        "-o sock_cookie_id={v}: not a number from 0 to 4294967295; no mark is set"
+                    ));
+                    0
+                }));
             }
             "cluster_config" => match value {
                 Some(v) if !v.is_empty() => self.cluster_config = Some(PathBuf::from(v)),
@@ -541,7 +549,6 @@ mod tests {
     fn unsupported_options_say_why() {
         for name in [
             "ext_path=/tmp/x:1G",
-            "sock_cookie_id=1",
             "read_buf_mem_limit=10",
             "drop_privileges",
         ] {

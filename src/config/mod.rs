@@ -134,6 +134,9 @@ pub struct Settings {
     pub reqs_per_event: usize,
     /// Listen backlog (`-b`).
     pub backlog: i32,
+    /// `-o sock_cookie_id=N`: the mark (`SO_MARK`) put on the TCP and UDP listening sockets,
+    /// which connections accepted from them carry, for firewall and routing rules; 0 for none.
+    pub sock_cookie_id: u32,
     /// Whether `shutdown` is allowed (`-A`).
     pub allow_shutdown: bool,
     /// Verbosity (`-v` count).
@@ -209,6 +212,7 @@ impl Default for Settings {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
             backlog: DEFAULT_BACKLOG,
+            sock_cookie_id: 0,
             allow_shutdown: false,
             verbosity: 0,
             protocol: BindingProtocol::Auto,

@@ -161,6 +161,9 @@ pub fn build(
         s.store.lru_crawler = on;
     }
     s.store.track_sizes = ext.track_sizes;
+    if let Some(id) = ext.sock_cookie_id {
+        s.sock_cookie_id = id;
+    }
     if let Some(t) = ext.idle_timeout {
         s.idle_timeout = t;
     }
