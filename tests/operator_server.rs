@@ -9,7 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::time::Duration;
 
-use common::{differential, Client, Memcached, Tern};
+use common::{differential, stat_value, Client, Memcached, Tern};
 
 /// Sends each request and checks the reply, on tern and (when enabled) memcached.
 fn both(
@@ -29,6 +29,40 @@ fn both(
             c.roundtrip(req, want);
         }
     }
+}
+
+/// `-D <char>` names the prefix delimiter and switches `stats detail` on from the start.
+#[test]
+fn dash_d_sets_the_delimiter_and_counts_from_the_start() {
+    both(
+        &["-D", "-"],
+        |s| {
+            s.prefix_delimiter = b'-';
+            s.detail_enabled = true;
+        },
+        &[
+            (b"set foo-1 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"set bar:1 0 0 1\r\nx\r\n", b"STORED\r\n"),
+            (b"get foo-1 foo-2\r\n", b"VALUE foo-1 0 1\r\nx\r\nEND\r\n"),
+            (
+                b"stats detail dump\r\n",
+                b"PREFIX foo get 2 hit 1 set 1 del 0\r\nEND\r\n",
+            ),
+        ],
+    );
+    let tern = Tern::start_with(|s| {
+        s.prefix_delimiter = b'-';
+        s.detail_enabled = true;
+    });
+    let settings = tern.connect().stats("settings");
+    assert_eq!(
+        stat_value(&settings, "stat_key_prefix").as_deref(),
+        Some("-")
+    );
+    assert_eq!(
+        stat_value(&settings, "detail_enabled").as_deref(),
+        Some("yes")
+    );
 }
 
 #[test]

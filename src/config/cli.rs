@@ -88,7 +88,7 @@ pub struct RawArgs {
     /// `-L, --enable-largepages` (refused).
     #[arg(short = 'L', long = "enable-largepages", action = ArgAction::SetTrue)]
     pub large_pages: bool,
-    /// `-D <char>`: stats prefix delimiter (refused).
+    /// `-D <char>`: the `stats detail` prefix delimiter; switches the counting on.
     #[arg(short = 'D', allow_hyphen_values = true)]
     pub prefix_delimiter: Option<String>,
     /// `-t, --threads`.
@@ -289,6 +289,11 @@ pub fn usage_text() -> String {
          -P, --pidfile=<file>      save PID in <file>\n\
          -f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n\
          -n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n\
+         -D <char>     Use <char> as the delimiter between key prefixes and IDs.\n\
+         \x20             This is used for per-prefix stats reporting. The default is\n\
+         \x20             \":\" (colon). If this option is specified, stats collection\n\
+         \x20             is turned on automatically; if not, then it may be turned on\n\
+         \x20             by sending the \"stats detail on\" command to the server.\n\
          -t, --threads=<num>       number of threads to use (default: number of CPUs)\n\
          -R, --max-reqs-per-event  maximum number of requests per event, limits the\n\
          \x20                         requests processed per connection to prevent \n\
@@ -349,7 +354,7 @@ pub fn usage_text() -> String {
          --config-file=<file>      read flags from a Debian-style memcached.conf first;\n\
          \x20                         flags on the command line win over the file\n\
          \n\
-         Not supported by tern (refused with a reason): -L, -D, -e, -N, and the -o\n\
+         Not supported by tern (refused with a reason): -L, -e, -N, and the -o\n\
          options ext_*, proxy_*, read_buf_mem_limit, drop_privileges.\n",
     );
     s

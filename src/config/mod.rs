@@ -139,6 +139,11 @@ pub struct Settings {
     pub sock_cookie_id: u32,
     /// Whether `shutdown` is allowed (`-A`).
     pub allow_shutdown: bool,
+    /// The byte that ends a key's prefix for `stats detail` (`-D`, `:` by default); `-D` also
+    /// switches the counting on from the start.
+    pub prefix_delimiter: u8,
+    /// Whether `stats detail` counts from the start (`-D`).
+    pub detail_enabled: bool,
     /// Verbosity (`-v` count).
     pub verbosity: u8,
     /// Protocols accepted (`-B`).
@@ -213,6 +218,8 @@ impl Default for Settings {
             reqs_per_event: DEFAULT_REQS_PER_EVENT,
             backlog: DEFAULT_BACKLOG,
             sock_cookie_id: 0,
+            prefix_delimiter: b':',
+            detail_enabled: false,
             allow_shutdown: false,
             verbosity: 0,
             protocol: BindingProtocol::Auto,

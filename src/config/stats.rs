@@ -93,7 +93,10 @@ impl Settings {
             ),
             ("num_threads", self.threads.to_string()),
             ("num_threads_per_udp", self.num_threads_per_udp.to_string()),
-            ("stat_key_prefix", ":".to_string()),
+            (
+                "stat_key_prefix",
+                char::from(self.prefix_delimiter).to_string(),
+            ),
             ("detail_enabled", yes_no(rt.detail_enabled)),
             ("reqs_per_event", self.reqs_per_event.to_string()),
             ("cas_enabled", yes_no(store.cas_enabled)),

@@ -23,10 +23,6 @@ use super::{
 pub const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
     ("-L", "tern does not preallocate item memory in large pages"),
     (
-        "-D",
-        "per-prefix statistics (`stats detail`) are not implemented",
-    ),
-    (
         "-e",
         "restartable caches (item memory in a mapped file) are not implemented",
     ),
@@ -357,7 +353,6 @@ fn check_tls(s: &mut Settings) -> Result<(), ConfigError> {
 fn refuse_unsupported(raw: &RawArgs) -> Result<(), ConfigError> {
     let given = [
         ("-L", raw.large_pages),
-        ("-D", raw.prefix_delimiter.is_some()),
         ("-e", raw.memory_file.is_some()),
         ("-N", raw.napi_ids.is_some()),
     ];
@@ -438,6 +433,14 @@ pub fn apply_flags(raw: &RawArgs, s: &mut Settings, ext: &mut Extended) -> Resul
     }
     if let Some(v) = &raw.conn_limit {
         s.max_connections = positive("-c", v, "Maximum connections must be greater than 0")?;
+    }
+    if let Some(v) = &raw.prefix_delimiter {
+        // memcached takes the first byte of the argument.
+        let Some(&d) = v.as_bytes().first() else {
+            return Err(ConfigError::invalid("-D", v, "No delimiter specified", 1));
+        };
+        s.prefix_delimiter = d;
+        s.detail_enabled = true;
     }
     s.lock_memory |= raw.lock_memory;
     if raw.verbose > 0 {
@@ -1016,7 +1019,7 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_refused_with_reason() {
-        for flag in ["-L", "-D :", "-e /tmp/mem", "-N 2"] {
+        for flag in ["-L", "-e /tmp/mem", "-N 2"] {
             let e = parse(flag).unwrap_err();
             match &e {
                 ConfigError::Unsupported { option, reason } => {
@@ -1027,7 +1030,21 @@ mod tests {
             }
             assert!(e.to_string().contains("not supported by tern"));
         }
-        assert_eq!(UNSUPPORTED_FLAGS.len(), 4);
+        assert_eq!(UNSUPPORTED_FLAGS.len(), 3);
+    }
+
+    #[test]
+    fn dash_d_names_the_delimiter_and_switches_detail_on() {
+        let s = parse("-D -").unwrap();
+        assert_eq!((s.prefix_delimiter, s.detail_enabled), (b'-', true));
+        // memcached takes the first byte of the argument.
+        assert_eq!(parse("-D #x").unwrap().prefix_delimiter, b'#');
+        let s = parse("").unwrap();
+        assert_eq!((s.prefix_delimiter, s.detail_enabled), (b':', false));
+        let args = ["tern", "-D", ""].map(OsString::from);
+        let e = Settings::from_args_env(args, std::iter::empty()).unwrap_err();
+        assert!(e.to_string().ends_with("No delimiter specified"), "{e}");
+        assert_eq!(e.exit_code(), 1);
     }
 
     #[test]

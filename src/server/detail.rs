@@ -1,6 +1,7 @@
 //! `stats detail on|off|dump`: per-prefix counts of gets, hits, sets and deletes, as memcached
 //! 1.6.18 keeps them (`stats_prefix.c`). A key's prefix is what comes before its first `:`
-//! (memcached's default `-D` delimiter); keys without one are not counted.
+//! (`-D` names another delimiter, and switches counting on from the start); keys without one
+//! are not counted.
 //!
 //! Off (the default) costs each request one relaxed load. On, each counted request takes one
 //! short lock (memcached takes its `stats_lock` the same way) and allocates only for a prefix
@@ -11,9 +12,6 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use parking_lot::Mutex;
-
-/// The delimiter ending a key's prefix (memcached's default `-D`).
-pub const PREFIX_DELIMITER: u8 = b':';
 
 /// How many distinct prefixes are counted. memcached keeps every prefix it sees; tern stops
 /// adding new ones here (already counted prefixes go on counting), so the table stays small.
@@ -43,13 +41,24 @@ pub enum DetailEvent {
 }
 
 /// The per-prefix table and its switch.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PrefixStats {
     enabled: AtomicBool,
+    /// The byte ending a prefix (`-D`).
+    delimiter: u8,
     table: Mutex<BTreeMap<Box<[u8]>, Counts>>,
 }
 
 impl PrefixStats {
+    /// Prefixes end at `delimiter`; counting starts `enabled` or not (`-D` switches it on).
+    pub fn new(delimiter: u8, enabled: bool) -> PrefixStats {
+        PrefixStats {
+            enabled: AtomicBool::new(enabled),
+            delimiter,
+            table: Mutex::default(),
+        }
+    }
+
     /// Whether counting is on (`stats settings` `detail_enabled`).
     #[inline]
     pub fn enabled(&self) -> bool {
@@ -71,7 +80,7 @@ impl PrefixStats {
 
     #[cold]
     fn record_slow(&self, key: &[u8], event: DetailEvent) {
-        let Some(end) = key.iter().position(|&b| b == PREFIX_DELIMITER) else {
+        let Some(end) = key.iter().position(|&b| b == self.delimiter) else {
             return;
         };
         let prefix = &key[..end];
@@ -134,7 +143,7 @@ mod tests {
 
     #[test]
     fn counts_only_while_enabled_and_only_prefixed_keys() {
-        let p = PrefixStats::default();
+        let p = PrefixStats::new(b':', false);
         p.record(b"foo:1", DetailEvent::Set);
         assert_eq!(dump(&p), "END\r\n");
         p.set_enabled(true);
@@ -157,7 +166,7 @@ mod tests {
 
     #[test]
     fn the_prefix_table_is_bounded() {
-        let p = PrefixStats::default();
+        let p = PrefixStats::new(b':', false);
         p.set_enabled(true);
         for i in 0..MAX_PREFIXES + 10 {
             p.record(format!("p{i}:k").as_bytes(), DetailEvent::Set);

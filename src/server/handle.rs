@@ -188,7 +188,7 @@ pub fn start_on(
         cluster,
         tls,
         registry,
-        detail: Default::default(),
+        detail: super::detail::PrefixStats::new(settings.prefix_delimiter, settings.detail_enabled),
         logger: Arc::new(super::logger::Logger::new(
             thread_stats.len(),
             settings.tuning.worker_logbuf_size as usize,
