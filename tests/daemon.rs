@@ -102,7 +102,7 @@ fn bad_values_exit_nonzero_naming_flag_and_value() {
         ),
         (&["--bogus"][..], 1, "--bogus"),
         (&["-o", "nonsense=1"][..], 1, "nonsense=1"),
-        (&["-L"][..], 64, "-L is not supported by tern"),
+        (&["-e", "/tmp/x"][..], 64, "-e is not supported by tern"),
     ] {
         let out = run(args);
         assert_eq!(out.status.code(), Some(code), "{args:?}: {}", stderr(&out));
@@ -500,4 +500,31 @@ fn ascii_auth_file_requires_login_first() {
     c.roundtrip(b"set x 0 0 11\r\nbob hunter2\r\n", b"STORED\r\n");
     c.roundtrip(b"get a\r\n", b"END\r\n");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `-L`: where the kernel has transparent huge pages, item memory is advised into them (one
+/// of the daemon's mappings carries the `hg` flag, and only with `-L`); where they are off,
+/// tern refuses to start with memcached's words and status.
+#[test]
+fn dash_l_advises_item_memory_into_huge_pages() {
+    let thp = std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled")
+        .is_ok_and(|mode| !mode.contains("[never]"));
+    if !thp {
+        let out = run(&["-L"]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(stderr(&out).contains("Cannot enable large pages on this system"));
+        return;
+    }
+    let advised = |args: &[&str]| {
+        let d = Daemon::start(args);
+        d.connect()
+            .roundtrip(b"set k 0 0 1\r\nx\r\n", b"STORED\r\n");
+        let smaps = std::fs::read_to_string(format!("/proc/{}/smaps", d.child.id())).unwrap();
+        smaps
+            .lines()
+            .filter_map(|l| l.strip_prefix("VmFlags:"))
+            .any(|flags| flags.split_whitespace().any(|f| f == "hg"))
+    };
+    assert!(advised(&["-L"]));
+    assert!(!advised(&[]));
 }

@@ -85,7 +85,7 @@ pub struct RawArgs {
     /// `-n, --slab-min-size`.
     #[arg(short = 'n', long = "slab-min-size", allow_hyphen_values = true)]
     pub slab_min_size: Option<String>,
-    /// `-L, --enable-largepages` (refused).
+    /// `-L, --enable-largepages`: item memory in transparent huge pages.
     #[arg(short = 'L', long = "enable-largepages", action = ArgAction::SetTrue)]
     pub large_pages: bool,
     /// `-D <char>`: the `stats detail` prefix delimiter; switches the counting on.
@@ -289,6 +289,7 @@ pub fn usage_text() -> String {
          -P, --pidfile=<file>      save PID in <file>\n\
          -f, --slab-growth-factor=<num> chunk size growth factor (default: 1.25)\n\
          -n, --slab-min-size=<bytes> min space used for key+value+flags (default: 48)\n\
+         -L, --enable-largepages  try to use large memory pages (if available)\n\
          -D <char>     Use <char> as the delimiter between key prefixes and IDs.\n\
          \x20             This is used for per-prefix stats reporting. The default is\n\
          \x20             \":\" (colon). If this option is specified, stats collection\n\
@@ -354,7 +355,7 @@ pub fn usage_text() -> String {
          --config-file=<file>      read flags from a Debian-style memcached.conf first;\n\
          \x20                         flags on the command line win over the file\n\
          \n\
-         Not supported by tern (refused with a reason): -L, -e, -N, and the -o\n\
+         Not supported by tern (refused with a reason): -e, -N, and the -o\n\
          options ext_*, proxy_*, read_buf_mem_limit, drop_privileges.\n",
     );
     s

@@ -21,7 +21,6 @@ use super::{
 
 /// Flags memcached 1.6.18 has that tern refuses, with why.
 pub const UNSUPPORTED_FLAGS: &[(&str, &str)] = &[
-    ("-L", "tern does not preallocate item memory in large pages"),
     (
         "-e",
         "restartable caches (item memory in a mapped file) are not implemented",
@@ -352,7 +351,6 @@ fn check_tls(s: &mut Settings) -> Result<(), ConfigError> {
 /// Refuses the flags tern cannot honour.
 fn refuse_unsupported(raw: &RawArgs) -> Result<(), ConfigError> {
     let given = [
-        ("-L", raw.large_pages),
         ("-e", raw.memory_file.is_some()),
         ("-N", raw.napi_ids.is_some()),
     ];
@@ -433,6 +431,16 @@ pub fn apply_flags(raw: &RawArgs, s: &mut Settings, ext: &mut Extended) -> Resul
     }
     if let Some(v) = &raw.conn_limit {
         s.max_connections = positive("-c", v, "Maximum connections must be greater than 0")?;
+    }
+    if raw.large_pages {
+        if let Err(why) = transparent_huge_pages() {
+            // memcached's words, and its exit status 1.
+            return Err(ConfigError::Usage(format!(
+                "{why}\nCannot enable large pages on this system\n(There is no support as of \
+                 this version)"
+            )));
+        }
+        s.store.large_pages = true;
     }
     if let Some(v) = &raw.prefix_delimiter {
         // memcached takes the first byte of the argument.
@@ -527,6 +535,22 @@ pub fn apply_flags(raw: &RawArgs, s: &mut Settings, ext: &mut Extended) -> Resul
 }
 
 /// memcached's checks of `-I` against its limits, `-m` and the slab chunk size, in
+/// memcached's `enable_large_pages()` on Linux: large pages are transparent huge pages, which
+/// must be compiled in and not switched off (`[never]`).
+fn transparent_huge_pages() -> Result<(), &'static str> {
+    let paths = [
+        "/sys/kernel/mm/transparent_hugepage/enabled",
+        "/sys/kernel/mm/redhat_transparent_hugepage/enabled",
+    ];
+    let Some(mode) = paths.iter().find_map(|p| std::fs::read_to_string(p).ok()) else {
+        return Err("Transparent huge pages support not detected.");
+    };
+    if mode.contains("[never]") {
+        return Err("Transparent huge pages support disabled.");
+    }
+    Ok(())
+}
+
 /// The most sizes `-o slab_sizes` may list (memcached's `MAX_NUMBER_OF_SLAB_CLASSES` less its
 /// unused class 0 and its largest class).
 const SLAB_SIZES_MAX: usize = 62;
@@ -1019,7 +1043,7 @@ mod tests {
 
     #[test]
     fn unsupported_flags_are_refused_with_reason() {
-        for flag in ["-L", "-e /tmp/mem", "-N 2"] {
+        for flag in ["-e /tmp/mem", "-N 2"] {
             let e = parse(flag).unwrap_err();
             match &e {
                 ConfigError::Unsupported { option, reason } => {
@@ -1030,7 +1054,22 @@ mod tests {
             }
             assert!(e.to_string().contains("not supported by tern"));
         }
-        assert_eq!(UNSUPPORTED_FLAGS.len(), 3);
+        assert_eq!(UNSUPPORTED_FLAGS.len(), 2);
+    }
+
+    #[test]
+    fn dash_l_asks_for_huge_pages_where_the_kernel_has_them() {
+        assert!(!parse("").unwrap().store.large_pages);
+        match transparent_huge_pages() {
+            Ok(()) => assert!(parse("-L").unwrap().store.large_pages),
+            Err(why) => {
+                let e = err("-L");
+                assert!(
+                    e.contains(why) && e.contains("Cannot enable large pages"),
+                    "{e}"
+                );
+            }
+        }
     }
 
     #[test]

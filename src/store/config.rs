@@ -24,6 +24,8 @@ pub struct StoreConfig {
     /// Chunk sizes listed by hand (`-o slab_sizes`, smallest first), used instead of `-n` and
     /// `-f` to make the slab classes ([`super::classes::ClassTable::listed`]).
     pub slab_sizes: Option<Vec<usize>>,
+    /// Whether item memory is advised into transparent huge pages (`-L`).
+    pub large_pages: bool,
     /// Whether to evict when memory is full (`-M` turns it off).
     pub evict: bool,
     /// Whether items carry CAS uniques (`-C` turns them off).
@@ -47,6 +49,7 @@ impl Default for StoreConfig {
             chunk_size_min: None,
             growth_factor: None,
             slab_sizes: None,
+            large_pages: false,
             evict: true,
             cas_enabled: true,
             hashpower_init: None,

@@ -179,6 +179,14 @@ impl Store {
             )));
         }
         let arena = Arena::new(capacity as u32).map_err(|e| StoreConfigError(e.0))?;
+        if config.large_pages {
+            if let Err(e) = arena.advise_huge_pages() {
+                // memcached carries on with ordinary pages when the advice fails.
+                log::warn!(
+                    "-L: cannot advise item memory into huge pages ({e}); using small pages"
+                );
+            }
+        }
         arena.set_limit(pages as u32);
         let hp = config
             .hashpower_init
