@@ -534,7 +534,6 @@ pub fn apply_flags(raw: &RawArgs, s: &mut Settings, ext: &mut Extended) -> Resul
     Ok(())
 }
 
-/// memcached's checks of `-I` against its limits, `-m` and the slab chunk size, in
 /// memcached's `enable_large_pages()` on Linux: large pages are transparent huge pages, which
 /// must be compiled in and not switched off (`[never]`).
 fn transparent_huge_pages() -> Result<(), &'static str> {
@@ -597,6 +596,7 @@ fn slab_sizes(list: &str, smallest: usize, largest: usize) -> Result<Vec<usize>,
     Ok(sizes)
 }
 
+/// memcached's checks of `-I` against its limits, `-m` and the slab chunk size, in
 /// memcached's order and words.
 fn check_item_size(raw: &RawArgs, s: &Settings) -> Result<(), ConfigError> {
     let item = s.store.item_size_max;
