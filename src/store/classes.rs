@@ -3,8 +3,9 @@
 //! Sizes grow from the smallest chunk by the factor (`-n`, `-f`, memcached's meaning), and each
 //! size is then *snapped up* to the largest chunk size that still fits the same number of chunks
 //! in a page (`PAGE_SIZE / (PAGE_SIZE / size)`), so no page has a wasted tail: the bytes a page
-//! cannot use anyway go to the chunks. The largest in-page class is half a page; bigger items are
-//! chained across chunks of that class.
+//! cannot use anyway go to the chunks. The largest class is [`LARGEST_CHUNK`] (4 KiB, a sixteenth
+//! of a page); bigger items are chained across chunks of that class. `-o slab_sizes` lists the
+//! sizes instead ([`ClassTable::listed`]).
 
 use super::arena::PAGE_SIZE;
 
@@ -36,7 +37,7 @@ pub struct ClassTable {
 
 impl ClassTable {
     /// Builds the table: the first chunk is `min_header + chunk_size_min`, each next one is the
-    /// previous times `factor`, snapped up to use whole pages, until half a page.
+    /// previous times `factor`, snapped up to use whole pages, up to [`LARGEST_CHUNK`].
     pub fn new(min_header: usize, chunk_size_min: usize, factor: f64) -> ClassTable {
         let mut sizes: Vec<u32> = Vec::new();
         let mut want = (min_header + chunk_size_min).max(SMALLEST_CHUNK) as f64;
@@ -58,8 +59,9 @@ impl ClassTable {
 
     /// Builds the table from chunk sizes listed by hand (`-o slab_sizes`, smallest first, as
     /// the config module checked them): each size snapped up as in [`ClassTable::new`], sizes
-    /// of half a page or more left out (those items are chained, as any item over the largest
-    /// class is), sizes that snap onto the one before merged, and the largest class added.
+    /// of [`LARGEST_CHUNK`] or more left out (those items are chained, as any item over the
+    /// largest class is), sizes that snap onto the one before merged, and the largest class
+    /// added.
     /// memcached aligns each listed size up to 8 bytes; tern rounds up only to use whole pages.
     pub fn listed(sizes: &[usize]) -> ClassTable {
         let mut table: Vec<u32> = Vec::new();
