@@ -22,7 +22,7 @@ pub struct StoreConfig {
     /// The chunk size growth factor (`-f`), or `None` for tern's default.
     pub growth_factor: Option<f64>,
     /// Chunk sizes listed by hand (`-o slab_sizes`, smallest first), used instead of `-n` and
-    /// `-f` to make the slab classes ([`super::classes::ClassTable::listed`]).
+    /// `-f` to make the slab classes (`ClassTable::listed`).
     pub slab_sizes: Option<Vec<usize>>,
     /// Whether item memory is advised into transparent huge pages (`-L`).
     pub large_pages: bool,
